@@ -1,0 +1,56 @@
+"""dicomml: folders of DICOM files to training-ready PyTorch data, with exact geometry.
+
+Quick start::
+
+    import dicomml
+    cat = dicomml.scan("/data/ct")                 # header-only index, persistent with catalog=
+    vol = dicomml.load_series(cat, cat.series.series_key[0])
+    vol.array.shape, vol.affine                    # (slices, rows, columns), 4x4 LPS
+    ds = dicomml.DicomSeriesDataset(cat)           # a torch Dataset
+
+Conventions (stated once, used everywhere): arrays are (slices, rows, columns) — or
+(volumes, slices, rows, columns) for 4D — and ``affine`` maps the index vector
+(slice, row, column, 1) to patient coordinates in millimetres in DICOM's LPS frame.
+
+The public names are imported lazily so that ``import dicomml`` stays fast and light.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "scan": "dicomml.catalog",
+    "Catalog": "dicomml.catalog",
+    "Volume": "dicomml.volume",
+    "load_series": "dicomml.loader",
+    "read_pixels": "dicomml.decode",
+    "decoders": "dicomml.decode",
+    "DicomSeriesDataset": "dicomml.dataset",
+    "DicomSliceDataset": "dicomml.dataset",
+    "PatchSampler": "dicomml.dataset",
+    "collate": "dicomml.dataset",
+    "synth": "dicomml.synth",
+    "transforms": "dicomml.transforms",
+    "errors": "dicomml.errors",
+    "viz": "dicomml.viz",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'dicomml' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name == f"dicomml.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

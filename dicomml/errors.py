@@ -1,0 +1,156 @@
+"""Every exception and warning dicomml raises.
+
+All errors derive from :class:`DicommlError` and carry the offending ``path`` (a file, or a
+series key where no single file is to blame) and, where one tag is to blame, the DICOM ``tag``
+keyword. ``str(err)`` always names both, so a log line is enough to find the problem.
+
+Example
+-------
+>>> from dicomml.errors import MissingTagError
+>>> err = MissingTagError("ImagePositionPatient is required", path="/data/a.dcm",
+...                       tag="ImagePositionPatient")
+>>> str(err)
+'/data/a.dcm: ImagePositionPatient is required [tag ImagePositionPatient]'
+
+See ``docs/errors.md`` for what causes each error and how to fix or skip it.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class DicommlError(Exception):
+    """Base of every dicomml error: a message, plus the file (``path``) and tag (``tag``)."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None,
+                 tag: str | None = None):
+        self.message = message
+        self.path = None if path is None else os.fspath(path)
+        self.tag = tag
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.path is not None:
+            text = f"{self.path}: {text}"
+        if self.tag is not None:
+            text = f"{text} [tag {self.tag}]"
+        return text
+
+    def __reduce__(self):  # keep path/tag across DataLoader worker processes
+        return (_rebuild, (type(self), self.message, self.path, self.tag, self.__dict__))
+
+
+def _rebuild(cls, message, path, tag, state):
+    err = cls.__new__(cls)
+    DicommlError.__init__(err, message, path=path, tag=tag)
+    err.__dict__.update(state)
+    return err
+
+
+# --- reading files -------------------------------------------------------------------------
+class InvalidDicomError(DicommlError):
+    """The file is not DICOM, or its header cannot be parsed (truncated, broken meta header,
+    element lengths beyond the end of the file, inflation bomb)."""
+
+
+class NotDicomError(InvalidDicomError):
+    """The file has no DICOM signature and does not parse as a bare data set."""
+
+
+class TruncatedFileError(InvalidDicomError):
+    """The file ends before an element (or the pixel data) it declares."""
+
+
+class MissingTagError(DicommlError):
+    """A tag the operation needs is absent or empty (``tag`` names it)."""
+
+
+class InvalidTagError(DicommlError):
+    """A tag is present but its value is unusable (NaN spacing, 5 orientation values, ...)."""
+
+
+# --- pixel data --------------------------------------------------------------------------------
+class DecodeError(DicommlError):
+    """Pixel data could not be decoded; ``frame`` is the 0-based frame index when known."""
+
+    def __init__(self, message: str, *, path=None, tag: str | None = "PixelData",
+                 frame: int | None = None, transfer_syntax: str | None = None):
+        self.frame = frame
+        self.transfer_syntax = transfer_syntax
+        if frame is not None:
+            message = f"{message} (frame {frame})"
+        super().__init__(message, path=path, tag=tag)
+
+
+class DecoderNotAvailableError(DecodeError):
+    """No installed decoder handles the transfer syntax; ``extra`` names what to install."""
+
+    def __init__(self, message: str, *, path=None, transfer_syntax: str | None = None,
+                 extra: str | None = None):
+        self.extra = extra
+        super().__init__(message, path=path, transfer_syntax=transfer_syntax)
+
+
+# --- geometry and series -------------------------------------------------------------------
+class GeometryError(DicommlError):
+    """The slices of a series do not form a consistent volume."""
+
+
+class DuplicateSliceError(GeometryError):
+    """Two or more slices share one position along the slice normal."""
+
+
+class MissingSliceError(GeometryError):
+    """A gap: one or more slices are missing between others."""
+
+
+class UnevenSpacingError(GeometryError):
+    """Slice spacing varies beyond the tolerance."""
+
+
+class GantryTiltError(GeometryError):
+    """Slice positions do not move along the slice normal (CT gantry tilt)."""
+
+
+class InconsistentSeriesError(GeometryError):
+    """Slices differ in orientation, matrix size, or other per-series attributes."""
+
+
+class MultipleSeriesError(DicommlError):
+    """A folder or file list holds more than one (sub-)series; ``keys`` lists them."""
+
+    def __init__(self, message: str, *, keys=(), path=None):
+        self.keys = list(keys)
+        if self.keys:
+            message = f"{message}; series keys: {', '.join(map(str, self.keys))}"
+        super().__init__(message, path=path)
+
+
+class SeriesNotFoundError(DicommlError, KeyError):
+    """No series with the requested key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
+        return DicommlError.__str__(self)
+
+
+class CatalogError(DicommlError):
+    """A catalog file is missing, unreadable, or from an incompatible version."""
+
+
+class CacheError(DicommlError):
+    """A decoded-volume cache entry is unreadable or corrupt."""
+
+
+# --- warnings ----------------------------------------------------------------------------------
+class DicommlWarning(UserWarning):
+    """Base of dicomml's warnings."""
+
+
+class GeometryWarning(DicommlWarning):
+    """A geometry finding that the chosen policy reports instead of raising."""
+
+
+class DecoderWarning(DicommlWarning):
+    """A decoder fell back to a slower or less trusted one."""
