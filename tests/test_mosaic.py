@@ -1,4 +1,4 @@
-"""Siemens mosaics: CSA parsing, un-tiling and slice positions, checked against dcm2niix.
+"""Siemens mosaics: un-tiling and slice positions, checked against dcm2niix.
 
 References: ``../shared/data/dcm_qa_ts`` (nine transfer syntaxes of one 35-slice mosaic, each with
 dcm2niix's ``Ref/<n>.nii``) and dcm2niix run in the test on modified copies. Our volume is turned
@@ -116,30 +116,7 @@ def test_without_csa_header_falls_back_to_private_count_and_cross_product(mosaic
                              ts_dir / "Ref" / "1.nii")
 
 
-# --- CSA header ---------------------------------------------------------------------------------
-def test_csa_agrees_with_private_and_standard_tags(mosaic_file):
-    """Two independent encodings written by the scanner must agree with what we parse."""
-    ds = pydicom.dcmread(mosaic_file, stop_before_pixels=True)
-    image = mosaic.csa_header(ds, "image", path=mosaic_file)
-    assert int(float(image["NumberOfImagesInMosaic"][0])) == ds[0x0019, 0x100A].value == 35
-    np.testing.assert_allclose(mosaic.csa_floats(image, "SliceNormalVector"),
-                               [0.0, 0.10799944, 0.99415095])
-    protocol = mosaic.ascconv(mosaic.csa_header(ds, "series", path=mosaic_file))
-    assert int(protocol["sSliceArray.lSize"]) == 35
-    step = (mosaic._protocol_vector(protocol, "sSliceArray.asSlice[1].sPosition")
-            - mosaic._protocol_vector(protocol, "sSliceArray.asSlice[0].sPosition"))
-    assert np.linalg.norm(step) == pytest.approx(float(ds.SpacingBetweenSlices), abs=1e-6)
-
-
-def test_csa1_layout_is_read():
-    """CSA1 (no "SV10" signature, tags start at byte 8) with a VM-limited item list."""
-    name = b"NumberOfImagesInMosaic".ljust(64, b"\0")
-    item = b"12\0\0"
-    raw = struct.pack("<2I", 1, 77) + name + struct.pack("<i4siii", 1, b"IS\0\0", 6, 2, 77)
-    raw += struct.pack("<4i", 3, 3, 77, 3) + item + struct.pack("<4i", 0, 0, 77, 0)
-    assert mosaic.parse_csa(raw) == {"NumberOfImagesInMosaic": ["12"]}
-
-
+# --- CSA header through the mosaic (parser-only tests: tests/test_csa.py) ---------------------
 def test_truncated_csa_header_raises_typed_error_naming_file_and_tag(mosaic_file):
     ds = pydicom.dcmread(mosaic_file, stop_before_pixels=True)
     raw = ds[0x0029, 0x1010].value
@@ -152,21 +129,6 @@ def test_truncated_csa_header_raises_typed_error_naming_file_and_tag(mosaic_file
     ds[0x0029, 0x1010].value = raw[:100]
     with pytest.raises(InvalidTagError, match="CSA"):
         mosaic.mosaic_planes(ds, mosaic_file)
-
-
-@pytest.mark.parametrize("raw", [b"", b"SV10", b"SV10\4\3\2\1" + struct.pack("<2I", 10**6, 77),
-                                 struct.pack("<2I", 0, 77), b"\xff" * 300])
-def test_garbage_csa_raises_invalid_tag(raw):
-    with pytest.raises(InvalidTagError):
-        mosaic.parse_csa(raw, path="x.dcm")
-
-
-def test_csa_item_length_beyond_end_is_rejected():
-    name = b"B_value".ljust(64, b"\0")
-    raw = b"SV10\4\3\2\1" + struct.pack("<2I", 1, 77) + name
-    raw += struct.pack("<i4siii", 1, b"IS\0\0", 6, 1, 77) + struct.pack("<4i", 9999, 9999, 77, 9999)
-    with pytest.raises(InvalidTagError, match="runs past the end"):
-        mosaic.parse_csa(raw + b"1000", path="x.dcm", tag="(0029,1010)")
 
 
 # --- detection, layout, untile ---------------------------------------------------------------

@@ -16,7 +16,9 @@ header describes the *mosaic*, not the slices, so two corrections are needed:
   distance between the protocol's first two slice centres, else Slice Thickness.
 
 The CSA headers ((0029,1010) image, (0029,1020) series) are Siemens' binary "SV10" (CSA2) or
-older CSA1 tag lists; :func:`parse_csa` reads both, bounded by the element length.
+older CSA1 tag lists, read by :mod:`dicomml.geometry.csa` (bounded by the element length); its
+``parse_csa``, ``csa_header``, ``csa_floats``, ``ascconv``, ``protocol_vector`` and ``CSA_HEADER``
+are re-exported here.
 
 All positions are LPS mm (DICOM patient coordinates); arrays are ``(slices, rows, columns)``.
 
@@ -34,9 +36,7 @@ Example
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,133 +45,23 @@ import numpy as np
 import pandas as pd
 
 from dicomml.errors import InvalidTagError, MissingTagError
+
+# The CSA/ASCCONV reader lives in dicomml.geometry.csa; its public names are re-exported here
+# (``mosaic.parse_csa`` etc. keep working).
+from dicomml.geometry.csa import CSA_HEADER as CSA_HEADER
+from dicomml.geometry.csa import ascconv as ascconv
+from dicomml.geometry.csa import csa_floats as csa_floats
+from dicomml.geometry.csa import csa_header as csa_header
+from dicomml.geometry.csa import parse_csa as parse_csa
+from dicomml.geometry.csa import protocol_vector as protocol_vector
 from dicomml.geometry.planes import plane_table
 
-#: private creators and element offsets of the Siemens tags used here
+#: private creator and element offsets of the SIEMENS MR HEADER (0019,xxNN) tags used here
 MR_HEADER = "SIEMENS MR HEADER"
-CSA_HEADER = "SIEMENS CSA HEADER"
 _MR_ELEMENTS = {"NumberOfImagesInMosaic": 0x0A, "B_value": 0x0C, "DiffusionGradientDirection": 0x0E,
                 "MosaicRefAcqTimes": 0x29}
 _MR_VECTORS = {"DiffusionGradientDirection", "MosaicRefAcqTimes"}
-_CSA_IMAGE = 0x10   # (0029,xx10) CSA Image Header Info
-_CSA_SERIES = 0x20  # (0029,xx20) CSA Series Header Info
-
-_CSA_MAX_TAGS = 1024
-_CSA_MAX_ITEMS = 4096
-
-
-# --- CSA header ---------------------------------------------------------------------------------
-def parse_csa(raw: bytes, *, path=None, tag: str = "CSAImageHeaderInfo") -> dict[str, list[str]]:
-    """Parse a Siemens CSA header (CSA2 "SV10" or CSA1) into ``{name: [item strings]}``.
-
-    Every read is bounded by ``len(raw)``; a header that lies about its sizes raises
-    :class:`~dicomml.errors.InvalidTagError` naming ``path`` and ``tag``. Items are decoded as
-    Latin-1 up to their first NUL; a tag's list holds its first ``VM`` items (all non-empty items
-    when VM is 0).
-
-    Example
-    -------
-    >>> hdr = parse_csa(ds[0x0029, 0x1010].value)                  # doctest: +SKIP
-    >>> csa_floats(hdr, "SliceNormalVector")                      # doctest: +SKIP
-    [0.0, 0.10105629, 0.99488071]
-    """
-    raw = bytes(raw)
-
-    def fail(why: str):
-        return InvalidTagError(f"Siemens CSA header is unreadable: {why}", path=path, tag=tag)
-
-    def ints(offset: int, count: int) -> tuple[int, ...]:
-        if offset < 0 or offset + 4 * count > len(raw):
-            raise fail(f"truncated at byte {offset} of {len(raw)}")
-        return struct.unpack_from(f"<{count}i", raw, offset)
-
-    if raw[:4] == b"SV10":
-        n_tags, offset = ints(8, 1)[0], 16
-    else:
-        n_tags, offset = ints(0, 1)[0], 8
-    if not 0 < n_tags <= _CSA_MAX_TAGS:
-        raise fail(f"implausible number of tags {n_tags}")
-    header: dict[str, list[str]] = {}
-    for _ in range(n_tags):
-        if offset + 84 > len(raw):
-            raise fail(f"tag header truncated at byte {offset} of {len(raw)}")
-        name = raw[offset:offset + 64].split(b"\0", 1)[0].decode("latin-1")
-        vm = ints(offset + 64, 1)[0]
-        n_items = ints(offset + 76, 1)[0]
-        if not 0 <= n_items <= _CSA_MAX_ITEMS or vm < 0:
-            raise fail(f"tag {name!r} declares {n_items} items, VM {vm}")
-        offset += 84
-        items = []
-        for _ in range(n_items):
-            length = ints(offset, 4)[1]
-            offset += 16
-            if length < 0 or offset + length > len(raw):
-                raise fail(f"item of {name!r} runs past the end ({length} bytes at {offset})")
-            items.append(raw[offset:offset + length].split(b"\0", 1)[0].decode("latin-1").strip())
-            offset += length + (-length) % 4
-        header[name] = items[:vm] if vm else [item for item in items if item]
-    return header
-
-
-def csa_floats(header: dict[str, list[str]], name: str) -> list[float] | None:
-    """The numeric items of CSA tag ``name`` as floats, or None when absent or empty/unparseable."""
-    try:
-        values = [float(item) for item in header.get(name, []) if item != ""]
-    except ValueError:
-        return None
-    return values or None
-
-
-def csa_header(ds, which: str = "image", *, path=None) -> dict[str, list[str]]:
-    """Parsed CSA ``"image"`` (0029,xx10) or ``"series"`` (0029,xx20) header; ``{}`` if absent."""
-    element = _csa_element(ds, which)
-    if element is None or not element.value:
-        return {}
-    tag = f"({element.tag.group:04X},{element.tag.element:04X})"
-    return dict(_parse_cached(bytes(element.value), None if path is None else str(path), tag))
-
-
-@functools.lru_cache(maxsize=16)
-def _parse_cached(raw: bytes, path, tag: str) -> dict[str, list[str]]:
-    """parse_csa, memoised: one mosaic's header is read by several functions in a row."""
-    return parse_csa(raw, path=path, tag=tag)
-
-
-def _csa_element(ds, which: str):
-    offset = _CSA_IMAGE if which == "image" else _CSA_SERIES
-    try:
-        block = ds.private_block(0x0029, CSA_HEADER)
-    except KeyError:
-        return None
-    return block[offset] if offset in block else None
-
-
-# --- the series protocol (ASCCONV text inside the CSA series header) ---------------------------
-_ASCCONV = re.compile(rb"### ASCCONV BEGIN.*?###\s*\n(.*?)### ASCCONV END", re.S)
-_ASSIGN = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*(?:#.*)?$")
-
-
-def ascconv(series_header: dict[str, list[str]]) -> dict[str, str]:
-    """The ``key = value`` lines of the series protocol's ASCCONV block (``{}`` if none).
-
-    Example
-    -------
-    >>> protocol = ascconv(csa_header(ds, "series"))              # doctest: +SKIP
-    >>> protocol["sSliceArray.lSize"]                             # doctest: +SKIP
-    '25'
-    """
-    for name in ("MrPhoenixProtocol", "MrProtocol"):
-        text = "".join(series_header.get(name, []))
-        match = _ASCCONV.search(text.encode("latin-1"))
-        if match:
-            lines = match.group(1).decode("latin-1").splitlines()
-            return {m.group(1): m.group(2).strip('"') for m in map(_ASSIGN.match, lines) if m}
-    return {}
-
-
-def _protocol_vector(protocol: dict[str, str], prefix: str) -> np.ndarray:
-    """A Siemens (Sag, Cor, Tra) vector from the protocol; missing components are 0."""
-    return np.array([float(protocol.get(f"{prefix}.d{axis}", 0.0)) for axis in ("Sag", "Cor", "Tra")])
+_protocol_vector = protocol_vector  # former private name, kept for existing callers
 
 
 # --- detection and layout -----------------------------------------------------------------------
@@ -284,7 +174,7 @@ def slice_normal(ds, *, path=None) -> np.ndarray:
     if normal is None:
         protocol = ascconv(csa_header(ds, "series", path=path))
         if any(k.startswith("sSliceArray.asSlice[0].sNormal.") for k in protocol):
-            normal = _protocol_vector(protocol, "sSliceArray.asSlice[0].sNormal")
+            normal = protocol_vector(protocol, "sSliceArray.asSlice[0].sNormal")
     if normal is None:
         row, column = _orientation(ds, path)
         normal = np.cross(row, column)
@@ -305,8 +195,8 @@ def slice_spacing(ds, *, path=None) -> float:
     if value is None:
         protocol = ascconv(csa_header(ds, "series", path=path))
         if any(k.startswith("sSliceArray.asSlice[1].sPosition.") for k in protocol):
-            step = (_protocol_vector(protocol, "sSliceArray.asSlice[1].sPosition")
-                    - _protocol_vector(protocol, "sSliceArray.asSlice[0].sPosition"))
+            step = (protocol_vector(protocol, "sSliceArray.asSlice[1].sPosition")
+                    - protocol_vector(protocol, "sSliceArray.asSlice[0].sPosition"))
             value = _positive_float(abs(float(step @ slice_normal(ds, path=path))))
     if value is None:
         value = _positive_float(ds.get("SliceThickness"))
