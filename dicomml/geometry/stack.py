@@ -1,0 +1,153 @@
+"""Arrange a plane table into sorted 3D or 4D stacks, with findings and the affine.
+
+One path for every source (single-frame files, enhanced frames, mosaic tiles):
+
+1. check that orientation, pixel spacing and matrix size agree (``inconsistent``);
+2. group planes by position into *locations* (planes closer than ``duplicate_mm``), sorted by
+   the projection of their position on the slice normal;
+3. if every location holds the same number ``n > 1`` of planes and the dimension columns
+   (stack, temporal, echo, b-value, gradient, acquisition) tell them apart, the series is 4D
+   with ``n`` volumes in acquisition order (:data:`VOLUME_ORDER`); otherwise repeated
+   positions are ``duplicate`` and the first plane of each location is kept;
+4. check spacing and tilt of the sorted locations and build the affine — sheared (exact) when
+   the positions are tilted.
+
+Example
+-------
+>>> from dicomml.geometry.planes import plane_table
+>>> rows = [dict(path=f"{z}.dcm", position=(0, 0, z), orientation=(1, 0, 0, 0, 1, 0),
+...              pixel_spacing=(1, 1), rows=2, columns=2) for z in (3.0, 0.0, 1.5)]
+>>> st = arrange(plane_table(rows))
+>>> st.order.tolist(), float(st.affine[2, 0])
+([[1, 2, 0]], 1.5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .affine import series_affine
+from .checks import DEFAULT_TOLERANCES, Finding, Tolerances, check_consistency, check_stack
+from .planes import DIMENSIONS, orientations, pixel_spacings, positions
+from .sorting import project
+
+
+@dataclass
+class Stack:
+    """Result of :func:`arrange`.
+
+    ``order``: (volumes, slices) row indices into the plane table, sorted along the normal;
+    ``positions``: (slices, 3) LPS mm of the sorted locations (from volume 0);
+    ``affine``: 4x4 LPS; ``findings``; ``volume_values``: per volume, the dimension values that
+    differ between volumes (empty dicts for 3D).
+    """
+
+    order: np.ndarray
+    positions: np.ndarray
+    orientation: np.ndarray
+    pixel_spacing: np.ndarray
+    affine: np.ndarray
+    findings: list[Finding] = field(default_factory=list)
+    volume_values: list[dict] = field(default_factory=list)
+
+    @property
+    def is_4d(self) -> bool:
+        return self.order.shape[0] > 1
+
+    def kinds(self) -> set[str]:
+        return {f.kind for f in self.findings}
+
+
+def _locations(pos: np.ndarray, d: np.ndarray, tol: Tolerances) -> list[np.ndarray]:
+    """Group plane indices by position (sorted along the normal)."""
+    order = np.argsort(d, kind="stable")
+    groups: list[list[int]] = []
+    for index in order:
+        if groups and np.linalg.norm(pos[index] - pos[groups[-1][0]]) < tol.duplicate_mm:
+            groups[-1].append(int(index))
+        else:
+            groups.append([int(index)])
+    return [np.asarray(g) for g in groups]
+
+
+#: volumes of a 4D series are ordered by these columns (acquisition order; a diffusion series
+#: keeps its scanner order, like dcm2niix's .bval/.bvec), then by path, frame and tile
+VOLUME_ORDER = ("stack", "temporal", "echo", "complex_component", "acquisition", "instance",
+                "b_value", "gradient", "volume_key")
+#: optional plane-table columns (from dicomml.geometry.enhanced) that also tell volumes apart
+EXTRA_DIMENSIONS = ("complex_component", "volume_key")
+
+
+def _dimensions(planes: pd.DataFrame) -> list[str]:
+    return list(DIMENSIONS) + [c for c in EXTRA_DIMENSIONS if c in planes.columns]
+
+
+def _dimension_keys(planes: pd.DataFrame) -> np.ndarray:
+    """Sort rank of each plane by :data:`VOLUME_ORDER`, then path, frame, tile."""
+    keys = pd.DataFrame(index=planes.index)
+    for name in [n for n in VOLUME_ORDER if n in planes.columns]:
+        column = planes[name]
+        if column.dtype == object:
+            keys[name] = column.map(lambda v: "" if v is None else str(v))
+        else:
+            keys[name] = column.fillna(-np.inf)
+    keys["path"], keys["frame"], keys["tile"] = planes["path"], planes["frame"], planes["tile"]
+    ranked = keys.sort_values(list(keys.columns), kind="stable").index.to_numpy()
+    rank = np.empty(len(planes), dtype=np.int64)
+    rank[ranked] = np.arange(len(planes))
+    return rank
+
+
+def _dimension_signature(planes: pd.DataFrame, index) -> tuple:
+    row = planes.loc[index, _dimensions(planes)]
+    return tuple("" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
+                 for v in row)
+
+
+def _volume_values(planes: pd.DataFrame, order: np.ndarray) -> list[dict]:
+    if order.shape[0] == 1:
+        return [{}]
+    first = planes.loc[order[:, 0]]
+    values = [{} for _ in range(order.shape[0])]
+    for name in _dimensions(planes) + ["instance"]:
+        column = first[name].tolist()
+        if len({repr(v) for v in column}) > 1:
+            for v, value in enumerate(column):
+                values[v][name] = value.item() if hasattr(value, "item") else value
+    return values
+
+
+def arrange(planes: pd.DataFrame, tol: Tolerances = DEFAULT_TOLERANCES) -> Stack:
+    """Sort a (normalised) plane table into a 3D or 4D stack; see the module docstring."""
+    iops, spacings = orientations(planes), pixel_spacings(planes)
+    shapes = planes[["rows", "columns"]].to_numpy()
+    findings = check_consistency(iops, spacings, shapes, tol)
+    iop, pixel_spacing = iops[0], spacings[0]
+    pos = positions(planes)
+    groups = _locations(pos, project(pos, iop), tol)
+    counts = {len(g) for g in groups}
+    if counts != {1}:  # several planes share a position: order them by the dimensions
+        rank = _dimension_keys(planes)
+        groups = [g[np.argsort(rank[g])] for g in groups]
+    n = counts.pop() if len(counts) == 1 else 0
+    distinct = n > 1 and all(
+        len({_dimension_signature(planes, i) for i in g}) == n for g in groups)
+    if n == 1 or distinct:
+        order = np.stack(groups, axis=1)
+    else:
+        repeated = [i for i, g in enumerate(groups) if len(g) > 1]
+        findings.append(Finding(
+            "duplicate", f"{len(repeated)} position(s) hold more than one plane and no "
+            "dimension (temporal, echo, b-value, ...) tells them apart",
+            {"locations": repeated[:20], "planes_per_location": sorted({len(g) for g in groups})}))
+        order = np.asarray([[g[0] for g in groups]])
+    sorted_pos = pos[order[0]]
+    findings += check_stack(sorted_pos, iop, tol)
+    sheared = any(f.kind == "tilt" for f in findings)
+    affine = series_affine(sorted_pos, iop, pixel_spacing, sheared=sheared)
+    return Stack(order=order, positions=sorted_pos, orientation=iop,
+                 pixel_spacing=pixel_spacing, affine=affine, findings=findings,
+                 volume_values=_volume_values(planes, order))

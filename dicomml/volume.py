@@ -1,0 +1,150 @@
+"""An immutable image volume with exact geometry: :class:`Volume`.
+
+Conventions (the one place they are stated for this module; see also docs/conventions.md)
+-----------------------------------------------------------------------------------------
+- ``array`` has shape **(slices, rows, columns)**, or **(volumes, slices, rows, columns)** for
+  a 4D series (time points, echoes, diffusion directions...). It is read-only.
+- ``affine`` is a 4x4 float64 matrix mapping the index vector ``(slice, row, column, 1)`` to
+  patient coordinates in **mm** in DICOM's **LPS** frame (x to the patient's Left, y Posterior,
+  z Superior). With Image Orientation (Patient) = (F_r, F_c) and Pixel Spacing = (Δrow, Δcol):
+  ``affine[:3, 0]`` is the step from one slice to the next, ``affine[:3, 1] = F_c * Δrow``,
+  ``affine[:3, 2] = F_r * Δcol`` and ``affine[:3, 3]`` the position of the first voxel of
+  slice 0. For CT with gantry tilt the slice step is not perpendicular to the planes (a
+  "sheared", non-orthogonal affine) unless the volume was resampled.
+- ``spacing`` = (slice, row, column) mm, always positive (lengths of the affine's columns);
+  ``direction`` = 3x3 unit axis directions (columns: slice, row, column), LPS;
+  ``origin`` = ``affine[:3, 3]``.
+- ``ras_affine`` = ``diag(-1, -1, 1, 1) @ affine``: the same index -> RAS mm (NIfTI's world).
+- :meth:`to_nifti` reorders the axes to NIfTI's (column, row, slice[, volume]) and uses the RAS
+  affine, so ``nibabel.as_closest_canonical`` of it equals that of dcm2niix's output.
+
+Example
+-------
+>>> import numpy as np
+>>> affine = np.array([[0, 0, 0.5, 0], [0, 0.5, 0, 0], [2.0, 0, 0, 0], [0, 0, 0, 1]])
+>>> vol = Volume(np.zeros((3, 4, 5), np.float32), affine)   # axial: slices go up
+>>> vol.spacing.tolist(), vol.orientation
+([2.0, 0.5, 0.5], 'SPL')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from dicomml.geometry.affine import direction_from_affine, spacing_from_affine
+from dicomml.geometry.orientation import lps_to_ras, orientation_code
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """Voxels plus geometry. Arrays are made read-only; ``metadata`` is a read-only mapping.
+
+    ``metadata`` holds the series-level tags (keyword -> value), ``"findings"`` (the geometry
+    checks' findings as dicts), and for 4D ``"volumes"`` (one dict per volume of the values that
+    tell the volumes apart: temporal position, echo, b-value, gradient, acquisition...).
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    metadata: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        array = np.asarray(self.array)
+        if array.ndim not in (3, 4):
+            raise ValueError(f"Volume array must be 3D or 4D, got shape {array.shape}")
+        affine = np.array(self.affine, dtype=np.float64)
+        if affine.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got {affine.shape}")
+        array.setflags(write=False)
+        affine.setflags(write=False)
+        object.__setattr__(self, "array", array)
+        object.__setattr__(self, "affine", affine)
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    def __reduce__(self):  # picklable (DataLoader workers): the metadata proxy is not
+        return (type(self), (self.array, self.affine, dict(self.metadata)))
+
+    # --- geometry -----------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``array.shape``."""
+        return self.array.shape
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        """(slices, rows, columns)."""
+        return tuple(self.array.shape[-3:])
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Voxel spacing (slice, row, column), mm, positive."""
+        return spacing_from_affine(self.affine)
+
+    @property
+    def origin(self) -> np.ndarray:
+        """LPS position (mm) of voxel (0, 0, 0)."""
+        return self.affine[:3, 3].copy()
+
+    @property
+    def direction(self) -> np.ndarray:
+        """3x3 unit directions of the (slice, row, column) axes as columns, LPS."""
+        return direction_from_affine(self.affine)
+
+    @property
+    def ras_affine(self) -> np.ndarray:
+        """The affine with RAS output: ``diag(-1, -1, 1, 1) @ affine``."""
+        return lps_to_ras(self.affine)
+
+    @property
+    def orientation(self) -> str:
+        """Patient direction each axis (slice, row, column) points to, e.g. ``"SPL"`` (LPS letters)."""
+        return orientation_code(self.affine, "LPS")
+
+    @property
+    def is_sheared(self) -> bool:
+        """True when the slice axis is not perpendicular to the planes (gantry tilt)."""
+        d = self.direction
+        return bool(abs(d[:, 0] @ d[:, 1]) > 1e-6 or abs(d[:, 0] @ d[:, 2]) > 1e-6)
+
+    # --- conversions --------------------------------------------------------------------------
+    def nifti_affine(self) -> np.ndarray:
+        """RAS affine for NIfTI's axis order (column, row, slice)."""
+        return self.ras_affine[:, [2, 1, 0, 3]]
+
+    def nifti_array(self) -> np.ndarray:
+        """The array in NIfTI's axis order: (column, row, slice[, volume])."""
+        if self.array.ndim == 3:
+            return self.array.transpose(2, 1, 0)
+        return self.array.transpose(3, 2, 1, 0)
+
+    def to_nifti(self):
+        """A ``nibabel.Nifti1Image`` (RAS, (column, row, slice[, volume])); needs ``nibabel``."""
+        try:
+            import nibabel
+        except ImportError as exc:  # pragma: no cover - optional extra
+            raise ImportError("to_nifti() needs nibabel: pip install 'dicomml[nifti]'") from exc
+        image = nibabel.Nifti1Image(np.ascontiguousarray(self.nifti_array()), self.nifti_affine())
+        image.set_qform(self.nifti_affine(), code=1)
+        image.set_sform(self.nifti_affine(), code=1)
+        return image
+
+    def to_tensor(self, *, channel: bool = False):
+        """A ``torch.Tensor`` copy of the array; ``channel=True`` adds a leading channel axis
+        for 3D volumes (``(1, slices, rows, columns)``)."""
+        import torch
+
+        tensor = torch.from_numpy(np.array(self.array))
+        return tensor[None] if channel and tensor.ndim == 3 else tensor
+
+    def __repr__(self) -> str:
+        spacing = ", ".join(f"{v:.4g}" for v in self.spacing)
+        origin = ", ".join(f"{v:.4g}" for v in self.origin)
+        key = self.metadata.get("series_key")
+        key = f" series_key={key!r}" if key else ""
+        return (f"Volume(shape={self.array.shape}, dtype={self.array.dtype}, "
+                f"spacing=({spacing}) mm, origin=({origin}) mm LPS, "
+                f"orientation={self.orientation!r}{' sheared' if self.is_sheared else ''}{key})")
