@@ -1,0 +1,258 @@
+"""Scan benchmark: dicomml.scan vs a pydicom loop vs gdcm.Scanner vs reading 4 KiB per file.
+
+Generates (once, cached in the system temp dir, never in the repo) a corpus of small DICOM
+files: variants of three real headers (pydicom's CT_small and MR_small, and a Siemens MR
+file of ../shared/data when present, with its CSA private headers), each with new UIDs,
+positions and instance numbers and an 8x8 pixel matrix, 100 files per series. Then, in one
+run and on a warm page cache, reports files/s for:
+
+- ``read 4 KiB``: open + read the first 4 KiB of every file (the I/O limit);
+- ``pydicom loop``: ``pydicom.dcmread(path, stop_before_pixels=True)`` (on a subset);
+- ``gdcm.Scanner``: python-gdcm's scanner for the same tags the catalog collects;
+- ``dicomml.scan`` with 1 worker and with all cores;
+- header parsing alone on a 5,000-file subset: in-process, a process pool, a thread pool
+  (what decided processes over threads);
+- the incremental rescan of the unchanged corpus (``scan(root, catalog=path)`` again);
+
+and prints the ratios against gdcm.Scanner, the pydicom loop and the first scan.
+
+Usage::
+
+    python benchmarks/bench_scan.py                  # 20,000 files
+    python benchmarks/bench_scan.py --files 2000     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import glob
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS_VERSION = 1
+PER_SERIES = 100
+
+
+def _templates() -> list[pydicom.Dataset]:
+    paths = [get_testdata_file("CT_small.dcm"), get_testdata_file("MR_small.dcm")]
+    siemens = sorted(glob.glob(str(REPO.parent / "shared" / "data" / "dcm_qa_decubitus" /
+                                   "In" / "HFS" / "3_*" / "*.dcm")))
+    paths += siemens[:1]
+    out = []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.Rows = ds.Columns = 8
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.PixelData = np.arange(64, dtype=np.uint16).tobytes()
+        out.append(ds)
+    return out
+
+
+_UID_MARK = "1.2.826.0.1.3680043.8.498.77777777777777777777777"
+_INSTANCE_MARK = "987654321"
+_Z_MARK = "-7777.77777"
+
+
+def _series_bytes(template: pydicom.Dataset, series: int) -> bytes:
+    """One series' file bytes with fixed-width placeholders for the per-file values."""
+    ds = copy.deepcopy(template)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientID = f"BENCH{series // 4:04d}"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _UID_MARK
+    ds.InstanceNumber = _INSTANCE_MARK
+    ds.ImagePositionPatient = ["0.0", "0.0", _Z_MARK]
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    assert data.count(_UID_MARK.encode()) == 2 and data.count(_INSTANCE_MARK.encode()) == 1
+    return data
+
+
+def make_corpus(n_files: int) -> Path:
+    """The cached corpus folder with ``n_files`` files (built when missing).
+
+    Each series is serialized once by pydicom; its files differ by fixed-width values
+    (SOP Instance UID, Instance Number, slice position) patched into those bytes.
+    """
+    root = Path(tempfile.gettempdir()) / f"dicomml_bench_scan_v{CORPUS_VERSION}_{n_files}"
+    done = root.with_name(root.name + ".complete")
+    if done.exists() and root.is_dir():
+        return root
+    templates = _templates()
+    start = time.perf_counter()
+    prefix = generate_uid()[:40]
+    for s in range(0, n_files, PER_SERIES):
+        series = s // PER_SERIES
+        data = _series_bytes(templates[series % len(templates)], series)
+        folder = root / f"BENCH{series // 4:04d}" / f"series{series:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(min(PER_SERIES, n_files - s)):
+            uid = f"{prefix}.{s + i}"
+            uid = uid + "." + "1" * (len(_UID_MARK) - len(uid) - 1)
+            out = data.replace(_UID_MARK.encode(), uid.encode())
+            out = out.replace(_INSTANCE_MARK.encode(), f"{i + 1:9d}".encode())
+            out = out.replace(_Z_MARK.encode(), f"{2.5 * i:11.5f}".encode())
+            (folder / f"IM{i:05d}").write_bytes(out)
+    done.write_text("ok")
+    print(f"corpus: wrote {n_files} files in {time.perf_counter() - start:.0f} s to {root}")
+    return root
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p) for p in root.rglob("IM*"))
+
+
+class Clock:
+    """Wall-clock and CPU time (this process) of a block: on a shared machine the CPU time
+    of single-process methods is the steadier figure."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+def time_read_4k(files) -> Clock:
+    with Clock() as clock:
+        for path in files:
+            with open(path, "rb") as handle:
+                handle.read(4096)
+    return clock
+
+
+def time_pydicom(files) -> Clock:
+    with Clock() as clock:
+        for path in files:
+            pydicom.dcmread(path, stop_before_pixels=True)
+    return clock
+
+
+def time_gdcm(files) -> Clock | None:
+    try:
+        import gdcm
+    except ImportError:
+        return None
+    from dicomml.catalog.tags import WANTED
+
+    scanner = gdcm.Scanner()
+    for tag in WANTED:
+        scanner.AddTag(gdcm.Tag(tag >> 16, tag & 0xFFFF))
+    names = gdcm.FilenamesType()
+    for path in files:
+        names.append(path)
+    with Clock() as clock:
+        if not scanner.Scan(names):
+            raise RuntimeError("gdcm.Scanner failed")
+    return clock
+
+
+def time_scan(root, **kwargs) -> tuple[Clock, object]:
+    from dicomml.catalog import scan
+
+    with Clock() as clock:
+        cat = scan(root, progress=False, **kwargs)
+    return clock, cat
+
+
+def time_parse_only(files, workers: int, kind: str) -> Clock:
+    """Header parsing alone (no tables): serial, a process pool, or a thread pool."""
+    from dicomml.catalog import parallel
+
+    items = [(p, os.path.getsize(p), 0) for p in files]
+    below, parallel.IN_PROCESS_BELOW = parallel.IN_PROCESS_BELOW, 0
+    try:
+        with Clock() as clock:
+            parallel.parse_files(items, workers=workers, progress=False, kind=kind)
+    finally:
+        parallel.IN_PROCESS_BELOW = below
+    return clock
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--pydicom-files", type=int, default=2_000,
+                        help="subset timed for the (slow) pydicom loop")
+    args = parser.parse_args()
+    from dicomml.catalog.parallel import default_workers
+
+    root = make_corpus(args.files)
+    files = _files(root)
+    n, cores = len(files), default_workers()
+    print(f"{n} files in {root} ({sum(os.path.getsize(f) for f in files) / 2**20:.0f} MiB), "
+          f"{cores} cores")
+    time_read_4k(files)  # warm the page cache for everyone
+    results: dict[str, tuple[int, Clock, bool]] = {}  # name -> (files, clock, cpu comparable)
+    results["read 4 KiB"] = (n, time_read_4k(files), True)
+    sub = files[:: max(1, n // args.pydicom_files)]
+    results["pydicom loop"] = (len(sub), time_pydicom(sub), True)
+    gdcm_clock = time_gdcm(files)
+    if gdcm_clock is not None:
+        results["gdcm.Scanner"] = (n, gdcm_clock, True)
+    one, cat = time_scan(root, workers=1)
+    results["dicomml.scan 1 worker"] = (n, one, True)
+    assert len(cat.instances) == n and cat.errors.empty, "every corpus file must be indexed"
+    many, _ = time_scan(root, workers=cores)
+    results[f"dicomml.scan {cores} workers"] = (n, many, False)
+    sub = files[:: max(1, n // 5000)]
+    results["parse only, 1 process"] = (len(sub), time_parse_only(sub, 1, "process"), True)
+    results[f"parse only, {cores} processes"] = (len(sub),
+                                                 time_parse_only(sub, cores, "process"), False)
+    results[f"parse only, {cores} threads"] = (len(sub),
+                                               time_parse_only(sub, cores, "thread"), True)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = os.path.join(tmp, "catalog.parquet")
+        first, _ = time_scan(root, workers=cores, catalog=store)
+        again, _ = time_scan(root, workers=cores, catalog=store)
+    results[f"first scan to catalog x{cores}"] = (n, first, False)
+    results["rescan (unchanged)"] = (n, again, True)
+    _report(results, cores)
+
+
+def _report(results: dict, cores: int) -> None:
+    wall = {k: n / c.wall for k, (n, c, _) in results.items()}
+    cpu = {k: n / c.cpu for k, (n, c, ok) in results.items() if ok and c.cpu > 0}
+    print(f"\n{'method':32s} {'files/s (wall)':>15s} {'files/s (CPU)':>15s}")
+    for name in results:
+        cpu_text = f"{cpu[name]:15.0f}" if name in cpu else f"{'-':>15s}"
+        print(f"{name:32s} {wall[name]:15.0f} {cpu_text}")
+    one = "dicomml.scan 1 worker"
+
+    def ratio(label, a, b, note=""):
+        line = f"  {label:40s} wall {wall[a] / wall[b]:7.2f}x"
+        if a in cpu and b in cpu:
+            line += f"   CPU {cpu[a] / cpu[b]:7.2f}x"
+        print(line + (f"   {note}" if note else ""))
+
+    print("\nratios")
+    if "gdcm.Scanner" in results:
+        ratio("dicomml 1 worker / gdcm.Scanner", one, "gdcm.Scanner", "(target >= 1)")
+        ratio("gdcm.Scanner / pydicom loop", "gdcm.Scanner", "pydicom loop")
+    ratio("dicomml 1 worker / pydicom loop", one, "pydicom loop")
+    ratio(f"dicomml {cores} workers / 1 worker", f"dicomml.scan {cores} workers", one,
+          f"(ideal {cores})")
+    ratio(f"parse: {cores} processes / 1 process", f"parse only, {cores} processes",
+          "parse only, 1 process", f"(ideal {cores})")
+    ratio(f"parse: {cores} threads / 1 process", f"parse only, {cores} threads",
+          "parse only, 1 process")
+    ratio("dicomml 1 worker / read 4 KiB", one, "read 4 KiB")
+    ratio("rescan / first scan to catalog", "rescan (unchanged)",
+          f"first scan to catalog x{cores}", "(target >= 50)")
+    ratio("rescan / dicomml 1 worker", "rescan (unchanged)", one)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""``Catalog``: the header index of a folder of DICOM files, as three pandas DataFrames.
+
+- ``instances``: one row per readable DICOM file (columns: see :mod:`dicomml.catalog.table`),
+  plus ``series_key`` and ``split_reason``;
+- ``series``: one row per (sub-)series (``series_key``), the first instance's header values
+  and the counts ``n_instances``, ``n_frames``, ``n_slices``, ``n_volumes``, and ``folder``;
+- ``errors``: one row per skipped file: ``path``, ``file_size``, ``mtime``, ``mtime_ns``,
+  ``error_type`` (a :mod:`dicomml.errors` class name), ``reason``, ``tag``.
+
+Hierarchy views: :meth:`Catalog.patients` (patients -> counts), :meth:`Catalog.studies`
+(studies -> counts) and :meth:`Catalog.series` itself; :meth:`Catalog.tree` prints the
+patient -> study -> series hierarchy.
+
+Example
+-------
+>>> import dicomml
+>>> cat = dicomml.scan("/data/ct", progress=False)                 # doctest: +SKIP
+>>> ct = cat.filter(Modality="CT", min_slices=50)                  # doctest: +SKIP
+>>> ct.files(ct.series.series_key[0])[:2]                          # doctest: +SKIP
+['/data/ct/a/IM0001', '/data/ct/a/IM0002']
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dicomml.errors import SeriesNotFoundError
+
+from . import store
+from .split import assign_series, summarize_series
+from .table import errors_frame, instances_frame
+
+#: ``filter`` shorthands: ``min_slices=50`` means ``n_slices >= 50``.
+_ALIASES = {"slices": "n_slices", "instances": "n_instances", "frames": "n_frames",
+            "volumes": "n_volumes"}
+
+
+class Catalog:
+    """Header index of DICOM files: ``instances``, ``series`` and ``errors`` DataFrames.
+
+    Build one with :func:`dicomml.scan`, or :meth:`Catalog.load` a saved one. ``len(cat)`` is
+    the number of series. Catalogs are treated as immutable: methods return new catalogs.
+    """
+
+    def __init__(self, instances: pd.DataFrame | None = None,
+                 series: pd.DataFrame | None = None, errors: pd.DataFrame | None = None,
+                 root: str | None = None):
+        if instances is None:
+            instances = assign_series(instances_frame([]))
+        elif "series_key" not in instances:
+            instances = assign_series(instances)
+        self._instances = instances.reset_index(drop=True)
+        self._parquet = None  # an open catalog file whose instances are not read yet
+        self.series = summarize_series(self._instances) if series is None else \
+            series.reset_index(drop=True)
+        self.errors = (errors_frame([]) if errors is None else errors).reset_index(drop=True)
+        self.root = root
+
+    @property
+    def instances(self) -> pd.DataFrame:
+        """One row per DICOM file (read from the catalog file on first use after ``load``)."""
+        if self._instances is None:
+            self._instances = store.read_instances(self._parquet)
+            self._parquet.close()
+            self._parquet = None
+        return self._instances
+
+    def file_index(self) -> pd.DataFrame:
+        """``path``, ``file_size``, ``mtime_ns`` of every indexed file (cheap after load)."""
+        columns = ["path", "file_size", "mtime_ns"]
+        if self._instances is not None:
+            return self._instances[columns]
+        return store.read_instances(self._parquet, columns)
+
+    def __getstate__(self):  # picklable (DataLoader workers): read everything first
+        state = dict(self.__dict__, _instances=self.instances, _parquet=None)
+        return state
+
+    # --- persistence ---
+    def save(self, path) -> None:
+        """Write the catalog to the Parquet file ``path`` (see :mod:`.store` for the layout)."""
+        store.save_tables(path, self.instances, self.series, self.errors, self.root)
+
+    @classmethod
+    def load(cls, path) -> Catalog:
+        """Read a catalog written by :meth:`save` (``CatalogError`` if missing/unreadable).
+
+        The series and errors tables are read at once; the instances table on first use of
+        :attr:`instances` (from this version of the file, even if it is replaced meanwhile).
+        """
+        parquet, series, errors, root = store.open_catalog(path)
+        cat = cls.__new__(cls)
+        cat._instances, cat._parquet = None, parquet
+        cat.series, cat.errors, cat.root = series, errors, root
+        return cat
+
+    # --- per-series access (used by the loader) ---
+    def series_instances(self, series_key: str) -> pd.DataFrame:
+        """Instances of one series, sorted by InstanceNumber then path; a fresh index."""
+        rows = self.instances[self.instances["series_key"] == series_key]
+        if rows.empty:
+            raise SeriesNotFoundError(f"no series {series_key!r} in the catalog",
+                                      path=series_key)
+        return rows.sort_values(["InstanceNumber", "path"], na_position="last") \
+            .reset_index(drop=True)
+
+    def files(self, series_key: str) -> list[str]:
+        """Absolute paths of the files of one series, in ``series_instances`` order."""
+        return self.series_instances(series_key)["path"].tolist()
+
+    def __getitem__(self, series_key: str) -> pd.Series:
+        """The ``series`` row of one series key."""
+        rows = self.series[self.series["series_key"] == series_key]
+        if rows.empty:
+            raise SeriesNotFoundError(f"no series {series_key!r} in the catalog",
+                                      path=series_key)
+        return rows.iloc[0]
+
+    def __contains__(self, series_key) -> bool:
+        return bool((self.series["series_key"] == series_key).any())
+
+    def __iter__(self):
+        """Iterate over series keys."""
+        return iter(self.series["series_key"].tolist())
+
+    # --- query ---
+    def filter(self, **criteria) -> Catalog:
+        """Series matching every criterion, as a new Catalog (errors are kept as they are).
+
+        A criterion ``column=value`` matches equal values; a list/tuple/set matches any of
+        its values; a callable gets the column (a pandas Series) and returns a boolean mask.
+        ``min_<column>`` / ``max_<column>`` bound numeric columns inclusively; ``slices``,
+        ``instances``, ``frames``, ``volumes`` stand for ``n_slices``... (``min_slices=50``).
+        Columns of ``series`` select whole series; columns only in ``instances`` select
+        instances (series left without instances disappear and counts are recomputed).
+
+        >>> cat.filter(Modality=["CT", "MR"], min_slices=50, max_Rows=512)  # doctest: +SKIP
+        """
+        series_mask = pd.Series(True, index=self.series.index)
+        instance_mask = pd.Series(True, index=self.instances.index)
+        for name, value in criteria.items():
+            bound, column = _split_bound(name)
+            if column in self.series:
+                series_mask &= _match(self.series[column], bound, value)
+            elif column in self.instances:
+                instance_mask &= _match(self.instances[column], bound, value)
+            else:
+                raise KeyError(f"filter: no column {column!r} in series or instances")
+        keys = set(self.series.loc[series_mask, "series_key"])
+        keep = instance_mask & self.instances["series_key"].isin(keys)
+        instances = self.instances[keep]
+        if bool(instance_mask.all()):
+            series = self.series[series_mask]
+        else:
+            series = summarize_series(instances)
+        return Catalog(instances, series, self.errors, self.root)
+
+    # --- hierarchy views ---
+    def patients(self) -> pd.DataFrame:
+        """One row per PatientID: name, n_studies, n_series, n_instances."""
+        s = self.series
+        if s.empty:
+            return pd.DataFrame(columns=["PatientID", "PatientName", "n_studies", "n_series",
+                                         "n_instances"])
+        g = s.groupby(s["PatientID"].fillna(""), sort=True)
+        return pd.DataFrame({
+            "PatientName": g["PatientName"].first(),
+            "n_studies": g["StudyInstanceUID"].nunique(),
+            "n_series": g.size(),
+            "n_instances": g["n_instances"].sum(),
+        }).reset_index()
+
+    def studies(self) -> pd.DataFrame:
+        """One row per study: patient, date, description, modalities, n_series, n_instances."""
+        s = self.series
+        cols = ["PatientID", "StudyInstanceUID", "StudyDate", "StudyDescription",
+                "Modalities", "n_series", "n_instances"]
+        if s.empty:
+            return pd.DataFrame(columns=cols)
+        g = s.groupby("StudyInstanceUID", sort=False)
+        out = pd.DataFrame({
+            "PatientID": g["PatientID"].first(),
+            "StudyDate": g["StudyDate"].first(),
+            "StudyDescription": g["StudyDescription"].first(),
+            "Modalities": g["Modality"].agg(lambda m: ",".join(sorted(set(m.dropna())))),
+            "n_series": g.size(),
+            "n_instances": g["n_instances"].sum(),
+        }).reset_index()
+        return out.sort_values(["PatientID", "StudyDate"], na_position="last")[cols] \
+            .reset_index(drop=True)
+
+    def tree(self) -> str:
+        """The patient -> study -> series hierarchy as indented text."""
+        lines = []
+        for pid, by_patient in self.series.groupby(self.series["PatientID"].fillna("?"),
+                                                   sort=True):
+            lines.append(f"patient {pid}")
+            for study, by_study in by_patient.groupby("StudyInstanceUID", sort=False):
+                date = by_study["StudyDate"].iloc[0] or ""
+                lines.append(f"  study {study} {date}".rstrip())
+                for row in by_study.itertuples(index=False):
+                    lines.append(f"    {_series_line(row)}")
+        return "\n".join(lines)
+
+    # --- summaries ---
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def __repr__(self) -> str:
+        n_pat = self.series["PatientID"].nunique(dropna=False) if len(self.series) else 0
+        n_std = self.series["StudyInstanceUID"].nunique() if len(self.series) else 0
+        root = f", root={self.root!r}" if self.root else ""
+        return (f"<Catalog: {n_pat} patients, {n_std} studies, {len(self.series)} series, "
+                f"{len(self.instances)} instances, {len(self.errors)} errors{root}>")
+
+    def summary(self, max_rows: int = 50) -> str:
+        """A readable multi-line summary: counts, the series table, the error summary."""
+        from .summary import summary_text
+
+        return summary_text(self, max_rows=max_rows)
+
+
+def _split_bound(name: str) -> tuple[str | None, str]:
+    for bound in ("min", "max"):
+        if name.startswith(bound + "_"):
+            column = name[len(bound) + 1:]
+            return bound, _ALIASES.get(column, column)
+    return None, _ALIASES.get(name, name)
+
+
+def _match(column: pd.Series, bound: str | None, value) -> pd.Series:
+    if bound == "min":
+        return (column >= value).fillna(False).astype(bool)
+    if bound == "max":
+        return (column <= value).fillna(False).astype(bool)
+    if callable(value):
+        return pd.Series(value(column), index=column.index).fillna(False).astype(bool)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return column.isin(list(value)).fillna(False).astype(bool)
+    if value is None:
+        return column.isna()
+    return (column == value).fillna(False).astype(bool)
+
+
+def _series_line(row) -> str:
+    desc = row.SeriesDescription or ""
+    number = "" if pd.isna(row.SeriesNumber) else f"#{int(row.SeriesNumber)} "
+    return (f"{number}{row.Modality or '?'} {desc} [{row.n_instances} files, "
+            f"{row.n_slices} slices] {row.series_key}").replace("  ", " ")
+

@@ -1,0 +1,127 @@
+"""Parse many headers in parallel, surviving crashing workers.
+
+Header parsing is pure-Python CPU work, so threads do not scale under the GIL (measured by
+``benchmarks/bench_scan.py``: 2 threads ~ 1 thread); the default is a process pool (``fork``
+start method on Linux: no re-import, no ``if __name__ == "__main__"`` guard needed). Files
+are sent in chunks; results come back as plain tuples. When a worker dies (a segfault, the
+OOM killer), the chunks that were in flight are bisected and retried until the one file
+that kills a worker alone is found; that file is recorded as an error (``WorkerCrash``) and
+the scan goes on.
+
+Example
+-------
+>>> from pydicom.data import get_testdata_file
+>>> import os
+>>> path = get_testdata_file("CT_small.dcm")
+>>> out = parse_files([(path, os.path.getsize(path), 0)], workers=1, progress=False)
+>>> out[0][3] is not None, out[0][4]
+(True, None)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+
+from .header import parse_file_safe
+
+#: Below this many files, parsing stays in the calling process (pool start-up costs more).
+IN_PROCESS_BELOW = 256
+
+
+def default_workers() -> int:
+    """Usable CPU cores (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_chunk(items: list) -> list:
+    """``[(path, size, mtime_ns)]`` -> ``[(path, size, mtime_ns, row | None, error | None)]``."""
+    return [(path, size, mtime_ns, *parse_file_safe(path, size))
+            for path, size, mtime_ns in items]
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="file", desc="scan", leave=False,
+                dynamic_ncols=True, mininterval=0.2)
+
+
+def parse_files(items: list, *, workers: int | None = None, progress: bool = True,
+                kind: str = "process") -> list:
+    """Parse every ``(path, size, mtime_ns)`` item; return result tuples (any order).
+
+    ``workers``: None = all usable cores; 1 = in this process. ``kind``: ``"process"``
+    (default) or ``"thread"`` (kept for the benchmark's comparison).
+    """
+    workers = default_workers() if workers is None else max(1, int(workers))
+    with _progress(len(items), progress) as bar:
+        if workers == 1 or len(items) < IN_PROCESS_BELOW:
+            return _serial(items, bar)
+        return _pooled(items, workers, kind, bar)
+
+
+def _serial(items: list, bar) -> list:
+    out = []
+    step = 64
+    for start in range(0, len(items), step):
+        out.extend(parse_chunk(items[start:start + step]))
+        bar.update(min(step, len(items) - start))
+    return out
+
+
+def _chunks(items: list, workers: int) -> list[list]:
+    size = max(16, min(512, len(items) // (workers * 8) or 1))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _make_pool(workers: int, kind: str) -> Executor:
+    if kind == "thread":
+        return ThreadPoolExecutor(max_workers=workers)
+    method = "fork" if sys.platform.startswith("linux") else None
+    return ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context(method))
+
+
+def _pooled(items: list, workers: int, kind: str, bar) -> list:
+    out: list = []
+    queue = _chunks(items, workers)
+    suspects: list = []
+    while queue:
+        failed = _run_round(queue, workers, kind, out, bar)
+        queue = []
+        for chunk in failed:
+            if len(chunk) == 1:
+                suspects.append(chunk)
+            else:
+                half = len(chunk) // 2
+                queue += [chunk[:half], chunk[half:]]
+    for chunk in suspects:  # each alone in a fresh one-worker pool
+        if _run_round([chunk], 1, kind, out, bar):
+            path, size, mtime_ns = chunk[0]
+            out.append((path, size, mtime_ns, None,
+                        ("WorkerCrash", "the worker process died while parsing this file",
+                         None)))
+            bar.update(1)
+    return out
+
+
+def _run_round(chunks: list, workers: int, kind: str, out: list, bar) -> list:
+    """Run chunks in one pool; collect results into ``out``; return chunks lost to a crash."""
+    failed = []
+    with _make_pool(min(workers, len(chunks)), kind) as pool:
+        futures = {pool.submit(parse_chunk, chunk): chunk for chunk in chunks}
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception:  # BrokenProcessPool (a worker died), or results lost in transit
+                failed.append(futures[future])
+                continue
+            out.extend(result)
+            bar.update(len(result))
+    return failed

@@ -1,0 +1,237 @@
+"""Series splitting: one Series Instance UID -> one or more sub-series of consistent images.
+
+Rules (applied per SeriesInstanceUID, on header values only):
+
+1. **orientation**: ImageOrientationPatient differs by more than :data:`IOP_TOLERANCE`
+   (direction-cosine units, ~0.06 degrees) -> split.
+2. **matrix**: (Rows, Columns) differ -> split.
+3. **echo**: EchoNumbers differ (or, with equal/absent EchoNumbers, EchoTime) -> split.
+4. **temporal**: TemporalPositionIdentifier differs -> split.
+5. **acquisition**: AcquisitionNumber differs *and* at least one slice position occurs in two
+   acquisitions (the acquisitions repeat the same coverage) -> split. CT scanners that number
+   each slice (or each table step) as its own acquisition cover distinct positions, so they
+   stay one series.
+
+Rules 3-5 apply only to single-slice images. When every file of the series is itself a volume
+(a Siemens mosaic, ``NumberOfImagesInMosaic`` > 0 or ``MOSAIC`` in ImageType, or a
+multi-frame file with NumberOfFrames > 1), the files are the time points of one 4D series
+(DWI, fMRI: one file per volume, each with its own AcquisitionNumber) and are kept together.
+
+**Series key format** (stable across rescans and file order): the SeriesInstanceUID itself
+when the series is not split; otherwise ``UID#label`` where the label joins, in the rule order
+above, one part per rule that split this UID: ``o`` + 6 hex digits of a hash of the rounded
+orientation, ``m{Rows}x{Columns}``, ``e{EchoNumbers}`` (or ``te{EchoTime}``), ``t{n}``,
+``a{n}`` (``?`` for an absent value). Example: ``1.2.3.4#e2-t5``. ``split_reason`` lists the
+rules that split the UID (``"echo,temporal"``), empty when unsplit.
+
+Example
+-------
+>>> import pandas as pd
+>>> df = pd.DataFrame({"SeriesInstanceUID": ["1.2", "1.2"], "EchoNumbers": [1, 2],
+...                    "ImagePositionPatient": [[0, 0, 0], [0, 0, 0]]})
+>>> assign_series(df)[["series_key", "split_reason"]].values.tolist()
+[['1.2#e1', 'echo'], ['1.2#e2', 'echo']]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pandas as pd
+
+from .table import normalize
+
+IOP_TOLERANCE = 1e-3
+POSITION_DECIMALS = 2  # mm: positions closer than 0.01 mm are the same slice position
+RULES = ("orientation", "matrix", "echo", "temporal", "acquisition")
+
+
+def _column(df: pd.DataFrame, name: str) -> list:
+    """A column as a list with None for missing values (NaN, NA)."""
+    if name not in df:
+        return [None] * len(df)
+    col = df[name]
+    if col.dtype == object:
+        return col.tolist()
+    return col.astype(object).where(col.notna(), None).tolist()
+
+
+def _missing(value) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _position_key(ipp) -> tuple | None:
+    if ipp is None or len(ipp) != 3:
+        return None
+    return tuple(round(float(v), POSITION_DECIMALS) for v in ipp)
+
+
+def _orientation_labels(iops: list) -> list[str]:
+    """Cluster orientations within IOP_TOLERANCE; label each by a hash of its cluster.
+
+    Clusters are seeded in sorted order of the distinct orientations, so the labels do not
+    depend on file order."""
+    distinct = sorted({tuple(map(float, v)) for v in iops if v is not None})
+    reps: list[tuple] = []
+    label_of: dict = {None: "o?"}
+    for iop in distinct:
+        rep = next((r for r in reps if len(r) == len(iop) and
+                    max(abs(a - b) for a, b in zip(iop, r)) <= IOP_TOLERANCE), None)
+        if rep is None:
+            reps.append(iop)
+            rep = iop
+        text = ",".join(f"{v:.3f}" for v in rep)
+        label_of[iop] = "o" + hashlib.sha1(text.encode()).hexdigest()[:6]
+    return [label_of[None if v is None else tuple(map(float, v))] for v in iops]
+
+
+def _fmt(prefix: str, value) -> str:
+    if value is None:
+        return f"{prefix}?"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{prefix}{value}"
+
+
+def _is_volume(frames, mosaic, image_type) -> bool:
+    if mosaic is not None and mosaic > 0:
+        return True
+    if image_type is not None and "MOSAIC" in str(image_type).split("\\"):
+        return True
+    return frames is not None and frames > 1
+
+
+def _labels_for_group(cols: dict, idx: np.ndarray) -> tuple[list[str], list[str]]:
+    """Per-instance label parts for each rule that splits this UID group; and the rules."""
+    pick = {name: [values[i] for i in idx] for name, values in cols.items()}
+    candidates = {
+        "orientation": _orientation_labels(pick["ImageOrientationPatient"]),
+        "matrix": [f"m{_fmt('', r)}x{_fmt('', c)}"
+                   for r, c in zip(pick["Rows"], pick["Columns"])],
+    }
+    volumes = all(_is_volume(f, m, t) for f, m, t in zip(
+        pick["NumberOfFrames"], pick["NumberOfImagesInMosaic"], pick["ImageType"]))
+    if not volumes:
+        echo_numbers = pick["EchoNumbers"]
+        if len(set(echo_numbers)) > 1:
+            candidates["echo"] = [_fmt("e", v) for v in echo_numbers]
+        else:
+            candidates["echo"] = [_fmt("te", None if v is None else round(v, 3))
+                                  for v in pick["EchoTime"]]
+        candidates["temporal"] = [_fmt("t", v) for v in pick["TemporalPositionIdentifier"]]
+        if _acquisitions_repeat(pick["AcquisitionNumber"], pick["ImagePositionPatient"]):
+            candidates["acquisition"] = [_fmt("a", v) for v in pick["AcquisitionNumber"]]
+    rules = [rule for rule in RULES if rule in candidates and len(set(candidates[rule])) > 1]
+    if not rules:
+        return [""] * len(idx), []
+    parts = list(zip(*(candidates[rule] for rule in rules)))
+    return ["-".join(p) for p in parts], rules
+
+
+def _acquisitions_repeat(acquisitions: list, positions: list) -> bool:
+    """True when AcquisitionNumber varies and some position is imaged in two acquisitions."""
+    if len(set(acquisitions)) < 2:
+        return False
+    seen: dict = {}
+    for acq, ipp in zip(acquisitions, positions):
+        key = _position_key(ipp)
+        if key is None:
+            continue
+        first = seen.setdefault(key, acq)
+        if first != acq:
+            return True
+    return False
+
+
+_SPLIT_COLUMNS = ("ImageOrientationPatient", "Rows", "Columns", "NumberOfFrames",
+                  "NumberOfImagesInMosaic", "ImageType", "EchoNumbers", "EchoTime",
+                  "TemporalPositionIdentifier", "AcquisitionNumber", "ImagePositionPatient")
+
+
+def assign_series(instances: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``instances`` with ``series_key`` and ``split_reason`` columns."""
+    out = instances.copy()
+    n = len(out)
+    keys = out["SeriesInstanceUID"].astype(object).tolist() if n else []
+    reasons = [""] * n
+    if n:
+        cols = {name: _column(out, name) for name in _SPLIT_COLUMNS}
+        groups = out.groupby("SeriesInstanceUID", sort=False).indices
+        for uid, idx in groups.items():
+            labels, rules = _labels_for_group(cols, idx)
+            if not rules:
+                continue
+            reason = ",".join(rules)
+            for i, label in zip(idx, labels):
+                keys[i] = f"{uid}#{label}"
+                reasons[i] = reason
+    out["series_key"] = pd.Series(keys, index=out.index, dtype=object)
+    out["split_reason"] = pd.Series(reasons, index=out.index, dtype=object)
+    return out
+
+
+SERIES_COLUMNS = (
+    "series_key", "PatientID", "PatientName", "StudyInstanceUID", "StudyDate",
+    "StudyDescription", "AccessionNumber", "SeriesInstanceUID", "SeriesNumber",
+    "SeriesDescription", "SeriesDate", "Modality", "BodyPartExamined", "Manufacturer",
+    "SOPClassUID", "TransferSyntaxUID", "FrameOfReferenceUID", "ImageType", "Rows", "Columns",
+    "PixelSpacing", "SliceThickness", "SpacingBetweenSlices", "ImageOrientationPatient",
+    "EchoNumbers", "EchoTime", "TemporalPositionIdentifier", "BitsAllocated",
+    "PhotometricInterpretation", "NumberOfImagesInMosaic",
+)
+COUNT_COLUMNS = ("n_instances", "n_frames", "n_slices", "n_volumes", "split_reason", "folder")
+
+
+def summarize_series(instances: pd.DataFrame) -> pd.DataFrame:
+    """One row per series_key: the first instance's (lowest InstanceNumber) values + counts.
+
+    ``n_instances``: files; ``n_frames``: frames summed over files (1 per single-frame file);
+    ``n_slices``: slices of one volume (distinct positions for single-frame images, the mosaic
+    tile count for mosaics, the frame count for one multi-frame file); ``n_volumes``: time
+    points/volumes (files of a mosaic series, instances / slices otherwise); ``folder``: the
+    deepest folder holding all files.
+    """
+    columns = list(SERIES_COLUMNS) + list(COUNT_COLUMNS)
+    if instances.empty:
+        return normalize(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}), columns)
+    df = instances.sort_values(["series_key", "InstanceNumber", "path"], na_position="last")
+    first = df.drop_duplicates("series_key", keep="first").set_index("series_key")
+    grouped = df.groupby("series_key", sort=False)
+    frames = df["NumberOfFrames"].fillna(1).clip(lower=1).astype("int64")
+    counts = pd.DataFrame({
+        "n_instances": grouped.size(),
+        "n_frames": frames.groupby(df["series_key"], sort=False).sum(),
+        "n_positions": df["ImagePositionPatient"].map(_position_key).groupby(
+            df["series_key"], sort=False).nunique(),
+        "folder": grouped["path"].agg(_common_folder),
+    })
+    out = first.join(counts)
+    out["n_slices"], out["n_volumes"] = zip(*(
+        _slices_and_volumes(row) for row in out[
+            ["n_instances", "n_frames", "n_positions", "NumberOfImagesInMosaic",
+             "NumberOfFrames"]].itertuples(index=False)))
+    out = out.reset_index()
+    out = out.sort_values(["PatientID", "StudyDate", "StudyInstanceUID", "SeriesNumber",
+                           "series_key"], na_position="last").reset_index(drop=True)
+    return normalize(out[[c for c in columns if c in out]], columns)
+
+
+def _slices_and_volumes(row) -> tuple[int, int]:
+    n_instances, n_frames, n_positions, mosaic, frames = row
+    if not _missing(mosaic) and mosaic > 0:
+        return int(mosaic), int(n_instances)
+    if n_frames > n_instances:  # multi-frame files
+        return int(n_frames // max(n_instances, 1)), int(n_instances)
+    slices = int(n_positions) if n_positions else int(n_instances)
+    return slices, max(1, int(n_instances) // max(slices, 1))
+
+
+def _common_folder(paths: pd.Series) -> str:
+    import os
+
+    folders = {os.path.dirname(p) for p in paths}
+    return folders.pop() if len(folders) == 1 else os.path.commonpath(list(folders))

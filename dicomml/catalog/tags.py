@@ -1,0 +1,109 @@
+"""The header tags the catalog collects, and the column each one fills.
+
+Each wanted tag maps to ``(column index, value kind)``. Kinds decide how the raw value bytes
+become a Python value, whatever VR the file declares (so a tag stored as ``UN`` still decodes):
+
+- ``TEXT``: ``str`` (leading/trailing spaces and NULs stripped; multi-valued text such as
+  ``ImageType`` keeps DICOM's ``\\`` separator, e.g. ``"ORIGINAL\\PRIMARY\\AXIAL"``);
+- ``INT``: first value of an ``IS`` string, as ``int``;
+- ``FLOAT``: first value of a ``DS`` string, as ``float``;
+- ``FLOATS``: every value of a ``DS`` string, as ``list[float]`` (IPP, IOP, PixelSpacing);
+- ``USHORT``: binary unsigned 16-bit (``US``), as ``int``;
+- ``DOUBLE``: binary 64-bit float (``FD``), as ``float``.
+
+Example
+-------
+>>> COLUMNS[WANTED[0x00200032][0]]
+'ImagePositionPatient'
+"""
+
+from __future__ import annotations
+
+TEXT, INT, FLOAT, FLOATS, USHORT, DOUBLE = range(6)
+
+# (group, element), keyword, kind. Order = column order in Catalog.instances.
+_TAG_TABLE = (
+    (0x00020002, "MediaStorageSOPClassUID", TEXT),
+    (0x00020010, "TransferSyntaxUID", TEXT),
+    (0x00100020, "PatientID", TEXT),
+    (0x00100010, "PatientName", TEXT),
+    (0x0020000D, "StudyInstanceUID", TEXT),
+    (0x00080020, "StudyDate", TEXT),
+    (0x00081030, "StudyDescription", TEXT),
+    (0x00080050, "AccessionNumber", TEXT),
+    (0x0020000E, "SeriesInstanceUID", TEXT),
+    (0x00200011, "SeriesNumber", INT),
+    (0x0008103E, "SeriesDescription", TEXT),
+    (0x00080021, "SeriesDate", TEXT),
+    (0x00080060, "Modality", TEXT),
+    (0x00180015, "BodyPartExamined", TEXT),
+    (0x00080070, "Manufacturer", TEXT),
+    (0x00080016, "SOPClassUID", TEXT),
+    (0x00080018, "SOPInstanceUID", TEXT),
+    (0x00080008, "ImageType", TEXT),
+    (0x00200052, "FrameOfReferenceUID", TEXT),
+    (0x00200013, "InstanceNumber", INT),
+    (0x00200012, "AcquisitionNumber", INT),
+    (0x00180086, "EchoNumbers", INT),
+    (0x00180081, "EchoTime", FLOAT),
+    (0x00200100, "TemporalPositionIdentifier", INT),
+    (0x00189087, "DiffusionBValue", DOUBLE),
+    (0x00200032, "ImagePositionPatient", FLOATS),
+    (0x00200037, "ImageOrientationPatient", FLOATS),
+    (0x00280030, "PixelSpacing", FLOATS),
+    (0x00180050, "SliceThickness", FLOAT),
+    (0x00180088, "SpacingBetweenSlices", FLOAT),
+    (0x00181120, "GantryDetectorTilt", FLOAT),
+    (0x00280010, "Rows", USHORT),
+    (0x00280011, "Columns", USHORT),
+    (0x00280008, "NumberOfFrames", INT),
+    (0x00280002, "SamplesPerPixel", USHORT),
+    (0x00280004, "PhotometricInterpretation", TEXT),
+    (0x00280006, "PlanarConfiguration", USHORT),
+    (0x00280100, "BitsAllocated", USHORT),
+    (0x00280101, "BitsStored", USHORT),
+    (0x00280102, "HighBit", USHORT),
+    (0x00280103, "PixelRepresentation", USHORT),
+    (0x00281052, "RescaleIntercept", FLOAT),
+    (0x00281053, "RescaleSlope", FLOAT),
+    (0x00281050, "WindowCenter", FLOAT),
+    (0x00281051, "WindowWidth", FLOAT),
+    (0x00080005, "SpecificCharacterSet", TEXT),
+)
+
+#: Columns filled by the parser besides the tags (see ``header.parse_file``).
+EXTRA_COLUMNS = (
+    "NumberOfImagesInMosaic",   # Siemens private (0019,xx0A), when the creator is Siemens MR
+    "pixel_data_offset",        # byte offset of the Pixel Data *value* in the file, -1: none
+    "pixel_data_length",        # its length in bytes, -1: undefined (encapsulated)
+    "header_source",            # "top" or "functional_groups" (where IPP/IOP/spacing came from)
+)
+
+COLUMNS = tuple(keyword for _, keyword, _ in _TAG_TABLE) + EXTRA_COLUMNS
+WANTED = {tag: (index, kind) for index, (tag, _, kind) in enumerate(_TAG_TABLE)}
+KIND_OF = {keyword: kind for _, keyword, kind in _TAG_TABLE}
+INDEX = {name: i for i, name in enumerate(COLUMNS)}
+
+#: Sequences the parser descends into (enhanced multi-frame functional groups): only the
+#: first item of each, so that a 2,000-frame file costs no more than a 1-frame file.
+SHARED_GROUPS = 0x52009229
+PER_FRAME_GROUPS = 0x52009230
+DESCEND = frozenset({
+    SHARED_GROUPS, PER_FRAME_GROUPS,
+    0x00289110,  # PixelMeasuresSequence: PixelSpacing, SliceThickness, SpacingBetweenSlices
+    0x00209116,  # PlaneOrientationSequence: ImageOrientationPatient
+    0x00209113,  # PlanePositionSequence: ImagePositionPatient (first frame)
+    0x00289145,  # PixelValueTransformationSequence: RescaleSlope/Intercept
+    0x00289132,  # FrameVOILUTSequence: WindowCenter/Width
+    0x00189117,  # MRDiffusionSequence: DiffusionBValue
+    0x00209111,  # FrameContentSequence: (TemporalPositionIndex is not collected)
+    0x00189114,  # MREchoSequence: EffectiveEchoTime is not collected; kept for completeness
+})
+
+#: Tags whose value is also accepted from inside the functional groups above.
+FROM_GROUPS = frozenset({
+    0x00280030, 0x00180050, 0x00180088, 0x00200037, 0x00200032,
+    0x00281052, 0x00281053, 0x00281050, 0x00281051, 0x00189087,
+})
+
+SIEMENS_CREATOR = "SIEMENS MR HEADER"
