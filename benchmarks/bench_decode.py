@@ -1,0 +1,153 @@
+"""Pixel decoding throughput per transfer syntax: dicomml vs the bare decoder vs peers.
+
+A synthetic 512x512 CT series (``--slices`` files, int16, written by ``dicomml.synth`` into a
+temporary folder) is decoded, per transfer syntax, by:
+
+* ``dicomml-1t``: ``dicomml.decode.read_many(paths, threads=1)`` (read + parse + decode + checks)
+* ``dicomml``: the same with the default thread pool
+* ``bare``: the first-choice decoder's ``decode()`` on the already-extracted frame bytes in a
+  tight loop (no file reading, no checks): the limit for one thread
+* ``pydicom``: ``pydicom.dcmread(p).pixel_array`` for each file
+* ``sitk``: SimpleITK ``ImageSeriesReader`` (GDCM) on the file list
+* ``monai``: MONAI ``PydicomReader`` (if monai is installed)
+
+Throughput is MB/s of output voxels (2 bytes each), best of ``--repeat`` round-robin runs
+(every method once per round, so that a busy machine slows all alike). Ratios printed:
+``bare/dicomml-1t`` (target <= 1.2) and ``dicomml/peer`` (target > 1 for every peer).
+``--decoders`` also times every installed decoder of each syntax (the registry's order of
+preference comes from that table).
+
+Run: ``python benchmarks/bench_decode.py`` (about two minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dicomml import synth  # noqa: E402
+from dicomml.decode import decoders_for, load_encoded, read_many  # noqa: E402
+from dicomml.decode import syntaxes as ts  # noqa: E402
+
+SYNTAXES = [ts.EXPLICIT_VR_LE, ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_BE, ts.DEFLATED_EXPLICIT_VR_LE,
+            ts.RLE_LOSSLESS, ts.JPEG_LOSSLESS_SV1, ts.JPEG_LOSSLESS, ts.JPEG_LS_LOSSLESS,
+            ts.JPEG_LS_NEAR_LOSSLESS, ts.JPEG2000_LOSSLESS, ts.JPEG2000, ts.HTJ2K_LOSSLESS,
+            ts.JPEG_EXTENDED]
+
+
+def peers(paths) -> dict:
+    """name -> zero-argument callable decoding the whole series, for installed peers."""
+    import pydicom
+
+    out = {"pydicom": lambda: [pydicom.dcmread(p).pixel_array for p in paths]}
+    try:
+        import SimpleITK as sitk
+
+        def run_sitk():
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames([str(p) for p in paths])
+            return sitk.GetArrayFromImage(reader.Execute())
+
+        out["sitk"] = run_sitk
+    except ImportError:
+        pass
+    try:
+        from monai.data import PydicomReader
+
+        def run_monai():
+            reader = PydicomReader()
+            return [reader.get_data(reader.read(str(p)))[0] for p in paths]
+
+        out["monai"] = run_monai
+    except ImportError:
+        pass
+    return out
+
+
+def bare_loop(paths, decoder):
+    """Tight loop of ``decoder.decode`` over the series' pre-extracted frames."""
+    encoded = [load_encoded(p) for p in paths]
+    frames = [(bytes(e.frames[0]), e.info) for e in encoded]
+    return lambda: [decoder.decode(f, info) for f, info in frames]
+
+
+def bench_syntax(folder, syntax, slices, repeat, all_decoders) -> dict:
+    """Throughputs (MB/s) for one syntax."""
+    truth = synth.write_series(os.path.join(folder, syntax), shape=(slices, 512, 512),
+                               transfer_syntax=syntax, modality="CT", seed=1,
+                               **({"bits_stored": 12} if syntax == ts.JPEG_EXTENDED else {}))
+    paths = truth.paths
+    megabytes = slices * 512 * 512 * 2 / 1e6
+    chain = decoders_for(syntax)
+    runs = {"dicomml-1t": lambda: read_many(paths, threads=1),
+            "dicomml": lambda: read_many(paths),
+            "bare": bare_loop(paths, chain[0])}
+    if all_decoders:
+        for dec in chain:
+            runs[f"bare:{dec.name}"] = bare_loop(paths, dec)
+    runs.update(peers(paths))
+    result = {"decoder": chain[0].name}
+    times: dict[str, list[float]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, fn in list(runs.items()):  # warm up (imports, caches); drop failing peers
+            try:
+                fn()
+                times[name] = []
+            except Exception as exc:  # noqa: BLE001 - a peer that cannot read this syntax
+                result[name] = f"n/a ({type(exc).__name__})"
+        for _ in range(repeat):  # round-robin, so that load changes hit every method alike
+            for name in times:
+                start = time.perf_counter()
+                runs[name]()
+                times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        result[name] = megabytes / min(values)
+    return result
+
+
+def fmt(value) -> str:
+    return f"{value:8.0f}" if isinstance(value, float) else f"{value[:8]:>8}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--decoders", action="store_true", help="time every decoder")
+    parser.add_argument("--syntax", action="append", help="UID(s) to run (default: all)")
+    args = parser.parse_args(argv)
+    writable = set(synth.supported_transfer_syntaxes())
+    syntaxes = [s for s in (args.syntax or SYNTAXES) if s in writable]
+    print(f"{args.slices} x 512x512 int16 CT slices, MB/s of output voxels, best of "
+          f"{args.repeat}; cores: {len(os.sched_getaffinity(0))}")
+    columns = ["dicomml-1t", "dicomml", "bare", "pydicom", "sitk", "monai"]
+    print(f"{'syntax':26} {'decoder':20}" + "".join(f"{c:>9}" for c in columns)
+          + "  bare/1t  vs-best-peer")
+    with tempfile.TemporaryDirectory() as folder:
+        for syntax in syntaxes:
+            r = bench_syntax(folder, syntax, args.slices, args.repeat, args.decoders)
+            cells = "".join(" " + fmt(r.get(c, "-")) for c in columns)
+            peer_values = [r[c] for c in ("pydicom", "sitk", "monai")
+                           if isinstance(r.get(c), float)]
+            ours = max(v for v in (r["dicomml"], r["dicomml-1t"]) if isinstance(v, float))
+            limit = r["bare"] / r["dicomml-1t"]
+            vs_peer = ours / max(peer_values) if peer_values else float("nan")
+            print(f"{ts.NAMES[syntax]:26} {r['decoder']:20}{cells}  {limit:6.2f}x  "
+                  f"{vs_peer:6.2f}x")
+            if args.decoders:
+                for key, value in r.items():
+                    if key.startswith("bare:"):
+                        print(f"{'':26}   {key[5:]:24} {fmt(value)} MB/s")
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

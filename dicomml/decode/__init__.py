@@ -1,0 +1,62 @@
+"""Pixel decoding: every common transfer syntax, exact, bounded, and parallel.
+
+Public API
+----------
+``read_pixels(path, frames=None, *, rescale=False, threads=None, decoder=None, isolate=False,
+timeout=60.0) -> np.ndarray``
+    One file's pixels, ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)`` (RGB,
+    channel last, as pydicom's ``pixel_array``; YBR_FULL/_422 converted; PALETTE COLOR looked
+    up to RGB). Stored values in the BitsAllocated dtype (signedness and BitsStored handled
+    as pydicom does); ``rescale=True`` gives float32 ``slope * value + intercept``.
+``read_many(paths, *, rescale=False, threads=None, decoder=None) -> np.ndarray``
+    All frames of several files (a series), decoded concurrently, stacked on axis 0.
+``decoders() -> dict``
+    The registry: transfer syntax UID -> ``{'name', 'available': [names, in the order
+    tried], 'missing': [(name, package, install hint)], 'opt_in': [names]}``.
+    ``dicomml doctor`` prints it.
+
+Lower level, for the loader and datasets
+----------------------------------------
+``load_encoded(path) -> EncodedPixels``
+    Header + per-frame encoded bytes (``.info``: :class:`FrameInfo`, ``.frames``), no
+    decoding; sizes checked against what the file holds. The header is walked by a small
+    bounded parser (:mod:`dicomml.decode.fastheader`, ~10x cheaper than a pydicom Dataset);
+    files it does not handle go through ``pydicom.dcmread`` and keep ``.dataset``.
+``read_frames(encoded, frames=None, *, out=None, threads=None, decoder=None)``
+    Decode some frames of a loaded file, optionally straight into ``out`` (e.g. a slice of
+    the volume being built: ``read_frames(enc, out=volume[k:k + 1])``).
+``decode_frame(encoded_bytes, info, decoders=None, *, index=None) -> np.ndarray``
+    One frame ``(rows, columns[, 3])``; ``info`` is a :class:`FrameInfo` (build one by hand
+    or with :func:`frame_info` from a pydicom data set).
+``Decoder``, ``register(decoder)``, ``get_decoder(name)``, ``decoders_for(uid)``
+    The plugin interface and registry.
+
+Threads: ``threads=None`` means 1 inside a torch DataLoader worker (detected only when torch
+is already imported), else ``min(cores, 8)`` when the first-choice decoder releases the GIL
+(imagecodecs, numpy), else 1. Safety: every native decoder call is wrapped (even
+``BaseException`` such as Rust panics) and re-raised as :class:`~dicomml.errors.DecodeError`
+naming file and frame; codestream headers are checked against Rows/Columns/Samples before
+decoding and the output size after; native pixel data must fit in the file; deflate
+inflation is capped; ``isolate=True`` runs the decode in a child process with a timeout for
+untrusted data (a crash or hang becomes a DecodeError). python-gdcm is never used.
+
+Example
+-------
+>>> import dicomml
+>>> from pydicom.data import get_testdata_file
+>>> dicomml.read_pixels(get_testdata_file("MR_small_RLE.dcm")).shape
+(1, 64, 64)
+"""
+
+from __future__ import annotations
+
+from dicomml.decode.base import Decoder
+from dicomml.decode.frames import EncodedPixels, load_encoded
+from dicomml.decode.info import FrameInfo, frame_info
+from dicomml.decode.pipeline import decode_frame
+from dicomml.decode.reader import read_frames, read_many, read_pixels
+from dicomml.decode.registry import decoders, decoders_for, get_decoder, register
+
+__all__ = ["Decoder", "EncodedPixels", "FrameInfo", "decode_frame", "decoders", "decoders_for",
+           "frame_info", "get_decoder", "load_encoded", "read_frames", "read_many",
+           "read_pixels", "register"]

@@ -1,0 +1,118 @@
+"""imagecodecs (extra ``fast``): libjpeg-turbo, CharLS, OpenJPEG, OpenJPH and its own DICOM
+RLE and lossless-JPEG decoders. All release the GIL while decoding.
+
+Example
+-------
+>>> sorted(d.name for d in imagecodecs_decoders())[:2]
+['imagecodecs-dicomrle', 'imagecodecs-htj2k']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dicomml.decode import syntaxes as ts
+from dicomml.decode.base import Decoder
+from dicomml.decode.codecs_pylibjpeg import planar_to_interleaved
+from dicomml.decode.info import FrameInfo
+
+
+class _Imagecodecs(Decoder):
+    package = "imagecodecs"
+    module = "imagecodecs"
+    extra = "fast"
+    releases_gil = True
+    codec = ""  # imagecodecs' codec class name, checked for availability
+
+    def _load(self):
+        lib = super()._load()
+        if lib is None or not getattr(getattr(lib, self.codec, None), "available", False):
+            return None
+        return lib
+
+
+class ImagecodecsJpeg8(_Imagecodecs):
+    """libjpeg-turbo 3 (8- and 12-bit DCT JPEG, and lossless SOF3)."""
+
+    name = "imagecodecs-jpeg8"
+    codec = "JPEG8"
+    transfer_syntaxes = ts.JPEG_FAMILY
+
+    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
+        if info.samples_per_pixel == 3:  # raw components: the pipeline converts color
+            return self.lib.jpeg8_decode(src, colorspace="RGB", outcolorspace="RGB")
+        return self.lib.jpeg8_decode(src)
+
+
+class ImagecodecsLjpeg(_Imagecodecs):
+    """liblj92 lossless JPEG (process 14, any predictor)."""
+
+    name = "imagecodecs-ljpeg"
+    codec = "LJPEG"
+    transfer_syntaxes = frozenset({ts.JPEG_LOSSLESS, ts.JPEG_LOSSLESS_SV1})
+
+    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
+        return self.lib.ljpeg_decode(src)
+
+
+class ImagecodecsJpegSof3(_Imagecodecs):
+    """imagecodecs' own lossless JPEG (SOF3) decoder."""
+
+    name = "imagecodecs-jpegsof3"
+    codec = "JPEGSOF3"
+    transfer_syntaxes = frozenset({ts.JPEG_LOSSLESS, ts.JPEG_LOSSLESS_SV1})
+
+    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
+        return self.lib.jpegsof3_decode(src)
+
+
+class ImagecodecsJpegls(_Imagecodecs):
+    """CharLS (JPEG-LS lossless and near-lossless)."""
+
+    name = "imagecodecs-jpegls"
+    codec = "JPEGLS"
+    transfer_syntaxes = ts.JPEG_LS_FAMILY
+
+    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
+        return self.lib.jpegls_decode(src)
+
+
+class ImagecodecsJpeg2k(_Imagecodecs):
+    """OpenJPEG (JPEG 2000, and HTJ2K since OpenJPEG 2.5)."""
+
+    name = "imagecodecs-jpeg2k"
+    codec = "JPEG2K"
+    transfer_syntaxes = ts.J2K_FAMILY | ts.HTJ2K_FAMILY
+
+    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
+        return self.lib.jpeg2k_decode(src, planar=False, numthreads=1)
+
+
+class ImagecodecsHtj2k(_Imagecodecs):
+    """OpenJPH (HTJ2K only)."""
+
+    name = "imagecodecs-htj2k"
+    codec = "HTJ2K"
+    transfer_syntaxes = ts.HTJ2K_FAMILY
+
+    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
+        return self.lib.htj2k_decode(src, planar=False)
+
+
+class ImagecodecsDicomRle(_Imagecodecs):
+    """imagecodecs' DICOM RLE decoder."""
+
+    name = "imagecodecs-dicomrle"
+    codec = "DICOMRLE"
+    transfer_syntaxes = frozenset({ts.RLE_LOSSLESS})
+
+    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
+        dtype = np.dtype(f"<u{info.dtype.itemsize}")
+        out = self.lib.dicomrle_decode(src, dtype)
+        return planar_to_interleaved(np.frombuffer(out, dtype=dtype), info)
+
+
+def imagecodecs_decoders() -> list[Decoder]:
+    """One instance of every imagecodecs-backed decoder."""
+    return [ImagecodecsJpeg8(), ImagecodecsLjpeg(), ImagecodecsJpegSof3(), ImagecodecsJpegls(),
+            ImagecodecsJpeg2k(), ImagecodecsHtj2k(), ImagecodecsDicomRle()]

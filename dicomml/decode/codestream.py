@@ -1,0 +1,89 @@
+"""Cheap parsers for the headers of JPEG, JPEG-LS and JPEG 2000 codestreams.
+
+They read a few dozen bytes so that the decode pipeline can check a frame's declared size
+against the DICOM header *before* a native decoder allocates anything, and learn the
+component IDs / JFIF marker (JPEG color space) and precision / signedness (JPEG 2000).
+
+Example
+-------
+>>> import imagecodecs, numpy as np
+>>> j2k = imagecodecs.jpeg2k_encode(np.zeros((4, 6), np.uint16), codecformat="J2K")
+>>> j2k_header(j2k)["rows"], j2k_header(j2k)["columns"]
+(4, 6)
+"""
+
+from __future__ import annotations
+
+import struct
+
+# Start-of-frame markers of the JPEG family (SOF0..SOF15 minus DHT/JPG/DAC) and JPEG-LS SOF55.
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB,
+                          0xCD, 0xCE, 0xCF, 0xF7})
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+_J2K_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+
+
+def jpeg_header(src: bytes | memoryview, limit: int = 1 << 20) -> dict | None:
+    """Parse JPEG / JPEG-LS markers up to the start of frame.
+
+    Returns ``{'rows', 'columns', 'components', 'precision', 'component_ids', 'jfif',
+    'marker'}`` or ``None`` when no SOF marker is found in the first ``limit`` bytes.
+    """
+    data = bytes(src[:limit])
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos, jfif = 2, False
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        segment = data[pos + 4:pos + 2 + length]
+        if marker == 0xE0 and segment.startswith(b"JFIF"):
+            jfif = True
+        if marker in _SOF_MARKERS and len(segment) >= 6:
+            precision, rows, columns, components = struct.unpack(">BHHB", segment[:6])
+            ids = [segment[6 + 3 * i] for i in range(components) if 6 + 3 * i < len(segment)]
+            return {"rows": rows, "columns": columns, "components": components,
+                    "precision": precision, "component_ids": ids, "jfif": jfif,
+                    "marker": marker}
+        pos += 2 + length
+    return None
+
+
+def has_end_marker(src: bytes | memoryview, max_padding: int = 8) -> bool:
+    """True when the codestream ends with EOI/EOC (``FF D9``), ignoring trailing padding
+    (``00`` or ``FF`` bytes, which some writers append).
+
+    JPEG, JPEG-LS and JPEG 2000 all end so; a frame without it was truncated, and decoders
+    then either return a silently incomplete image or (CharLS) spin for many seconds.
+    """
+    tail = bytes(src[-(max_padding + 2):])
+    end = tail.rfind(b"\xff\xd9")
+    return end >= 0 and not tail[end + 2:].strip(b"\x00\xff")
+
+
+def j2k_header(src: bytes | memoryview) -> dict | None:
+    """Parse the SIZ segment of a JPEG 2000 / HTJ2K codestream (J2K, or JP2-wrapped).
+
+    Returns ``{'rows', 'columns', 'components', 'precision', 'signed'}`` or ``None``.
+    """
+    data = bytes(src[:4096])
+    if data.startswith(_J2K_SIGNATURE):
+        start = data.find(b"\xff\x4f\xff\x51")
+        if start < 0:
+            return None
+        data = data[start:]
+    if data[:4] != b"\xff\x4f\xff\x51" or len(data) < 4 + 38 + 3:
+        return None
+    xsiz, ysiz, xosiz, yosiz = struct.unpack(">IIII", data[8:24])
+    (components,) = struct.unpack(">H", data[40:42])
+    ssiz = data[42]
+    return {"rows": ysiz - yosiz, "columns": xsiz - xosiz, "components": components,
+            "precision": (ssiz & 0x7F) + 1, "signed": bool(ssiz & 0x80)}

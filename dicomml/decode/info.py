@@ -1,0 +1,166 @@
+"""What a decoder needs to know about a frame: :class:`FrameInfo`, built from a header.
+
+All sizes are in pixels or bytes as named; arrays are ``(rows, columns[, samples])`` per frame.
+
+Example
+-------
+>>> from dicomml.decode.info import FrameInfo
+>>> info = FrameInfo("1.2.840.10008.1.2.1", rows=512, columns=512, bits_allocated=16,
+...                  bits_stored=12, pixel_representation=1)
+>>> info.dtype, info.frame_shape, info.frame_nbytes
+(dtype('int16'), (512, 512), 524288)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from dicomml.errors import InvalidTagError, MissingTagError
+
+_REQUIRED = ("Rows", "Columns", "BitsAllocated")
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameInfo:
+    """The image pixel description of one file (DICOM group 0028), plus its transfer syntax.
+
+    ``photometric_interpretation`` is the header's value; decoders that convert color (JPEG
+    baseline YBR -> RGB, JPEG 2000 RCT/ICT) report what they return via the decode pipeline.
+    """
+
+    transfer_syntax: str
+    rows: int
+    columns: int
+    samples_per_pixel: int = 1
+    bits_allocated: int = 16
+    bits_stored: int = 16
+    pixel_representation: int = 0
+    photometric_interpretation: str = "MONOCHROME2"
+    planar_configuration: int = 0
+    number_of_frames: int = 1
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    path: str | None = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Output dtype of stored values: (u)int8/16/32 by BitsAllocated (1 bit -> uint8)."""
+        nbytes = max(1, math.ceil(self.bits_allocated / 8))
+        kind = "i" if self.pixel_representation == 1 and self.bits_allocated > 1 else "u"
+        return np.dtype(f"{kind}{nbytes}")
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """``(rows, columns)`` or ``(rows, columns, samples)`` of one decoded frame."""
+        if self.samples_per_pixel == 1:
+            return (self.rows, self.columns)
+        return (self.rows, self.columns, self.samples_per_pixel)
+
+    @property
+    def frame_pixels(self) -> int:
+        """Number of samples in one frame (rows * columns * samples per pixel)."""
+        return self.rows * self.columns * self.samples_per_pixel
+
+    @property
+    def frame_nbytes(self) -> int:
+        """Bytes of one decoded frame at ``dtype`` (the cap on any decoder's output)."""
+        return self.frame_pixels * self.dtype.itemsize
+
+    @property
+    def stored_frame_nbytes(self) -> int:
+        """Bytes one frame takes in native (uncompressed) pixel data."""
+        if self.bits_allocated == 1:
+            return math.ceil(self.rows * self.columns * self.samples_per_pixel / 8)
+        pixels = self.frame_pixels
+        if self.photometric_interpretation == "YBR_FULL_422":
+            pixels = self.rows * self.columns * 2  # two luma + two chroma per pixel pair
+        return pixels * math.ceil(self.bits_allocated / 8)
+
+    def replace(self, **changes) -> FrameInfo:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _int_value(ds, keyword: str, default, path) -> int:
+    value = ds.get(keyword, default)
+    if value is None or value == "":
+        if default is None:
+            raise MissingTagError(f"{keyword} is required to decode pixels", path=path,
+                                  tag=keyword)
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTagError(f"{keyword} is not an integer: {value!r}", path=path,
+                              tag=keyword) from exc
+
+
+def _float_value(ds, keyword: str, default: float, path) -> float:
+    value = ds.get(keyword, None)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTagError(f"{keyword} is not a number: {value!r}", path=path,
+                              tag=keyword) from exc
+    if not math.isfinite(number):
+        raise InvalidTagError(f"{keyword} is not finite: {value!r}", path=path, tag=keyword)
+    return number
+
+
+def _validate(info: FrameInfo) -> None:
+    path = info.path
+    if info.rows <= 0 or info.columns <= 0:
+        raise InvalidTagError(f"image size {info.rows}x{info.columns} is empty", path=path,
+                              tag="Rows")
+    if info.bits_allocated not in (1, 8, 16, 32, 64):
+        raise InvalidTagError(f"BitsAllocated {info.bits_allocated} is not supported",
+                              path=path, tag="BitsAllocated")
+    if not 1 <= info.bits_stored <= info.bits_allocated:
+        raise InvalidTagError(f"BitsStored {info.bits_stored} does not fit BitsAllocated "
+                              f"{info.bits_allocated}", path=path, tag="BitsStored")
+    if info.samples_per_pixel not in (1, 3, 4):
+        raise InvalidTagError(f"SamplesPerPixel {info.samples_per_pixel} is not 1, 3 or 4",
+                              path=path, tag="SamplesPerPixel")
+    if info.pixel_representation not in (0, 1):
+        raise InvalidTagError(f"PixelRepresentation {info.pixel_representation} is not 0 or 1",
+                              path=path, tag="PixelRepresentation")
+    if info.number_of_frames < 1:
+        raise InvalidTagError(f"NumberOfFrames {info.number_of_frames} is below 1",
+                              path=path, tag="NumberOfFrames")
+
+
+def frame_info(ds, transfer_syntax: str, path=None) -> FrameInfo:
+    """Build a validated :class:`FrameInfo` from a pydicom ``Dataset``.
+
+    Raises :class:`~dicomml.errors.MissingTagError` / :class:`~dicomml.errors.InvalidTagError`
+    naming ``path`` and the tag when the header cannot describe a frame.
+    """
+    path = None if path is None else str(path)
+    for keyword in _REQUIRED:
+        if keyword not in ds:
+            raise MissingTagError(f"{keyword} is required to decode pixels", path=path,
+                                  tag=keyword)
+    bits_allocated = _int_value(ds, "BitsAllocated", None, path)
+    info = FrameInfo(
+        transfer_syntax=str(transfer_syntax),
+        rows=_int_value(ds, "Rows", None, path),
+        columns=_int_value(ds, "Columns", None, path),
+        samples_per_pixel=_int_value(ds, "SamplesPerPixel", 1, path),
+        bits_allocated=bits_allocated,
+        bits_stored=_int_value(ds, "BitsStored", bits_allocated, path),
+        pixel_representation=_int_value(ds, "PixelRepresentation", 0, path),
+        photometric_interpretation=str(ds.get("PhotometricInterpretation", "")
+                                       or "MONOCHROME2").strip().upper(),
+        planar_configuration=_int_value(ds, "PlanarConfiguration", 0, path),
+        number_of_frames=_int_value(ds, "NumberOfFrames", 1, path) or 1,
+        rescale_slope=_float_value(ds, "RescaleSlope", 1.0, path),
+        rescale_intercept=_float_value(ds, "RescaleIntercept", 0.0, path),
+        path=path,
+    )
+    _validate(info)
+    return info

@@ -1,0 +1,199 @@
+"""Decode one encoded frame safely and normalise it the way pydicom's ``pixel_array`` does.
+
+Steps: (1) check the codestream's own header against the DICOM header (size, samples) so no
+decoder is asked to allocate more than the declared frame; (2) run the decoders in order of
+preference, catching *everything* a native extension can raise (Rust panics are
+``BaseException``); (3) reject output whose size is not the declared frame size; (4) cast to
+the stored dtype and apply pydicom's sign / unused-bit corrections; (5) convert YBR_FULL and
+YBR_FULL_422 to RGB.
+
+Example
+-------
+>>> import imagecodecs, numpy as np
+>>> from dicomml.decode.info import FrameInfo
+>>> frame = np.arange(12, dtype=np.uint16).reshape(3, 4)
+>>> info = FrameInfo("1.2.840.10008.1.2.4.80", rows=3, columns=4, bits_stored=12)
+>>> decode_frame(imagecodecs.jpegls_encode(frame), info).tolist()[0]
+[0, 1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from dicomml.decode import syntaxes as ts
+from dicomml.decode.base import Decoder
+from dicomml.decode.codestream import has_end_marker, j2k_header, jpeg_header
+from dicomml.decode.info import FrameInfo
+from dicomml.errors import DecodeError, DecoderWarning
+
+_NOT_CAUGHT = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def _error(message: str, info: FrameInfo, index: int | None) -> DecodeError:
+    return DecodeError(f"{message} [{ts.describe(info.transfer_syntax)}]", path=info.path,
+                       frame=index, transfer_syntax=info.transfer_syntax)
+
+
+def codestream_header(src, info: FrameInfo, index: int | None = None, *,
+                      strict: bool = True) -> dict | None:
+    """Parse and check the frame's codestream header against ``info`` (None for RLE/native).
+
+    ``strict`` also requires the end-of-image marker (a frame without it was truncated).
+
+    Raises :class:`DecodeError` when the codestream declares another size or sample count
+    than the DICOM header: decoding it would allocate an undeclared amount of memory.
+    """
+    syntax = info.transfer_syntax
+    if syntax in ts.JPEG_FAMILY or syntax in ts.JPEG_LS_FAMILY:
+        header = jpeg_header(src)
+        kind = "JPEG"
+    elif syntax in ts.J2K_FAMILY or syntax in ts.HTJ2K_FAMILY:
+        header = j2k_header(src)
+        kind = "JPEG 2000"
+    else:
+        return None
+    if header is None:
+        raise _error(f"frame is not a {kind} codestream (no start-of-frame header)", info, index)
+    if strict and not has_end_marker(src):
+        raise _error(f"{kind} codestream is truncated (no end-of-image marker)", info, index)
+    declared = (info.rows, info.columns, info.samples_per_pixel)
+    found = (header["rows"], header["columns"], header["components"])
+    if found != declared:
+        raise _error(f"codestream is {found[0]}x{found[1]}x{found[2]} but the header declares "
+                     f"{declared[0]}x{declared[1]}x{declared[2]} (rows x columns x samples)",
+                     info, index)
+    if header["precision"] > 8 * info.dtype.itemsize:
+        raise _error(f"codestream precision {header['precision']} exceeds BitsAllocated "
+                     f"{info.bits_allocated}", info, index)
+    return header
+
+
+def _conform_shape(arr, info: FrameInfo, decoder: Decoder) -> np.ndarray:
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "ui":
+        raise ValueError(f"{decoder.name} returned {type(arr).__name__} "
+                         f"{getattr(arr, 'dtype', '')}, not an integer array")
+    if arr.size != info.frame_pixels:
+        raise ValueError(f"{decoder.name} returned {arr.size} samples {arr.shape}, the header "
+                         f"declares {info.frame_pixels} {info.frame_shape}")
+    if arr.dtype.itemsize > info.dtype.itemsize:
+        raise ValueError(f"{decoder.name} returned {arr.dtype} samples, wider than "
+                         f"BitsAllocated {info.bits_allocated}")
+    return arr.reshape(info.frame_shape)
+
+
+def run_decoders(src, info: FrameInfo, decoders: list[Decoder],
+                 index: int | None = None) -> tuple[np.ndarray, Decoder]:
+    """Try ``decoders`` in order; the first output of the declared size wins.
+
+    A decoder marked ``fallback_on_error = False`` is only used as the first choice.
+    Raises :class:`DecodeError` naming the file, frame and every decoder's failure.
+    """
+    failures = []
+    for position, decoder in enumerate(decoders):
+        if position and not getattr(decoder, "fallback_on_error", True):
+            continue
+        try:
+            arr = _conform_shape(decoder.decode(src, info), info, decoder)
+        except _NOT_CAUGHT:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - native panics are BaseExceptions
+            failures.append(f"{decoder.name}: {type(exc).__name__}: {exc}")
+            continue
+        if failures:
+            warnings.warn(f"{info.path}: frame {index}: fell back to {decoder.name} after "
+                          f"{'; '.join(failures)}", DecoderWarning, stacklevel=3)
+        return arr, decoder
+    raise _error("could not decode: " + "; ".join(failures), info, index)
+
+
+def _shift(arr: np.ndarray, bits: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Drop the top ``bits`` bits: sign-extends signed arrays, masks unsigned ones.
+
+    Writes into ``out`` when given (saves a copy of read-only decoder output).
+    """
+    if bits <= 0:
+        return arr
+    if out is None:
+        out = arr if arr.flags.writeable else np.empty_like(arr)
+    np.left_shift(arr, bits, out=out)
+    np.right_shift(out, bits, out=out)
+    return out
+
+
+def correct_bits(arr: np.ndarray, info: FrameInfo, header: dict | None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Cast to the stored dtype and apply pydicom 3's sign / unused-bit corrections.
+
+    The result may be written into ``out`` (same shape, ``info.dtype``) or not: callers
+    copy it there if ``result is not out``.
+    """
+    if arr.dtype.itemsize == info.dtype.itemsize:
+        arr = arr.view(info.dtype)  # reinterpret, no copy
+    else:
+        arr = arr.astype(info.dtype)
+    container_bits = 8 * info.dtype.itemsize
+    syntax = info.transfer_syntax
+    if syntax in ts.J2K_FAMILY or syntax in ts.HTJ2K_FAMILY:
+        signed = header["signed"] if header else bool(info.pixel_representation)
+        precision = header["precision"] if header else info.bits_stored
+        if info.photometric_interpretation.startswith("MONOCHROME") and \
+                signed != bool(info.pixel_representation):
+            return _shift(arr, container_bits - precision, out)
+        return arr
+    if syntax in ts.JPEG_LS_FAMILY:
+        if info.pixel_representation == 1:
+            precision = header["precision"] if header else info.bits_stored
+            return _shift(arr, container_bits - precision, out)
+        return arr
+    if info.bits_allocated > info.bits_stored and info.bits_allocated > 1:
+        return _shift(arr, info.bits_allocated - info.bits_stored, out)
+    return arr
+
+
+def output_photometric(info: FrameInfo, header: dict | None) -> str:
+    """The color space of a decoded frame, before any conversion (pydicom's rules)."""
+    pi = info.photometric_interpretation
+    syntax = info.transfer_syntax
+    if syntax in ts.J2K_FAMILY or syntax in ts.HTJ2K_FAMILY:
+        return "RGB" if pi in ("YBR_ICT", "YBR_RCT") else pi
+    if info.samples_per_pixel == 3 and header is not None:
+        if header["component_ids"] in ([82, 71, 66], [114, 103, 98]):  # 'RGB' / 'rgb'
+            return "RGB"
+        if header["jfif"] and "YBR" not in pi:
+            return "YBR_FULL_422" if syntax == ts.JPEG_BASELINE else "YBR_FULL"
+    return pi
+
+
+def to_rgb(arr: np.ndarray, photometric: str) -> np.ndarray:
+    """YBR_FULL / YBR_FULL_422 -> RGB with pydicom's own conversion; others unchanged."""
+    if photometric in ("YBR_FULL", "YBR_FULL_422") and arr.ndim == 3 and arr.shape[-1] == 3:
+        from pydicom.pixels.processing import convert_color_space
+
+        return convert_color_space(arr, "YBR_FULL", "RGB")
+    return arr
+
+
+def decode_frame(src, info: FrameInfo, decoders: list[Decoder] | None = None, *,
+                 index: int | None = None, strict: bool = True,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Decode one frame's bytes to stored values ``(rows, columns[, samples])``, RGB color.
+
+    ``src`` is the frame's encoded bytes (for native syntaxes: exactly its stored bytes);
+    ``decoders`` defaults to the registry's order for ``info.transfer_syntax``. Palette
+    color is *not* applied here (it needs the file's LUTs; :func:`read_pixels` does it).
+    """
+    if decoders is None:
+        from dicomml.decode.registry import decoders_for
+
+        decoders = decoders_for(info.transfer_syntax, path=info.path)
+    header = codestream_header(src, info, index, strict=strict)
+    arr, _ = run_decoders(src, info, decoders, index)
+    arr = to_rgb(correct_bits(arr, info, header, out), output_photometric(info, header))
+    if out is None:
+        return arr if arr.flags.writeable else arr.copy()
+    if arr is not out:
+        out[...] = arr
+    return out

@@ -1,0 +1,212 @@
+"""File- and series-level reading: :func:`read_pixels`, :func:`read_frames`,
+:func:`read_many`.
+
+Arrays are ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)`` for color (RGB,
+channel last, like pydicom's ``pixel_array``); values are the stored values in the dtype of
+BitsAllocated / PixelRepresentation, unless ``rescale=True`` (float32, ``slope * v +
+intercept``).
+
+Example
+-------
+>>> from pydicom.data import get_testdata_file
+>>> arr = read_pixels(get_testdata_file("CT_small.dcm"))
+>>> arr.shape, arr.dtype
+((1, 128, 128), dtype('int16'))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
+from dicomml.decode.pipeline import decode_frame
+from dicomml.decode.registry import decoders_for
+from dicomml.decode.threads import default_threads
+from dicomml.errors import DecodeError, InvalidTagError
+
+
+def frame_indices(frames, count: int, path=None) -> list[int]:
+    """Normalise ``frames`` (None, int or sequence of ints; negatives count from the end)."""
+    if frames is None:
+        return list(range(count))
+    items = [frames] if isinstance(frames, (int, np.integer)) else list(frames)
+    out = []
+    for item in items:
+        index = int(item)
+        if not -count <= index < count:
+            raise InvalidTagError(f"frame {index} is out of range for {count} frame(s)",
+                                  path=path, tag="NumberOfFrames")
+        out.append(index % count)
+    return out
+
+
+def output_shape(encoded: EncodedPixels, nframes: int) -> tuple[int, ...]:
+    """``(nframes, rows, columns[, 3])`` of :func:`read_frames`' result."""
+    info = encoded.info
+    if _is_palette(encoded):
+        return (nframes, info.rows, info.columns, 3)
+    return (nframes, *info.frame_shape)
+
+
+def _is_palette(encoded: EncodedPixels) -> bool:
+    return (encoded.info.photometric_interpretation == "PALETTE COLOR"
+            and encoded.info.samples_per_pixel == 1)
+
+
+def _apply_palette(arr: np.ndarray, encoded: EncodedPixels) -> np.ndarray:
+    from pydicom.pixels.processing import apply_color_lut
+
+    try:
+        return apply_color_lut(arr, encoded.dataset)
+    except Exception as exc:  # noqa: BLE001 - missing/broken LUT descriptors
+        raise DecodeError(f"palette color lookup failed: {exc}", path=encoded.info.path,
+                          tag="RedPaletteColorLookupTableData") from exc
+
+
+def read_frames(encoded: EncodedPixels, frames=None, *, out: np.ndarray | None = None,
+                threads: int | None = None, decoder: str | None = None,
+                strict: bool = True) -> np.ndarray:
+    """Decode ``frames`` of an already loaded file (:func:`~dicomml.decode.load_encoded`).
+
+    ``out``, when given, must have shape :func:`output_shape` and receives the result (so
+    a loader can decode straight into its volume). ``threads``: frames decoded at once
+    (default: :func:`~dicomml.decode.threads.default_threads`). ``decoder``: one decoder
+    name to use alone instead of the registry's order.
+    """
+    info = encoded.info
+    indices = frame_indices(frames, info.number_of_frames, info.path)
+    chain = decoders_for(info.transfer_syntax, path=info.path, prefer=decoder)
+    palette = _is_palette(encoded)
+    shape = (len(indices), *info.frame_shape)
+    target = out if out is not None and not palette else np.empty(shape, info.dtype)
+    if target.shape != shape:
+        raise ValueError(f"out has shape {target.shape}, expected {shape}")
+
+    def work(slot: int) -> None:
+        index = indices[slot]
+        decode_frame(encoded.frames[index], info, chain, index=index, strict=strict,
+                     out=target[slot])
+
+    if threads is None:
+        threads = default_threads(releases_gil=chain[0].releases_gil, tasks=len(indices))
+    _run(work, range(len(indices)), threads)
+    if not palette:
+        return target
+    rgb = _apply_palette(target, encoded)
+    if out is None:
+        return rgb
+    out[...] = rgb
+    return out
+
+
+def _run(work, items, threads: int) -> None:
+    items = list(items)
+    if threads <= 1 or len(items) <= 1:
+        for item in items:
+            work(item)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dicomml-decode") as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()
+
+
+def rescale_values(arr: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """``slope * arr + intercept`` as float32 (the modality LUT of CT / PET)."""
+    out = arr.astype(np.float32)
+    if slope != 1.0:
+        out *= np.float32(slope)
+    if intercept != 0.0:
+        out += np.float32(intercept)
+    return out
+
+
+def read_pixels(path: str | os.PathLike, frames=None, *, rescale: bool = False,
+                threads: int | None = None, decoder: str | None = None,
+                isolate: bool = False, timeout: float = 60.0, strict: bool = True,
+                max_inflated_bytes: int = MAX_INFLATED_BYTES) -> np.ndarray:
+    """Decode the pixel data of one DICOM file.
+
+    Returns ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)`` (RGB; palette color
+    is looked up to RGB). Stored values in the BitsAllocated dtype, unless ``rescale=True``:
+    float32 ``RescaleSlope * value + RescaleIntercept``.
+
+    ``frames``: None (all), an int or a sequence of 0-based indices. ``threads``: frames
+    decoded concurrently (default 1 in DataLoader workers, else a small pool when the decoder
+    releases the GIL). ``decoder``: force one decoder by name (see ``dicomml doctor``).
+    ``isolate=True``: decode in a child process killed after ``timeout`` seconds, for
+    untrusted data whose native decoder might crash or hang (costs a process start).
+    ``strict=False``: also decode JPEG / JPEG 2000 frames that lack their end-of-image marker
+    (truncated frames are otherwise rejected before decoding). ``max_inflated_bytes`` caps
+    the inflated size of a Deflated Explicit VR Little Endian data set.
+
+    Raises :class:`~dicomml.errors.DecodeError` (naming file and frame),
+    :class:`~dicomml.errors.DecoderNotAvailableError` (naming syntax and pip extra), or an
+    :class:`~dicomml.errors.InvalidDicomError` subclass for broken headers.
+
+    Example
+    -------
+    >>> from pydicom.data import get_testdata_file
+    >>> read_pixels(get_testdata_file("CT_small.dcm"), rescale=True).dtype
+    dtype('float32')
+    """
+    if isolate:
+        from dicomml.decode.isolate import read_pixels_isolated
+
+        return read_pixels_isolated(path, frames, rescale=rescale, decoder=decoder,
+                                    timeout=timeout, strict=strict)
+    encoded = load_encoded(path, max_inflated_bytes=max_inflated_bytes)
+    arr = read_frames(encoded, frames, threads=threads, decoder=decoder, strict=strict)
+    if rescale:
+        return rescale_values(arr, encoded.info.rescale_slope, encoded.info.rescale_intercept)
+    return arr
+
+
+def read_many(paths: Sequence[str | os.PathLike], *, rescale: bool = False,
+              threads: int | None = None, decoder: str | None = None) -> np.ndarray:
+    """Decode every frame of several files (one series) concurrently; stacked on axis 0.
+
+    All files must share the frame count, shape and dtype (else DecodeError). Files are read
+    and decoded straight into the result in a thread pool (``threads`` as in :func:`read_pixels`; each file's own frames use one thread).
+
+    Example
+    -------
+    >>> from pydicom.data import get_testdata_file
+    >>> read_many([get_testdata_file("CT_small.dcm")] * 2).shape
+    (2, 128, 128)
+    """
+    paths = list(paths)
+    if not paths:
+        raise ValueError("read_many needs at least one path")
+    first = load_encoded(paths[0])
+    chain = decoders_for(first.info.transfer_syntax, path=first.info.path, prefer=decoder)
+    if threads is None:
+        threads = default_threads(releases_gil=chain[0].releases_gil, tasks=len(paths))
+    per_file = first.info.number_of_frames
+    shape = output_shape(first, len(paths) * per_file)
+    if rescale:
+        dtype = np.float32
+    else:  # palette output takes the LUT's dtype: learn it from the first frame
+        dtype = read_frames(first, 0).dtype if _is_palette(first) else first.info.dtype
+    out = np.empty(shape, dtype)
+
+    def work(i: int) -> None:
+        encoded = first if i == 0 else load_encoded(paths[i])
+        if output_shape(encoded, encoded.info.number_of_frames) != (per_file, *shape[1:]):
+            raise DecodeError(f"frame count or shape differs from {paths[0]}", path=paths[i])
+        part = out[i * per_file:(i + 1) * per_file]
+        if rescale:
+            info = encoded.info
+            part[...] = rescale_values(read_frames(encoded, threads=1, decoder=decoder),
+                                       info.rescale_slope, info.rescale_intercept)
+        elif encoded.info.dtype == out.dtype or _is_palette(encoded):
+            read_frames(encoded, threads=1, decoder=decoder, out=part)
+        else:
+            raise DecodeError(f"pixel dtype {encoded.info.dtype} differs from {out.dtype} "
+                              f"of {paths[0]}", path=paths[i])
+
+    _run(work, range(len(paths)), threads)
+    return out
