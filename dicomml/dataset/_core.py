@@ -1,0 +1,253 @@
+"""What both datasets share: the series list, labels, the cached load path and the error policy.
+
+``SeriesSource`` holds only small, picklable state — the (filtered) catalog, one dict of
+identifiers per series, the labels, the transform objects and the cache *folder* — and opens
+files only inside ``load(i)``, i.e. in the DataLoader worker that needs them.
+
+Example
+-------
+>>> import tempfile, dicomml
+>>> folder = tempfile.mkdtemp()
+>>> _ = dicomml.synth.write_series(folder, shape=(3, 8, 8))
+>>> src = SeriesSource(folder)
+>>> src.load(0)["image"].shape
+torch.Size([1, 3, 8, 8])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from dicomml.errors import CacheError, DicommlError
+
+from . import _pipeline, _source
+from .cache import VolumeCache, entry_key
+from .labels import LabelReport, join_labels
+
+log = logging.getLogger("dicomml.dataset")
+ON_ERROR = ("raise", "skip")
+#: exceptions that the ``on_error="skip"`` policy turns into a skipped series
+SERIES_ERRORS = (DicommlError, OSError, ValueError)
+
+
+class SeriesSource:
+    """The series of a catalog as sample dicts (no random transforms); see the module doc.
+
+    Parameters are those of :class:`dicomml.DicomSeriesDataset` (``transform`` here is only the
+    chain whose deterministic prefix is cached).
+    """
+
+    def __init__(self, source, *, filter=None, transform=None, labels=None,
+                 label_column="label", on: str | None = None, keep_unlabeled: bool = False,
+                 cache_dir: str | os.PathLike | None = None, cache_mmap: bool = False,
+                 on_error: str = "raise", metadata: Iterable[str] = _source.DEFAULT_METADATA,
+                 loader_options: Mapping | None = None, scan_workers: int | None = None):
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.on_error = on_error
+        self.metadata_keys = tuple(metadata)
+        self.loader_options = dict(loader_options or {})
+        catalog = _source.select(_source.open_catalog(source, workers=scan_workers), filter)
+        table = _source.series_table(catalog, self.metadata_keys)
+        self.label_report: LabelReport | None = None
+        self._labels: list | None = None
+        if labels is not None:
+            table, catalog = self._join(table, catalog, labels, label_column, on, keep_unlabeled)
+        self.catalog = catalog
+        self._keys = [str(k) for k in table["series_key"]]
+        self._ids = _source.row_records(table, _source.ID_COLUMNS)
+        self._meta = _source.row_records(table, self.metadata_keys)
+        self._n_slices = [int(n) for n in table["n_slices"]]
+        self._prefix, self._rest = _pipeline.split_transforms(transform)
+        self._prefix_keys = [_pipeline.cache_key_of(t) for t in self._prefix]
+        self.cache = None
+        if cache_dir is not None:
+            _refuse_inside_data(cache_dir, getattr(catalog, "root", None))
+            self.cache = VolumeCache(cache_dir, mmap=cache_mmap)
+        self._failed: dict[int, str] = {}
+        self._files: dict[str, list[str]] | None = None
+
+    # --- labels ---------------------------------------------------------------------------------
+    def _join(self, table, catalog, labels, label_column, on, keep_unlabeled):
+        values, report = join_labels(table, labels, label_column=label_column, on=on,
+                                     keep_unlabeled=keep_unlabeled)
+        self.label_report = report
+        dropped = report.n_unlabeled and not keep_unlabeled
+        log.log(logging.WARNING if dropped else logging.INFO, "%s", report)
+        if report.n_unlabeled and not keep_unlabeled:
+            keep = [v is not None for v in values]
+            table = table[np.asarray(keep)].reset_index(drop=True)
+            values = [v for v in values if v is not None]
+            catalog = catalog.filter(series_key=list(table["series_key"]))
+        self._labels = values
+        return table, catalog
+
+    # --- the series ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def series_keys(self) -> list[str]:
+        """The series keys, in dataset index order."""
+        return list(self._keys)
+
+    @property
+    def failed(self) -> dict[int, str]:
+        """Index -> error text of the series skipped so far *in this process*."""
+        return dict(self._failed)
+
+    def files(self, index: int) -> list[str]:
+        """The files of series ``index`` (grouped once per process from the catalog)."""
+        if self._files is None:
+            self._files = _source.files_by_series(self.catalog)
+        return self._files[self._keys[index]]
+
+    def label(self, index: int):
+        """The label of series ``index`` as a tensor (numbers) or as given (None, str)."""
+        return None if self._labels is None else _label_value(self._labels[index])
+
+    def identifiers(self, index: int) -> dict:
+        """``series_key``, PatientID, StudyInstanceUID, SeriesInstanceUID, AccessionNumber."""
+        ids = {k: ("" if v is None else str(v)) for k, v in self._ids[index].items()}
+        return {"series_key": self._keys[index], **ids}
+
+    def cache_key(self, index: int) -> str:
+        """The cache entry key of series ``index`` (stats its files now)."""
+        extra = {"series_key": self._keys[index], "loader": self.loader_options,
+                 "metadata": list(self.metadata_keys)}
+        return entry_key(self.files(index), self._prefix_keys, extra)
+
+    # --- loading --------------------------------------------------------------------------------
+    def load(self, index: int) -> dict:
+        """Series ``index`` after the deterministic prefix: from the cache, else decoded (and
+        then stored when a cache is set). Errors propagate (see :meth:`load_or_skip`)."""
+        if self.cache is None:
+            return self._decode(index)
+        key = self.cache_key(index)
+        try:
+            sample = self.cache.load(key)
+        except CacheError as exc:
+            log.warning("rebuilding corrupt cache entry for %s: %s", self._keys[index], exc)
+            sample = None
+        if sample is None:
+            sample = self._decode(index)
+            try:
+                self.cache.store(key, sample)
+            except OSError as exc:  # a full or read-only cache must not stop training
+                log.warning("could not write the cache entry of %s: %s", self._keys[index], exc)
+        return sample
+
+    def _decode(self, index: int) -> dict:
+        from dicomml.loader import load_series
+
+        volume = load_series(self.catalog, self._keys[index], **self.loader_options)
+        sample = volume_sample(volume, self.identifiers(index), self._meta[index])
+        return _pipeline.apply_chain(self._prefix, sample)
+
+    def load_or_skip(self, index: int) -> tuple[int, dict]:
+        """``(index actually used, sample)``: with ``on_error="skip"`` a failing series is
+        logged and the next index (cyclically) is tried, so the choice is deterministic."""
+        n = len(self)
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for {n} series")
+        first_error = None
+        for step in range(n if self.on_error == "skip" else 1):
+            candidate = (index + step) % n
+            if candidate in self._failed:
+                continue
+            try:
+                return candidate, self.load(candidate)
+            except SERIES_ERRORS as exc:
+                if self.on_error == "raise":
+                    raise
+                first_error = first_error or exc
+                self._failed[candidate] = f"{type(exc).__name__}: {exc}"
+                log.warning("skipping series %s (index %d): %s: %s", self._keys[candidate],
+                            candidate, type(exc).__name__, exc)
+        raise DicommlError(f"every series failed to load; first error: {first_error}",
+                           path=self._keys[index])
+
+    def warm(self, index: int) -> tuple[str, str]:
+        """Fill the cache entry of series ``index``: ``(series_key, "cached" | "present")``."""
+        if self.cache is None:
+            raise ValueError("warm() needs cache_dir")
+        key = self.cache_key(index)
+        if key in self.cache:
+            return self._keys[index], "present"
+        self.cache.store(key, self._decode(index))
+        return self._keys[index], "cached"
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_failed"] = {}  # per-process memory of failures; workers start fresh
+        state["_files"] = None  # rebuilt on demand: keeps the pickle small
+        state["catalog"] = _source.pack_catalog(self.catalog)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state["catalog"] = _source.unpack_catalog(state["catalog"])
+        self.__dict__.update(state)
+
+
+def _refuse_inside_data(cache_dir, data_root) -> None:
+    """ValueError when the cache folder is the scanned data folder or inside it."""
+    if not data_root:
+        return
+    cache = os.path.realpath(cache_dir)
+    root = os.path.realpath(data_root)
+    if os.path.isdir(root) and (cache == root or cache.startswith(root + os.sep)):
+        raise ValueError(f"cache_dir {os.fspath(cache_dir)!r} is inside the data folder "
+                         f"{root!r}; dicomml never writes next to your DICOM files: choose "
+                         "a folder outside it")
+
+
+def volume_sample(volume, identifiers: Mapping, metadata: Mapping) -> dict:
+    """The sample dict of a :class:`~dicomml.volume.Volume`: ``image`` float32 (C, S, R, C')
+    (C = 1 for 3D, the volumes for 4D), ``affine`` float64 4x4 LPS, ``spacing`` float64 (3,)
+    (slice, row, column) mm, the identifiers and ``metadata``."""
+    return {
+        "image": image_tensor(volume.array),
+        "affine": torch.tensor(np.asarray(volume.affine), dtype=torch.float64),
+        "spacing": torch.tensor(np.asarray(volume.spacing), dtype=torch.float64),
+        **identifiers,
+        "metadata": dict(metadata),
+    }
+
+
+def image_tensor(array: np.ndarray) -> torch.Tensor:
+    """(C, slices, rows, columns) float32 tensor sharing ``array``'s memory when possible.
+
+    The loader's arrays are read-only views of a buffer nobody else holds, so the flag is lifted
+    instead of copying a whole volume (which would double the peak memory per worker).
+    """
+    if array.dtype != np.float32:
+        array = array.astype(np.float32)
+    elif not array.flags.writeable:
+        try:
+            array.setflags(write=True)
+        except ValueError:
+            array = array.copy()
+    tensor = torch.from_numpy(array)
+    return tensor[None] if tensor.dim() == 3 else tensor
+
+
+def _label_value(value):
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return torch.tensor(value)
+    if isinstance(value, int):
+        return torch.tensor(value, dtype=torch.int64)
+    if isinstance(value, float):
+        return torch.tensor(value, dtype=torch.float32)
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return torch.tensor(value, dtype=torch.int64)
+        if all(isinstance(v, (int, float)) for v in value):
+            return torch.tensor(value, dtype=torch.float32)
+    return value

@@ -1,0 +1,97 @@
+"""Split a transform chain into the cached deterministic prefix and the per-call rest.
+
+A transform is *cacheable* when it says it is deterministic and can name its parameters:
+
+* ``t.deterministic`` (bool) when present; otherwise ``dicomml.transforms.RandomTransform``
+  instances are random, other ``dicomml.transforms.Transform`` instances deterministic, and any
+  other callable (a lambda, a user function) random — never cached;
+* ``t.cache_key()`` (a stable string of the class and every parameter) when present; otherwise
+  ``repr(t)`` for ``dicomml.transforms`` objects whose repr holds no memory address.
+
+Containers exposing ``.transforms`` (``Compose``) are flattened. The prefix ends at the first
+transform that is not cacheable. See /work/notes/dataset_to_transforms.md for the contract.
+
+Example
+-------
+>>> prefix, rest = split_transforms([lambda s: s])
+>>> len(prefix), len(rest)
+(0, 1)
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping
+
+import torch
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+
+
+def flatten(transform) -> list[Callable]:
+    """``transform`` (None, a callable, a list, or a Compose-like object) as a flat list."""
+    if transform is None:
+        return []
+    if isinstance(transform, (list, tuple)):
+        return [t for item in transform for t in flatten(item)]
+    children = getattr(transform, "transforms", None)
+    if isinstance(children, (list, tuple)):
+        return flatten(list(children))
+    if not callable(transform):
+        raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+    return [transform]
+
+
+def is_deterministic(t) -> bool:
+    """Whether ``t`` gives the same output for the same input (see the module docstring)."""
+    flag = getattr(t, "deterministic", None)
+    if isinstance(flag, bool):
+        return flag
+    try:
+        from dicomml.transforms._base import RandomTransform, Transform
+    except ImportError:  # transforms not installed: only explicit flags count
+        return False
+    if isinstance(t, RandomTransform):
+        return False
+    return isinstance(t, Transform)
+
+
+def cache_key_of(t) -> str | None:
+    """The stable parameter string of ``t``, or None when it has none."""
+    method = getattr(t, "cache_key", None)
+    if callable(method):
+        return f"{type(t).__module__}.{type(t).__qualname__}:{method()}"
+    text = repr(t)
+    if type(t).__module__.startswith("dicomml.transforms") and not _ADDRESS.search(text):
+        return f"{type(t).__module__}.{text}"
+    return None
+
+
+def split_transforms(transform) -> tuple[list[Callable], list[Callable]]:
+    """``(cached_prefix, rest)`` of the flattened chain."""
+    chain = flatten(transform)
+    n = 0
+    while n < len(chain) and is_deterministic(chain[n]) and cache_key_of(chain[n]) is not None:
+        n += 1
+    return chain[:n], chain[n:]
+
+
+def _takes_generator(t) -> bool:
+    try:
+        params = inspect.signature(t).parameters
+    except (TypeError, ValueError):
+        return False
+    return "generator" in params or len(params) >= 2
+
+
+def apply_chain(chain: list[Callable], sample: Mapping,
+                generator: torch.Generator | None = None) -> dict:
+    """Apply ``chain`` in order; ``generator`` goes to transforms that accept one."""
+    out = dict(sample)
+    for t in chain:
+        out = t(out, generator) if _takes_generator(t) else t(out)
+        if not isinstance(out, Mapping):
+            raise TypeError(f"transform {t!r} returned {type(out).__name__}, not a dict")
+        out = dict(out)
+    return out

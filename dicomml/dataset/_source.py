@@ -1,0 +1,158 @@
+"""The dataset's view of a catalog: open a source, pick series, gather their identifiers.
+
+Everything here reads the catalog only (headers scanned once); no pixel data is decoded.
+
+Example
+-------
+>>> import tempfile, dicomml
+>>> folder = tempfile.mkdtemp()
+>>> _ = dicomml.synth.write_series(folder, shape=(3, 8, 8))
+>>> table = series_table(open_catalog(folder))
+>>> int(table["n_slices"].iloc[0])
+3
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dicomml.errors import CatalogError
+
+ID_COLUMNS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "AccessionNumber")
+DEFAULT_METADATA = ("Modality", "SeriesNumber", "SeriesDescription", "StudyDate",
+                    "BodyPartExamined", "Manufacturer")
+
+
+def open_catalog(source, *, workers: int | None = None):
+    """A ``Catalog`` from a Catalog, a saved catalog file/folder, or a folder of DICOM files."""
+    from dicomml.catalog import Catalog, scan
+
+    if isinstance(source, Catalog):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError("source must be a Catalog, a saved catalog path or a folder, "
+                        f"got {type(source).__name__}")
+    path = Path(source)
+    if not path.exists():
+        raise CatalogError("no such folder or catalog file", path=path)
+    if path.is_file():
+        return Catalog.load(path)
+    return scan(path, workers=workers, progress=False)
+
+
+def select(catalog, criteria) -> object:
+    """The catalog restricted by ``criteria``: None, a dict (``Catalog.filter``), a list of
+    series keys, or a callable taking the ``series`` DataFrame and returning a boolean mask."""
+    if criteria is None:
+        return catalog
+    if isinstance(criteria, Mapping):
+        return catalog.filter(**criteria)
+    if callable(criteria):
+        mask = np.asarray(criteria(catalog.series), dtype=bool)
+        return catalog.filter(series_key=list(catalog.series["series_key"][mask]))
+    if isinstance(criteria, Iterable) and not isinstance(criteria, (str, bytes)):
+        return catalog.filter(series_key=[str(k) for k in criteria])
+    raise TypeError("filter must be None, a dict, a list of series keys or a callable")
+
+
+def _first_per_series(instances: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    present = [c for c in columns if c in instances.columns]
+    return instances.groupby("series_key", sort=False)[present].first()
+
+
+def series_table(catalog, metadata: Iterable[str] = DEFAULT_METADATA) -> pd.DataFrame:
+    """One row per series (catalog order): ``series_key``, the identifier columns, the
+    ``metadata`` columns (from ``Catalog.series`` where present, else the series' first
+    instance) and ``n_slices`` (slices per volume from the catalog; no decoding)."""
+    series = catalog.series.reset_index(drop=True)
+    wanted = [*ID_COLUMNS, *metadata]
+    missing = [c for c in wanted if c not in series.columns]
+    table = series.copy()
+    if missing:
+        extra = _first_per_series(catalog.instances, missing)
+        table = table.join(extra, on="series_key")
+    for column in wanted:
+        if column not in table.columns:
+            table[column] = None
+    table["n_slices"] = _slice_counts(table)
+    return table[["series_key", *wanted, "n_slices"]]
+
+
+def _slice_counts(series: pd.DataFrame) -> pd.Series:
+    if "n_slices" in series.columns:  # slices per volume (4D series: not the frame count)
+        return pd.to_numeric(series["n_slices"], errors="coerce").fillna(0).astype(np.int64)
+    if "n_frames" in series.columns:
+        counts = pd.to_numeric(series["n_frames"], errors="coerce")
+        if "n_instances" in series.columns:
+            counts = counts.fillna(pd.to_numeric(series["n_instances"], errors="coerce"))
+        return counts.fillna(0).astype(np.int64)
+    if "n_instances" in series.columns:
+        return pd.to_numeric(series["n_instances"], errors="coerce").fillna(0).astype(np.int64)
+    raise CatalogError("catalog series table has neither n_frames nor n_instances")
+
+
+def plain(value):
+    """A JSON-safe Python value: numpy scalars unwrapped, NaN/NA -> None, tuples -> lists."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def row_records(table: pd.DataFrame, columns: Iterable[str]) -> list[dict]:
+    """``table``'s ``columns`` as one JSON-safe dict per row."""
+    columns = list(columns)
+    return [{c: plain(v) for c, v in zip(columns, values)}
+            for values in table[columns].itertuples(index=False, name=None)]
+
+
+def files_by_series(catalog) -> dict[str, list[str]]:
+    """``{series_key: [path, ...]}`` for every series, in one pass over ``instances``."""
+    instances = catalog.instances
+    groups = instances.groupby("series_key", sort=False)["path"]
+    return {str(key): [os.fspath(p) for p in paths] for key, paths in groups}
+
+
+
+def pack_catalog(catalog):
+    """A smaller picklable copy for DataLoader workers: repeated text columns of ``instances``
+    (UIDs, series keys, syntaxes) become categoricals and ``errors`` is dropped.
+    :func:`unpack_catalog` restores the original column types."""
+    from dicomml.catalog import Catalog
+
+    packed = catalog.instances.copy()
+    for name in packed.columns:
+        column = packed[name]
+        if column.dtype == object and _repeated_text(column):
+            packed[name] = column.astype("category")
+    return Catalog(packed, catalog.series, catalog.errors.iloc[0:0], catalog.root)
+
+
+def unpack_catalog(catalog):
+    """Undo :func:`pack_catalog` (in place on the catalog's ``instances``)."""
+    instances = catalog.instances
+    for name in instances.columns:
+        column = instances[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            restored = column.astype(object)
+            instances[name] = restored.where(column.notna(), None)
+    return catalog
+
+
+def _repeated_text(column: pd.Series) -> bool:
+    values = column.dropna()
+    if values.empty or not all(isinstance(v, str) for v in values):
+        return False
+    return values.nunique() <= len(column) // 2

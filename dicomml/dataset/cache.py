@@ -1,0 +1,254 @@
+"""A persistent, process-safe cache of decoded (and deterministically transformed) samples.
+
+Each entry is one sample dict stored without pickle: every tensor as a ``.npy`` file and every
+other value (identifiers, metadata, shapes) in a JSON sidecar that is written last and so marks
+the entry complete. Entries are keyed by :func:`entry_key`: a SHA-256 over the series' file list
+with each file's size and modification time, the deterministic transforms' ``cache_key()``
+strings and the dicomml version, so a touched or modified file, a changed transform or a new
+dicomml release selects a new entry (the stale one is simply no longer read; ``prune`` removes it).
+
+Writers never corrupt an entry: each file is written under a unique temporary name in the same
+folder and moved into place with ``os.replace`` (atomic on POSIX), so concurrent DataLoader
+workers writing the same entry produce identical files and a reader sees either nothing or a whole
+entry. Arrays are read back with memory mapping (``mmap=True``) or with one ``readinto`` per
+array straight into the returned tensor (allocated in shared memory inside a DataLoader worker,
+so nothing is copied on the way to the main process).
+
+Layout::
+
+    cache_dir/
+      ab/abcdef....json          # sidecar: format, arrays (file, dtype, shape), values
+      ab/abcdef....image.npy     # float32 (C, slices, rows, columns)
+      ab/abcdef....affine.npy    # float64 4x4 LPS
+      ...
+
+Example
+-------
+>>> import tempfile, torch
+>>> cache = VolumeCache(tempfile.mkdtemp())
+>>> sample = {"image": torch.zeros(1, 2, 3, 4), "series_key": "s1", "metadata": {"Modality": "CT"}}
+>>> cache.store("0123abcd", sample)
+>>> cache.load("0123abcd")["image"].shape
+torch.Size([1, 2, 3, 4])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dicomml.errors import CacheError, CatalogError
+
+from . import _shm
+
+FORMAT_VERSION = 1
+_SIDECAR = ".json"
+
+
+def file_fingerprint(paths: Iterable[str | os.PathLike]) -> list[list]:
+    """``[[path, size_bytes, mtime_ns], ...]`` for ``paths``, sorted by path.
+
+    Raises :class:`~dicomml.errors.CatalogError` naming a listed file that no longer exists
+    (the catalog is stale: rescan).
+    """
+    rows = []
+    for path in sorted(os.fspath(p) for p in paths):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise CatalogError("file listed in the catalog is missing; rescan the folder",
+                               path=path) from None
+        rows.append([path, st.st_size, st.st_mtime_ns])
+    return rows
+
+
+def entry_key(paths: Iterable[str | os.PathLike], transform_keys: Iterable[str] = (),
+              extra: Mapping | None = None) -> str:
+    """The cache key (64 hex characters) for a series and the deterministic transforms.
+
+    ``paths``: the series' files; their sizes and mtimes are read now (``os.stat``), so a
+    modified or touched file changes the key. ``transform_keys``: ``cache_key()`` of each cached
+    transform, in order. ``extra``: other JSON-safe options that change the decoded output.
+    """
+    from dicomml import __version__
+
+    payload = {
+        "format": FORMAT_VERSION,
+        "dicomml": __version__,
+        "files": file_fingerprint(paths),
+        "transforms": list(transform_keys),
+        "extra": dict(extra or {}),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _json_safe(value, name: str):
+    """``value`` as plain JSON types; raises CacheError for what JSON cannot hold."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else repr(value)
+    if isinstance(value, np.generic):
+        return _json_safe(value.item(), name)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v, f"{name}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, name) for v in value]
+    raise CacheError(f"sample value {name!r} of type {type(value).__name__} cannot be cached "
+                     "(use tensors, numbers, strings, lists or dicts)")
+
+
+class VolumeCache:
+    """Sample dicts on disk under ``root`` (created on first write; see the module docstring).
+
+    ``mmap``: read arrays with ``np.load(mmap_mode="c")`` (pages load on first touch; good for
+    patches and slices) instead of one read into memory.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, mmap: bool = False):
+        self.root = Path(root)
+        self.mmap = bool(mmap)
+
+    def __repr__(self) -> str:
+        return f"VolumeCache({os.fspath(self.root)!r}, mmap={self.mmap})"
+
+    def _base(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def sidecar(self, key: str) -> Path:
+        """Path of the JSON sidecar of entry ``key`` (exists once the entry is complete)."""
+        return self._base(key).with_suffix(_SIDECAR)
+
+    def __contains__(self, key: str) -> bool:
+        return self.sidecar(key).is_file()
+
+    def load(self, key: str) -> dict | None:
+        """The stored sample dict, or None when absent. Raises CacheError when corrupt."""
+        side = self.sidecar(key)
+        try:
+            text = side.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise CacheError(f"unreadable cache entry: {exc}", path=side) from exc
+        try:
+            info = json.loads(text)
+            if info.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {info.get('format')!r} != {FORMAT_VERSION}")
+            sample = dict(info["values"])
+            for name, spec in info["arrays"].items():
+                sample[name] = self._read_array(side.parent / spec["file"], spec)
+        except CacheError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CacheError(f"corrupt cache entry: {exc}", path=side) from exc
+        return sample
+
+    def _read_array(self, path: Path, spec: Mapping) -> torch.Tensor:
+        if not self.mmap:
+            return read_npy(path, spec)
+        array = np.load(path, mmap_mode="c", allow_pickle=False)
+        _check_spec(path, array.shape, array.dtype, spec)
+        return torch.from_numpy(array)
+
+    def store(self, key: str, sample: Mapping) -> None:
+        """Write ``sample`` as entry ``key`` (tensors and arrays as .npy, the rest as JSON)."""
+        base = self._base(key)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        arrays, values = {}, {}
+        for name, value in sample.items():
+            if isinstance(value, (torch.Tensor, np.ndarray)):
+                arrays[name] = self._write_array(base, str(name), value)
+            else:
+                values[str(name)] = _json_safe(value, str(name))
+        info = {"format": FORMAT_VERSION, "arrays": arrays, "values": values}
+        _atomic_write(base.with_suffix(_SIDECAR),
+                      lambda f: f.write(json.dumps(info, indent=1).encode("utf-8")))
+
+    @staticmethod
+    def _write_array(base: Path, name: str, value) -> dict:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        array = np.ascontiguousarray(value)
+        if array.dtype == object:
+            raise CacheError(f"sample value {name!r} is an object array and cannot be cached")
+        filename = f"{base.name}.{name}.npy"
+        _atomic_write(base.parent / filename, lambda f: np.save(f, array, allow_pickle=False))
+        return {"file": filename, "dtype": array.dtype.str, "shape": list(array.shape)}
+
+    def keys(self) -> list[str]:
+        """Keys of the complete entries."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob(f"??/*{_SIDECAR}"))
+
+    def remove(self, key: str) -> None:
+        """Delete entry ``key`` (sidecar first, so readers never see half an entry)."""
+        base = self._base(key)
+        base.with_suffix(_SIDECAR).unlink(missing_ok=True)
+        for path in base.parent.glob(f"{base.name}.*"):
+            path.unlink(missing_ok=True)
+
+    def prune(self, keep: Iterable[str]) -> int:
+        """Delete every entry whose key is not in ``keep``; returns how many were removed."""
+        keep = set(keep)
+        stale = [k for k in self.keys() if k not in keep]
+        for key in stale:
+            self.remove(key)
+        return len(stale)
+
+    def nbytes(self) -> int:
+        """Bytes stored under the cache root."""
+        if not self.root.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in self.root.glob("??/*") if p.is_file())
+
+
+def _check_spec(path, shape, dtype: np.dtype, spec: Mapping) -> None:
+    if list(shape) != list(spec["shape"]) or dtype.str != spec["dtype"]:
+        raise CacheError(f"array {dtype.str}{list(shape)} does not match sidecar "
+                         f"{spec['dtype']}{spec['shape']}", path=path)
+
+
+def read_npy(path: Path, spec: Mapping) -> torch.Tensor:
+    """A ``.npy`` file read with one ``readinto`` straight into a tensor (in shared memory
+    inside a DataLoader worker, so handing it to the main process copies nothing)."""
+    with open(path, "rb", buffering=0) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        _check_spec(path, shape, dtype, spec)
+        if fortran or dtype.hasobject or not dtype.isnative:
+            raise CacheError("cache arrays are native-endian C-order numbers", path=path)
+        tensor = _shm.empty(shape, torch.from_numpy(np.empty(0, dtype)).dtype)
+        view = memoryview(tensor.numpy()).cast("B")
+        done = 0
+        while done < len(view):
+            n = f.readinto(view[done:])
+            if not n:
+                raise CacheError(f"array file ends after {done} of {len(view)} data bytes",
+                                 path=path)
+            done += n
+    return tensor
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(binary_file)`` on a unique temporary file, then move it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

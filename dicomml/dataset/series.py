@@ -1,0 +1,140 @@
+"""``DicomSeriesDataset``: one training sample per DICOM series, for ``torch.utils.data``.
+
+Example
+-------
+>>> import tempfile, torch, dicomml
+>>> folder = tempfile.mkdtemp()
+>>> _ = dicomml.synth.write_series(folder, shape=(4, 16, 16))
+>>> ds = dicomml.DicomSeriesDataset(folder, cache_dir=tempfile.mkdtemp())
+>>> sample = ds[0]
+>>> sample["image"].shape, sample["image"].dtype, sample["affine"].shape
+(torch.Size([1, 4, 16, 16]), torch.float32, torch.Size([4, 4]))
+>>> loader = torch.utils.data.DataLoader(ds, batch_size=1, collate_fn=dicomml.collate)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from . import _pipeline, _shm, _source
+from ._core import SeriesSource
+
+
+class DicomSeriesDataset(torch.utils.data.Dataset):
+    """A map-style dataset over the series of a catalog; ``ds[i]`` is a sample dict.
+
+    Sample (docs/conventions.md): ``image`` float32 tensor (C, slices, rows, columns) — C = 1
+    for a 3D series, the volumes (time points, echoes...) for 4D; ``affine`` float64 4x4 tensor
+    mapping (slice, row, column, 1) to LPS mm; ``spacing`` float64 (3,) (slice, row, column) mm;
+    ``series_key``, ``PatientID``, ``StudyInstanceUID``, ``SeriesInstanceUID``,
+    ``AccessionNumber`` (str, "" when absent); ``metadata`` (dict of the ``metadata`` catalog
+    columns); ``label`` when ``labels`` is given; then whatever ``transform`` adds.
+
+    Parameters
+    ----------
+    source : a ``dicomml.Catalog``, a saved catalog path, or a folder (scanned now).
+    filter : a dict for ``Catalog.filter`` (e.g. ``{"Modality": "CT"}``), a list of series
+        keys, or a callable ``series_df -> boolean mask``.
+    transform : a callable / list / ``dicomml.transforms.Compose`` applied to each sample. The
+        deterministic prefix (transforms with ``deterministic=True`` and a ``cache_key()``) is
+        applied before caching; the rest (augmentations) on every access.
+    labels, label_column, on, keep_unlabeled : a CSV path, DataFrame or dict joined on an
+        identifier column ``on`` (default: the most specific one present; see
+        :mod:`dicomml.dataset.labels`). Series without a label are dropped unless
+        ``keep_unlabeled`` (their ``label`` is then None); ``self.label_report`` has the counts.
+    cache_dir : a folder for decoded volumes (see :mod:`dicomml.dataset.cache`); never the
+        data folder. None: decode on every access.
+    cache_mmap : read cached arrays with memory mapping (pages load when touched).
+    on_error : ``"raise"``, or ``"skip"``: log a failing series and return the next series
+        (cyclically) instead — deterministic, so an epoch may repeat a series.
+    metadata : catalog columns copied into ``sample["metadata"]``.
+    loader_options : keyword arguments for ``dicomml.load_series`` (``policy``, ``dtype``,
+        ``resample``, ``threads``); part of the cache key.
+    seed : when set, random transforms get a ``torch.Generator`` seeded from
+        ``(seed, epoch, index)`` (see :meth:`set_epoch`); else torch's per-worker RNG.
+
+    Worker safety: the dataset pickles as the catalog rows of its series plus small lists (no
+    open files, no pixel arrays); files are opened in ``__getitem__``, so any ``num_workers``,
+    ``persistent_workers``, fork or spawn and ``DistributedSampler`` work.
+    """
+
+    def __init__(self, source, *, filter=None, transform=None, labels=None,
+                 label_column: str | list[str] = "label", on: str | None = None,
+                 keep_unlabeled: bool = False, cache_dir: str | os.PathLike | None = None,
+                 cache_mmap: bool = False, on_error: str = "raise",
+                 metadata: Iterable[str] = _source.DEFAULT_METADATA,
+                 loader_options: Mapping | None = None, seed: int | None = None,
+                 scan_workers: int | None = None):
+        self.source = SeriesSource(
+            source, filter=filter, transform=transform, labels=labels,
+            label_column=label_column, on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir,
+            cache_mmap=cache_mmap, on_error=on_error, metadata=metadata,
+            loader_options=loader_options, scan_workers=scan_workers)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict:
+        index = _check_index(index, len(self))
+        used, sample = self.source.load_or_skip(index)
+        generator = _generator(self.seed, self.epoch, index)
+        sample = _pipeline.apply_chain(self.source._rest, sample, generator)
+        if self.source._labels is not None:  # after the transforms: they treat "label" as a map
+            sample["label"] = self.source.label(used)
+        return _shm.share_large(sample)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's random-transform draws (only matters with ``seed`` set)."""
+        self.epoch = int(epoch)
+
+    @property
+    def series_keys(self) -> list[str]:
+        """Series keys in index order."""
+        return self.source.series_keys
+
+    @property
+    def catalog(self):
+        """The (filtered) ``Catalog`` the dataset reads."""
+        return self.source.catalog
+
+    @property
+    def label_report(self):
+        """:class:`~dicomml.dataset.labels.LabelReport` of the label join (None without labels)."""
+        return self.source.label_report
+
+    @property
+    def failed(self) -> dict[int, str]:
+        """Series skipped by ``on_error="skip"`` in this process: index -> error."""
+        return self.source.failed
+
+    @property
+    def cache(self):
+        """The :class:`~dicomml.dataset.cache.VolumeCache`, or None."""
+        return self.source.cache
+
+    def __repr__(self) -> str:
+        return (f"DicomSeriesDataset({len(self)} series, cache={self.source.cache!r}, "
+                f"cached transforms={len(self.source._prefix)}, "
+                f"random transforms={len(self.source._rest)}, on_error={self.source.on_error!r})")
+
+
+def _check_index(index, n: int) -> int:
+    index = int(index)
+    if index < 0:
+        index += n
+    if not 0 <= index < n:
+        raise IndexError(f"index out of range for a dataset of {n} series")
+    return index
+
+
+def _generator(seed: int | None, epoch: int, index: int) -> torch.Generator | None:
+    if seed is None:
+        return None
+    state = np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))

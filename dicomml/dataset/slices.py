@@ -1,0 +1,136 @@
+"""``DicomSliceDataset``: one 2D sample per slice, or per slab of ``slab`` adjacent slices.
+
+The index — (series, first slice) pairs — is built from the catalog's frame counts, without
+decoding anything. A sample's volume comes from the cache (``cache_dir``, read with memory
+mapping so only the slab's pages are touched) or is decoded and kept as the one most recently
+used volume of the worker: with ``shuffle=True`` and no cache every sample decodes a whole
+series, so set ``cache_dir`` (or run ``dicomml cache``) for shuffled 2D training.
+
+Sample: ``image`` float32 (C * slab, rows, columns) — the slab's slices as channels (C = 1 for
+3D series); ``affine`` float64 4x4 mapping (slice within the slab, row, column, 1) to LPS mm
+(the volume's affine moved to the slab's first slice); ``spacing`` float64 (3,);
+``slice_index`` (int: the slab's first slice in the volume); identifiers, ``metadata`` and
+``label`` as in :class:`~dicomml.dataset.series.DicomSeriesDataset`. ``transform`` sees the slab
+in the 3D layout (C, slab, rows, columns), so ``dicomml.transforms`` apply unchanged; the
+channels are merged after it.
+
+4D series: the catalog's ``n_slices`` counts slices per volume, and a sample holds that slab
+of every volume (C = the volumes). Should a volume hold fewer slices than the catalog says (a
+stale catalog), the sample raises :class:`~dicomml.errors.InconsistentSeriesError` (skipped
+with ``on_error="skip"``).
+
+Example
+-------
+>>> import tempfile, dicomml
+>>> folder = tempfile.mkdtemp()
+>>> _ = dicomml.synth.write_series(folder, shape=(5, 16, 16))
+>>> ds = dicomml.DicomSliceDataset(folder, slab=3)
+>>> len(ds), ds[0]["image"].shape, ds[2]["slice_index"]
+(3, torch.Size([3, 16, 16]), 2)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from dicomml.errors import InconsistentSeriesError
+
+from . import _pipeline, _source
+from ._core import SeriesSource
+from .patches import _shifted_affine
+from .series import _check_index, _generator
+
+
+class DicomSliceDataset(torch.utils.data.Dataset):
+    """Map-style dataset of slices / slabs (see the module docstring).
+
+    ``slab``: slices per sample; ``stride``: step between the first slices of consecutive
+    samples of a series (1: every slab, ``slab``: non-overlapping). Other parameters as in
+    :class:`~dicomml.dataset.series.DicomSeriesDataset`; ``transform`` is applied per sample
+    (nothing is cached but the decoded volume).
+    """
+
+    def __init__(self, source, *, slab: int = 1, stride: int = 1, filter=None, transform=None,
+                 labels=None, label_column: str | list[str] = "label", on: str | None = None,
+                 keep_unlabeled: bool = False, cache_dir: str | os.PathLike | None = None,
+                 on_error: str = "raise", metadata: Iterable[str] = _source.DEFAULT_METADATA,
+                 loader_options: Mapping | None = None, seed: int | None = None,
+                 scan_workers: int | None = None):
+        if slab < 1 or stride < 1:
+            raise ValueError("slab and stride must be >= 1")
+        self.source = SeriesSource(
+            source, filter=filter, transform=None, labels=labels, label_column=label_column,
+            on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir, cache_mmap=True,
+            on_error=on_error, metadata=metadata, loader_options=loader_options,
+            scan_workers=scan_workers)
+        self.slab, self.stride = int(slab), int(stride)
+        self.transform = _pipeline.flatten(transform)
+        self.seed, self.epoch = seed, 0
+        self._series, self._starts = self._build_index(self.source._n_slices)
+        self._recent: tuple[int, int, dict] | None = None
+
+    def _build_index(self, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        series, starts = [], []
+        for i, n in enumerate(counts):
+            first = np.arange(0, max(n - self.slab + 1, 0), self.stride, dtype=np.int64)
+            series.append(np.full(first.size, i, dtype=np.int64))
+            starts.append(first)
+        if not series:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(series), np.concatenate(starts)
+
+    def __len__(self) -> int:
+        return int(self._series.size)
+
+    def position(self, index: int) -> tuple[str, int]:
+        """``(series_key, first slice)`` of sample ``index`` (no decoding)."""
+        index = _check_index(index, len(self))
+        return self.source._keys[self._series[index]], int(self._starts[index])
+
+    def _volume(self, series_index: int) -> tuple[int, dict]:
+        """``(series index used, volume sample)``; the last one is kept per process."""
+        if self._recent is None or self._recent[0] != series_index:
+            self._recent = (series_index, *self.source.load_or_skip(series_index))
+        return self._recent[1], self._recent[2]
+
+    def __getitem__(self, index: int) -> dict:
+        index = _check_index(index, len(self))
+        series_index, start = int(self._series[index]), int(self._starts[index])
+        used, volume = self._volume(series_index)
+        sample = _pipeline.apply_chain(self.transform, self._slab(volume, start),
+                                       _generator(self.seed, self.epoch, index))
+        image = sample["image"]
+        sample["image"] = image.reshape(-1, *image.shape[-2:])
+        if self.source._labels is not None:
+            sample["label"] = self.source.label(used)
+        return sample
+
+    def _slab(self, volume: Mapping, start: int) -> dict:
+        image = volume["image"]
+        n = int(image.shape[-3])
+        if start + self.slab > n:
+            raise InconsistentSeriesError(
+                f"the catalog counts more slices than the volume holds ({n}); 4D series or a "
+                "stale catalog (rescan)", path=volume.get("series_key"))
+        sample = {k: v for k, v in volume.items() if k != "image"}
+        sample["image"] = image[:, start:start + self.slab].clone()
+        sample["affine"] = _shifted_affine(volume["affine"], (start, 0, 0))
+        sample["slice_index"] = start
+        return sample
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's random-transform draws (only matters with ``seed`` set)."""
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_recent"] = None  # never ship a decoded volume to a worker
+        return state
+
+    def __repr__(self) -> str:
+        return (f"DicomSliceDataset({len(self)} samples from {len(self.source)} series, "
+                f"slab={self.slab}, stride={self.stride}, cache={self.source.cache!r})")
