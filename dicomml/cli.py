@@ -17,21 +17,26 @@ import argparse
 import importlib
 import sys
 
-_COMMAND_MODULES = (
-    "dicomml.demo",           # demo
-    "dicomml.catalog.cli",    # scan, info
-    "dicomml.convert",        # convert
-    "dicomml.decode.cli",     # doctor
-    "dicomml.dataset.cli",    # cache
-)
+# command -> module that registers it (only the module of the command being run is imported,
+# so that `dicomml scan` does not pay for importing torch)
+_COMMANDS = {
+    "demo": "dicomml.demo",
+    "scan": "dicomml.catalog.cli",
+    "info": "dicomml.catalog.cli",
+    "convert": "dicomml.convert",
+    "doctor": "dicomml.decode.cli",
+    "cache": "dicomml.dataset.cli",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``command``, only that command's module is imported."""
     parser = argparse.ArgumentParser(prog="dicomml", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version",
                         version=f"dicomml {importlib.import_module('dicomml').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
+    names = [_COMMANDS[command]] if command in _COMMANDS else dict.fromkeys(_COMMANDS.values())
+    for name in names:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -43,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

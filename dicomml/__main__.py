@@ -1,0 +1,7 @@
+"""`python -m dicomml` runs the command line."""
+
+import sys
+
+from dicomml.cli import main
+
+sys.exit(main())
