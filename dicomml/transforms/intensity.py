@@ -1,0 +1,142 @@
+"""Deterministic intensity transforms: :class:`Window` (+ CT presets), :class:`ClipNormalize`,
+:class:`ZNormalize`, :class:`ToDtype`. They touch only ``image`` keys, never geometry.
+
+Example
+-------
+>>> import torch
+>>> from dicomml.transforms import Window
+>>> s = {"image": torch.tensor([-1350.0, -600, 150]).view(1, 1, 1, 3)}
+>>> Window.preset("lung")(s)["image"].flatten().tolist()
+[0.0, 0.5, 1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+
+from dicomml.transforms._base import Transform
+
+#: CT window presets, (center, width) in HU
+WINDOW_PRESETS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+}
+
+
+class IntensityTransform(Transform):
+    """Apply ``self.transform(image_tensor, sample)`` to every image key."""
+
+    def apply(self, sample: Mapping, params=None) -> dict:
+        out = dict(sample)
+        for key in self.present(sample, self.image_keys):
+            out[key] = self.transform(sample[key], sample)
+        return out
+
+    def transform(self, x: torch.Tensor, sample: Mapping) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _rescale(x: torch.Tensor, low, high, out_range) -> torch.Tensor:
+    scale = (out_range[1] - out_range[0]) / max(float(high - low), 1e-12) \
+        if not isinstance(low, torch.Tensor) else \
+        (out_range[1] - out_range[0]) / (high - low).clamp_min(1e-12)
+    return (x.clamp(low, high) - low) * scale + out_range[0]
+
+
+class Window(IntensityTransform):
+    """Clip to ``[center - width/2, center + width/2]`` (HU) and map to ``out_range``.
+
+    Presets (``Window.preset(name)``): lung (-600, 1500), mediastinum (50, 350),
+    bone (400, 1800), brain (40, 80).
+    """
+
+    def __init__(self, center: float, width: float, out_range=(0.0, 1.0), **keys):
+        super().__init__(**keys)
+        if width <= 0:
+            raise ValueError(f"window width must be positive, got {width}")
+        self.center, self.width, self.out_range = float(center), float(width), tuple(out_range)
+
+    @classmethod
+    def preset(cls, name: str, **kwargs) -> Window:
+        if name not in WINDOW_PRESETS:
+            raise ValueError(f"unknown window preset {name!r}; one of {sorted(WINDOW_PRESETS)}")
+        return cls(*WINDOW_PRESETS[name], **kwargs)
+
+    def transform(self, x, sample):
+        low, high = self.center - self.width / 2, self.center + self.width / 2
+        return _rescale(x, low, high, self.out_range)
+
+
+class ClipNormalize(IntensityTransform):
+    """Clip to ``[low, high]`` and map to ``out_range``. With ``percentiles=True`` low/high are
+    percentiles (0-100) of each channel (computed on the tensor's device)."""
+
+    def __init__(self, low: float, high: float, out_range=(0.0, 1.0), percentiles: bool = False,
+                 **keys):
+        super().__init__(**keys)
+        if low >= high:
+            raise ValueError(f"low {low} must be below high {high}")
+        self.low, self.high = float(low), float(high)
+        self.out_range, self.percentiles = tuple(out_range), bool(percentiles)
+
+    def transform(self, x, sample):
+        if not self.percentiles:
+            return _rescale(x, self.low, self.high, self.out_range)
+        flat = x.reshape(x.shape[0], -1).float()
+        if flat.shape[1] > 1_000_000:  # quantile's size limit: a regular subsample
+            flat = flat[:, :: flat.shape[1] // 1_000_000 + 1]
+        q = torch.tensor([self.low / 100, self.high / 100], device=x.device)
+        bounds = torch.quantile(flat, q, dim=1).to(x.dtype).view(2, -1, 1, 1, 1)
+        return _rescale(x, bounds[0], bounds[1], self.out_range)
+
+
+class ZNormalize(IntensityTransform):
+    """Per-channel ``(x - mean) / std`` with statistics over ``mask``.
+
+    ``mask``: ``None`` (all voxels), ``"nonzero"`` (``x != 0``), a sample key (its voxels
+    ``> 0``, e.g. ``"label"``), or a callable ``image -> bool tensor``. Voxels outside the mask
+    are normalised with the same statistics.
+    """
+
+    def __init__(self, mask: str | Callable | None = None, eps: float = 1e-8, **keys):
+        super().__init__(**keys)
+        self.mask, self.eps = mask, float(eps)
+
+    def _mask(self, x, sample):
+        if self.mask is None:
+            return None
+        if callable(self.mask):
+            return self.mask(x)
+        if self.mask == "nonzero":
+            return x != 0
+        return (sample[self.mask] > 0).expand_as(x)
+
+    def transform(self, x, sample):
+        mask = self._mask(x, sample)
+        out = torch.empty_like(x)
+        for c in range(x.shape[0]):
+            values = x[c] if mask is None else x[c][mask[c]]
+            if values.numel() == 0:
+                values = x[c].reshape(-1)
+            mean, std = values.mean(), values.std(unbiased=False)
+            out[c] = (x[c] - mean) / (std + self.eps)
+        return out
+
+
+class ToDtype(Transform):
+    """Cast ``keys`` (default: ``image``) to ``dtype``; geometry keys stay float64."""
+
+    def __init__(self, dtype: torch.dtype = torch.float32, keys=("image",)):
+        super().__init__()
+        self.dtype, self.keys = dtype, tuple(keys)
+
+    def apply(self, sample: Mapping, params=None) -> dict:
+        out = dict(sample)
+        for key in self.keys:
+            if key in sample:
+                out[key] = sample[key].to(self.dtype)
+        return out
