@@ -35,6 +35,7 @@ _EXPORTS = {
     "collate": "dicomml.dataset",
     "synth": "dicomml.synth",
     "transforms": "dicomml.transforms",
+    "interop": "dicomml.interop",
     "errors": "dicomml.errors",
     "viz": "dicomml.viz",
 }

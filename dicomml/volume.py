@@ -140,6 +140,20 @@ class Volume:
         tensor = torch.from_numpy(np.array(self.array))
         return tensor[None] if channel and tensor.ndim == 3 else tensor
 
+    def to_torchio(self):
+        """A ``torchio.ScalarImage`` ((C, column, row, slice), RAS affine, as ``to_nifti()``);
+        needs the ``torchio`` extra."""
+        from dicomml.interop.torchio import volume_to_scalar_image
+
+        return volume_to_scalar_image(self)
+
+    def to_metatensor(self):
+        """A MONAI ``MetaTensor`` ((C, column, row, slice), RAS affine); needs the ``monai``
+        extra."""
+        from dicomml.interop.monai import volume_to_metatensor
+
+        return volume_to_metatensor(self)
+
     def __repr__(self) -> str:
         spacing = ", ".join(f"{v:.4g}" for v in self.spacing)
         origin = ", ".join(f"{v:.4g}" for v in self.origin)

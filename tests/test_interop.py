@@ -146,3 +146,14 @@ def test_volume_to_sample_feeds_the_transforms():
     out = T.Orient("RAS")(sample)
     canonical = nib.as_closest_canonical(vol.to_nifti())
     np.testing.assert_array_equal(out["image"][0].numpy(), canonical.get_fdata(dtype=np.float32))
+
+
+def test_volume_methods_delegate_to_interop_with_explicit_geometry():
+    affine, array = oblique_affine(), phantom()
+    vol = Volume(array, affine)
+    image, meta = vol.to_torchio(), vol.to_metatensor()
+    k, r, c = 2, 5, 9
+    ras = LPS_TO_RAS @ affine @ [k, r, c, 1]
+    np.testing.assert_allclose(image.affine @ [c, r, k, 1], ras, atol=1e-9)
+    np.testing.assert_allclose(meta.affine.numpy() @ [c, r, k, 1], ras, atol=1e-9)
+    assert image.data[0, c, r, k] == array[k, r, c] == meta[0, c, r, k]
