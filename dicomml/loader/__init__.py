@@ -1,0 +1,122 @@
+"""Load one DICOM series as a :class:`~dicomml.volume.Volume`: ``load_series``.
+
+Pipeline (one path for every kind of source)
+--------------------------------------------
+1. **Resolve** the source to the catalog rows of one series: a ``Catalog`` plus a
+   ``series_key``, a folder holding one series, or a list of files. Folders and lists are
+   split into series with the catalog's own scanner (``dicomml.scan``), so the keys are the
+   catalog's; several series raise :class:`~dicomml.errors.MultipleSeriesError` listing them.
+2. **Plane table** (contract in :mod:`dicomml.geometry.planes`): one row per 2D plane —
+   single-frame files from the catalog columns, enhanced multi-frame objects from
+   ``dicomml.geometry.enhanced.frame_planes``, Siemens mosaics from
+   ``dicomml.geometry.mosaic.mosaic_planes`` (one row per tile, corrected positions).
+3. **Arrange** (:func:`dicomml.geometry.stack.arrange`): group by position (4D when every
+   position holds the same number of planes told apart by temporal position / echo / b-value /
+   gradient / acquisition), sort by the projection of Image Position (Patient) on the slice
+   normal (never by file name or Instance Number), check, build the affine.
+4. **Policy** on the findings (``duplicate``, ``missing``, ``uneven``, ``inconsistent``,
+   ``tilt``): ``"raise"`` a typed :mod:`dicomml.errors` error, ``"warn"`` a
+   :class:`~dicomml.errors.GeometryWarning`, or ``"ignore"``. Every finding is also stored in
+   ``Volume.metadata["findings"]``.
+5. **Pixels**: uncompressed little/big-endian data whose Pixel Data offset is known (the
+   catalog records it) is read with ``readinto`` straight into a preallocated array — no
+   re-parsing; other transfer syntaxes go through ``dicomml.decode.read_pixels`` (pydicom
+   when that module is absent).
+
+Pixel values
+------------
+- Only the ``BitsStored`` low bits count: unsigned values are masked, signed values are sign-
+  extended from bit ``BitsStored - 1`` (DICOM PS3.5 8.1.1).
+- ``dtype="float32"`` (default): the Modality LUT ``value = stored * slope + intercept``, with
+  Rescale Slope/Intercept per plane (per frame for enhanced objects). ``dtype=None`` keeps the
+  stored integers (no rescale; the slopes/intercepts are in ``metadata["rescale"]``).
+- **MONOCHROME1** is inverted after rescale so that higher values are brighter everywhere:
+  ``value' = (slope * s_min + intercept) + (slope * s_max + intercept) - value`` where
+  ``[s_min, s_max]`` is the range of the stored integers allowed by BitsStored and Pixel
+  Representation (e.g. ``[0, 4095]`` for 12 unsigned bits). The formula is independent of the
+  image content (the same for every slice and file) and maps that range onto itself. With
+  ``dtype=None`` the same mirror is applied to the stored integers: ``s' = s_min + s_max - s``.
+  ``metadata["inverted_monochrome1"]`` is True when this happened.
+
+Modules: :mod:`.sources` (step 1), :mod:`.planes` (2, header checks), :mod:`.policy` (4),
+:mod:`.pixels` and :mod:`.values` (5), :mod:`.assemble` (one-slice affine, resampling,
+metadata). Header values used as sizes are checked before anything is allocated: a missing or
+unusable Rows, Columns, Bits Allocated... raises :class:`~dicomml.errors.MissingTagError` /
+:class:`~dicomml.errors.InvalidTagError` naming the file and the tag; a file too small for the
+frames its header describes raises :class:`~dicomml.errors.TruncatedFileError`.
+
+Geometry conventions: see :mod:`dicomml.volume` (array (slices, rows, columns), affine index
+-> LPS mm).
+
+Example
+-------
+>>> import dicomml, tempfile
+>>> folder = tempfile.mkdtemp()
+>>> truth = dicomml.synth.write_series(folder, modality="CT", shape=(5, 8, 8))
+>>> vol = dicomml.load_series(folder)
+>>> bool(np.allclose(vol.array, truth.array)), bool(np.allclose(vol.affine, truth.affine))
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from dicomml.geometry.checks import DEFAULT_TOLERANCES, Tolerances
+from dicomml.geometry.stack import arrange
+from dicomml.volume import Volume
+
+from .assemble import resample as _resample
+from .assemble import series_metadata, single_slice_affine
+from .pixels import read_stack
+from .planes import build_planes
+from .policy import DEFAULT_POLICY, RESAMPLED, actions, apply_policy
+from .sources import resolve_source
+
+__all__ = ["load_series", "DEFAULT_POLICY", "resolve_source", "build_planes", "read_stack",
+           "series_metadata"]
+
+
+def load_series(source, key: str | None = None, *, policy: str | Mapping[str, str] = "default",
+                dtype: str | None = "float32", resample: bool = False,
+                threads: int | None = None,
+                tolerances: Tolerances = DEFAULT_TOLERANCES) -> Volume:
+    """Load one series as a :class:`~dicomml.volume.Volume` (see the module docstring).
+
+    Parameters
+    ----------
+    source : Catalog, folder, one file, or list of files
+    key : the ``series_key`` (needed when the source holds several series); a
+        SeriesInstanceUID that the catalog split into sub-series (``UID#e1``, ``UID#t2``...)
+        loads all of them together as one 4D volume
+    policy : ``"default"`` (:data:`DEFAULT_POLICY`), ``"raise"``, ``"warn"``, ``"ignore"``, or a
+        dict ``{finding kind: action}`` overriding the defaults
+    dtype : ``"float32"`` (rescaled values; any numpy float dtype works) or ``None`` (stored
+        integers)
+    resample : put uneven, gapped or tilted series onto a regular orthogonal grid (linear
+        interpolation; the result is then float32 whatever ``dtype``) instead of raising /
+        returning a sheared affine
+    threads : reader threads (default: up to 8, by CPU count)
+    tolerances : :class:`dicomml.geometry.checks.Tolerances`
+
+    Returns a Volume: array (slices, rows, columns) or (volumes, slices, rows, columns),
+    affine from (slice, row, column, 1) to LPS mm. Raises :mod:`dicomml.errors` types naming
+    the file (and tag) or the series key.
+    """
+    chosen = actions(policy)
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise ValueError(f"dtype must be a float dtype or None (stored integers), got {dtype!r}")
+    instances, key = resolve_source(source, key)
+    planes = build_planes(instances)
+    stack = arrange(planes, tolerances)
+    apply_policy(stack.findings, chosen, key, resample)
+    data = read_stack(planes, stack.order, dtype=dtype, threads=threads)
+    affine = stack.affine
+    if stack.order.shape[1] == 1:
+        affine = single_slice_affine(affine, instances)
+    if resample and stack.kinds() & set(RESAMPLED):
+        data, affine = _resample(data, stack)
+    metadata = series_metadata(instances, key, stack, planes, dtype, resample)
+    return Volume(data if stack.is_4d else data[0], affine, metadata)

@@ -1,0 +1,114 @@
+"""Assemble the Volume's parts: the affine of a one-slice series, optional resampling onto a
+regular orthogonal grid, and the series metadata.
+
+Conventions (:mod:`dicomml.volume`): array ``(slices, rows, columns)`` (4D: ``(volumes, slices,
+rows, columns)``); affine maps the index ``(slice, row, column, 1)`` to LPS mm.
+
+Example
+-------
+>>> import numpy as np, pandas as pd
+>>> single_slice_affine(np.eye(4), pd.DataFrame({"SliceThickness": [2.5]}))[:3, 0].tolist()
+[2.5, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from dicomml.geometry.affine import series_affine
+from dicomml.geometry.resample import deshear, regularise_spacing
+from dicomml.geometry.stack import Stack
+
+from ._util import value
+from .policy import RESAMPLED
+
+
+def single_slice_affine(affine: np.ndarray, instances: pd.DataFrame) -> np.ndarray:
+    """One slice has no position-derived spacing: use Spacing Between Slices, else Slice
+    Thickness (finite, > 0 mm), else 1 mm, along the normal (the only use of those tags)."""
+    thickness = 1.0
+    for tag in ("SpacingBetweenSlices", "SliceThickness"):
+        found = value(instances.iloc[0], tag)
+        try:
+            found = None if found is None else float(found)
+        except (TypeError, ValueError):
+            found = None
+        if found is not None and math.isfinite(found) and found > 0:
+            thickness = found
+            break
+    affine = affine.copy()
+    affine[:3, 0] = affine[:3, 0] / np.linalg.norm(affine[:3, 0]) * thickness
+    return affine
+
+
+def resample(data: np.ndarray, stack: Stack) -> tuple[np.ndarray, np.ndarray]:
+    """(V, S, R, C) float32 data and affine on a regular grid: gaps and uneven spacing are
+    interpolated along the slice normal, gantry-tilt shear removed (linear interpolation)."""
+    kinds = stack.kinds()
+    positions, iop = stack.positions, stack.orientation
+    volumes = list(data.astype(np.float32, copy=False))
+    if kinds & {"missing", "uneven"}:
+        pairs = [regularise_spacing(v, positions, iop) for v in volumes]
+        volumes, positions = [p[0] for p in pairs], pairs[0][1]
+    affine = series_affine(positions, iop, stack.pixel_spacing, sheared="tilt" in kinds)
+    if "tilt" in kinds:
+        pairs = [deshear(v, affine) for v in volumes]
+        volumes, affine = [p[0] for p in pairs], pairs[0][1]
+    return np.stack(volumes), affine
+
+
+# ------------------------------------------------------------------------------ metadata
+_PER_FILE = {"path", "SOPInstanceUID", "InstanceNumber", "ImagePositionPatient",
+             "pixel_data_offset", "pixel_data_length", "file_size", "mtime", "size"}
+
+
+def _plain(found):
+    """A JSON-friendly copy: numpy scalars/arrays and tuples to Python, NaN to None."""
+    if isinstance(found, np.generic):
+        return found.item()
+    if isinstance(found, np.ndarray):
+        return found.tolist()
+    if isinstance(found, tuple):
+        return [_plain(v) for v in found]
+    if isinstance(found, float) and np.isnan(found):
+        return None
+    return found
+
+
+def _all_equal(values: list) -> bool:
+    first = values[0]
+    if isinstance(first, float) and np.isnan(first):
+        return all(isinstance(v, float) and np.isnan(v) for v in values)
+    try:
+        return all(bool(v == first) for v in values)
+    except (TypeError, ValueError):  # arrays and other odd values
+        return all(repr(v) == repr(first) for v in values)
+
+
+def series_metadata(instances: pd.DataFrame, key: str, stack: Stack, planes: pd.DataFrame,
+                    dtype, resampled: bool) -> dict:
+    """Series-level tags (values shared by every file) plus geometry facts and findings."""
+    meta: dict = {"series_key": key}
+    for name in instances.columns:
+        if name in _PER_FILE:
+            continue
+        values = instances[name].tolist()
+        if _all_equal(values):
+            meta[name] = _plain(values[0])
+    meta["findings"] = [f.to_dict() for f in stack.findings]
+    meta["n_files"] = int(len(instances))
+    meta["n_planes"] = int(stack.order.size)
+    meta["resampled"] = bool(resampled and stack.kinds() & set(RESAMPLED))
+    used = planes.loc[stack.order.ravel()]
+    meta["inverted_monochrome1"] = bool(
+        used["photometric"].astype(str).str.strip().str.upper().eq("MONOCHROME1").any()) \
+        if "photometric" in used else False
+    if dtype is None:
+        meta["rescale"] = {"slope": used["slope"].tolist(), "intercept": used["intercept"].tolist()}
+    if stack.is_4d:
+        meta["volumes"] = [{k: _plain(v) for k, v in values.items()}
+                           for values in stack.volume_values]
+    return meta

@@ -1,0 +1,241 @@
+"""Build the plane table (contract: :mod:`dicomml.geometry.planes`) of a series' catalog rows,
+and refuse header values that cannot describe an image.
+
+Single-frame files are described column-wise from the catalog; enhanced multi-frame objects
+(``dicomml.geometry.enhanced.frame_planes``) and Siemens mosaics
+(``dicomml.geometry.mosaic.mosaic_planes``, one row per tile) from their headers.
+
+Every header value used as a size or cast to an integer is checked here, before any pixel is
+read or any array allocated: Rows / Columns (1..65535, the range of their US VR), Bits
+Allocated (1..64), Bits Stored (1..Bits Allocated), Pixel Representation (0 or 1), Pixel
+Spacing (finite, > 0 mm), Rescale Slope / Intercept (finite). A missing required tag raises
+:class:`~dicomml.errors.MissingTagError`, an unusable one
+:class:`~dicomml.errors.InvalidTagError`, both naming the file and the tag.
+
+Example
+-------
+>>> import tempfile, dicomml
+>>> folder = tempfile.mkdtemp()
+>>> _ = dicomml.synth.write_series(folder, shape=(3, 8, 6))
+>>> from dicomml.loader.sources import resolve_source
+>>> planes = build_planes(resolve_source(folder)[0])
+>>> planes[["rows", "columns"]].values.tolist()
+[[8, 6], [8, 6], [8, 6]]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError
+from dicomml.geometry.planes import normalise
+
+from ._util import column, value
+
+#: the largest Rows / Columns a US (unsigned short) element can hold
+MAX_MATRIX = 65535
+
+_FILE_COLUMNS = {  # plane-table column <- catalog column
+    "transfer_syntax": "TransferSyntaxUID", "pixel_data_offset": "pixel_data_offset",
+    "pixel_data_length": "pixel_data_length", "number_of_frames": "NumberOfFrames",
+    "bits_allocated": "BitsAllocated", "bits_stored": "BitsStored",
+    "pixel_representation": "PixelRepresentation", "photometric": "PhotometricInterpretation",
+    "samples_per_pixel": "SamplesPerPixel",
+}
+#: plane-table column -> the DICOM keyword to blame for it
+TAGS = {"rows": "Rows", "columns": "Columns", "bits_allocated": "BitsAllocated",
+        "bits_stored": "BitsStored", "pixel_representation": "PixelRepresentation",
+        "pixel_spacing": "PixelSpacing", "slope": "RescaleSlope",
+        "intercept": "RescaleIntercept"}
+
+
+def build_planes(instances: pd.DataFrame) -> pd.DataFrame:
+    """The checked plane table of a series' catalog rows (one row per 2D plane)."""
+    _refuse_colour(instances)
+    special = _special_kinds(instances)
+    parts = []
+    single = instances[special == ""]
+    if len(single):
+        parts.append(_single_frame_planes(single))
+    for index in instances.index[special != ""]:
+        parts.append(_header_planes(instances.loc[index].to_dict(), special[index]))
+    planes = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    planes = normalise(planes)
+    check_planes(planes)
+    return planes
+
+
+def _refuse_colour(instances: pd.DataFrame) -> None:
+    colour = instances.get("SamplesPerPixel", pd.Series(dtype=float)).fillna(1) > 1
+    if colour.any():
+        raise InvalidTagError("colour images (SamplesPerPixel > 1) cannot form a volume",
+                              path=instances.loc[colour.idxmax(), "path"], tag="SamplesPerPixel")
+
+
+def _special_kinds(instances: pd.DataFrame) -> pd.Series:
+    """Per row: "mosaic", "enhanced" or "" (a plain single-frame image)."""
+    image_type = column(instances, "ImageType", "").fillna("").astype(str).str.upper()
+    mosaic = column(instances, "NumberOfImagesInMosaic").notna() | \
+        image_type.str.contains("MOSAIC", regex=False)
+    frames = pd.to_numeric(column(instances, "NumberOfFrames"), errors="coerce").fillna(1)
+    kinds = pd.Series("", index=instances.index, dtype=object)
+    kinds[frames > 1] = "enhanced"
+    kinds[mosaic] = "mosaic"
+    return kinds
+
+
+def _file_columns(row) -> dict:
+    return {ours: value(row, theirs) for ours, theirs in _FILE_COLUMNS.items()}
+
+
+def _vectors(rows: pd.DataFrame, name: str, size: int) -> list[tuple]:
+    """A list-valued column as tuples of ``size`` finite floats; typed error naming the file."""
+    out = []
+    for path, found in zip(rows["path"].tolist(), column(rows, name).tolist()):
+        if found is None or (isinstance(found, float) and np.isnan(found)):
+            raise MissingTagError(f"{name} is required to place the slice", path=path, tag=name)
+        try:
+            values = tuple(float(v) for v in found)
+        except (TypeError, ValueError):
+            values = ()
+        if len(values) != size or not all(map(math.isfinite, values)):
+            raise InvalidTagError(f"{name} must hold {size} finite numbers, got {found!r}",
+                                  path=path, tag=name)
+        out.append(values)
+    return out
+
+
+def _numbers(rows: pd.DataFrame, *names: str, default=np.nan) -> np.ndarray:
+    """First present value of ``names`` per row, as float64 (``default`` when none)."""
+    result = np.full(len(rows), np.nan)
+    for name in names:
+        values = pd.to_numeric(column(rows, name), errors="coerce").to_numpy(dtype=np.float64)
+        result = np.where(np.isnan(result), values, result)
+    return np.where(np.isnan(result), default, result)
+
+
+def _sizes(rows: pd.DataFrame, name: str) -> np.ndarray:
+    """Rows or Columns of every file as int64, after :func:`check_count` on each value."""
+    values = _numbers(rows, name)
+    for path, number in zip(rows["path"].tolist(), values.tolist()):
+        check_count(number, path=path, tag=name, high=MAX_MATRIX)
+    return values.astype(np.int64)
+
+
+def _single_frame_planes(rows: pd.DataFrame) -> pd.DataFrame:
+    """Plane table of single-frame images, built column-wise from the catalog rows."""
+    table = {
+        "path": rows["path"].tolist(), "frame": 0, "tile": -1,
+        "position": _vectors(rows, "ImagePositionPatient", 3),
+        "orientation": _vectors(rows, "ImageOrientationPatient", 6),
+        "pixel_spacing": _vectors(rows, "PixelSpacing", 2),
+        "rows": _sizes(rows, "Rows"),
+        "columns": _sizes(rows, "Columns"),
+        "slope": _numbers(rows, "RescaleSlope", default=1.0),
+        "intercept": _numbers(rows, "RescaleIntercept", default=0.0),
+        "temporal": _numbers(rows, "TemporalPositionIdentifier"),
+        "echo": _numbers(rows, "EchoNumbers", "EchoTime"),
+        "b_value": _numbers(rows, "DiffusionBValue"),
+        "acquisition": _numbers(rows, "AcquisitionNumber"),
+        "instance": _numbers(rows, "InstanceNumber"),
+    }
+    for ours, theirs in _FILE_COLUMNS.items():
+        table[ours] = column(rows, theirs).tolist()
+    return pd.DataFrame(table)
+
+
+def _header_planes(row, kind: str) -> pd.DataFrame:
+    """Planes of a mosaic or enhanced file, from :mod:`dicomml.geometry`'s header readers."""
+    import pydicom
+
+    path = row["path"]
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception as exc:  # noqa: BLE001 - any parser failure becomes a typed error
+        raise InvalidDicomError(f"header unreadable: {exc}", path=path) from exc
+    for name in ("Rows", "Columns"):  # the header readers cast these without checking
+        check_count(_header_number(ds, name, path), path=path, tag=name, high=MAX_MATRIX)
+    if kind == "mosaic":
+        from dicomml.geometry import mosaic
+
+        planes = mosaic.mosaic_planes(ds, path)
+    else:
+        from dicomml.geometry import enhanced
+
+        planes = enhanced.frame_planes(ds, path)
+    for name, found in _file_columns(row).items():
+        planes[name] = [found] * len(planes)
+    for name, tag in (("acquisition", "AcquisitionNumber"), ("instance", "InstanceNumber")):
+        if planes[name].isna().all():
+            planes[name] = value(row, tag, np.nan)
+    return planes
+
+
+def _header_number(ds, name: str, path: str) -> float:
+    """A numeric element of a pydicom header as float (NaN when absent or empty)."""
+    try:
+        found = ds.get(name)
+        return float("nan") if found is None or found == "" else float(found)
+    except Exception as exc:  # noqa: BLE001 - a damaged element of any kind
+        raise InvalidTagError(f"{name} is unreadable: {exc}", path=path, tag=name) from exc
+
+
+# ------------------------------------------------------------------------------ checks
+def check_count(number, *, path: str, tag: str, low: int = 1, high: int) -> int:
+    """``number`` as an int in ``[low, high]``; MissingTagError when NaN/None, InvalidTagError
+    when not a whole number or out of range."""
+    if number is None or (isinstance(number, float) and math.isnan(number)):
+        raise MissingTagError(f"{tag} is required to read the pixels", path=path, tag=tag)
+    try:
+        whole = float(number)
+    except (TypeError, ValueError):
+        whole = float("nan")
+    if not math.isfinite(whole) or whole != int(whole) or not low <= whole <= high:
+        raise InvalidTagError(f"{tag} must be a whole number in [{low}, {high}], got {number!r}",
+                              path=path, tag=tag)
+    return int(whole)
+
+
+def check_planes(planes: pd.DataFrame) -> None:
+    """Typed errors for header values no image can have (see the module docstring)."""
+    for record in _distinct(planes, ["path", "rows", "columns", "bits_allocated", "bits_stored",
+                                     "pixel_representation", "samples_per_pixel"]):
+        _check_format(record)
+    for record in _distinct(planes, ["path", "pixel_spacing", "slope", "intercept"]):
+        _check_scale(record)
+
+
+def _distinct(planes: pd.DataFrame, names: list[str]) -> list[dict]:
+    present = [n for n in names if n in planes.columns]
+    unique = planes[present].astype(str).drop_duplicates().index
+    return planes.loc[unique, present].to_dict("records")
+
+
+def _check_format(record: dict) -> None:
+    path = record["path"]
+    for name in ("rows", "columns"):
+        check_count(record[name], path=path, tag=TAGS[name], high=MAX_MATRIX)
+    allocated = check_count(value(record, "bits_allocated"), path=path, tag="BitsAllocated",
+                            high=64)
+    if value(record, "bits_stored") is not None:
+        check_count(record["bits_stored"], path=path, tag="BitsStored", high=allocated)
+    if value(record, "samples_per_pixel") is not None:  # colour is refused before
+        check_count(record["samples_per_pixel"], path=path, tag="SamplesPerPixel", high=1)
+    if value(record, "pixel_representation") is not None:
+        check_count(record["pixel_representation"], path=path, tag="PixelRepresentation",
+                    low=0, high=1)
+
+
+def _check_scale(record: dict) -> None:
+    path = record["path"]
+    spacing = record["pixel_spacing"]
+    if not all(math.isfinite(v) and v > 0 for v in spacing):
+        raise InvalidTagError(f"PixelSpacing must be positive (mm), got {spacing!r}",
+                              path=path, tag="PixelSpacing")
+    for name in ("slope", "intercept"):
+        if not math.isfinite(float(record[name])):
+            raise InvalidTagError(f"{TAGS[name]} must be finite, got {record[name]!r}",
+                                  path=path, tag=TAGS[name])

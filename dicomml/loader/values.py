@@ -1,0 +1,112 @@
+"""Stored pixel values -> output values: Bits Stored masking, Modality LUT rescale,
+MONOCHROME1 inversion (DICOM PS3.3 C.7.6.3, PS3.5 8.1.1).
+
+- Only the ``BitsStored`` low bits count: unsigned values are masked, signed values are sign-
+  extended from bit ``BitsStored - 1``.
+- ``dtype`` float: ``value = stored * slope + intercept`` per plane; ``dtype=None`` keeps the
+  stored integers.
+- MONOCHROME1 is mirrored over the stored range ``[s_min, s_max]`` allowed by Bits Stored and
+  Pixel Representation (after rescale: ``(slope*s_min + b) + (slope*s_max + b) - value``), so
+  that higher values are brighter everywhere, independently of the image content.
+
+Example
+-------
+>>> import numpy as np
+>>> slot = np.empty((1, 2), np.float32)
+>>> store(np.array([[0, 4095]], np.uint16), {"bits_allocated": 16, "bits_stored": 12,
+...       "slope": 2.0, "intercept": -1.0, "photometric": "MONOCHROME2"}, slot, "float32")
+>>> slot.tolist()
+[[-1.0, 8189.0]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dicomml.errors import InvalidTagError
+
+from ._util import value
+
+
+def stored_dtype(bits_allocated: int, signed: bool, big: bool = False) -> np.dtype:
+    """numpy dtype of uncompressed stored values (8, 16 or 32 bits allocated)."""
+    if bits_allocated not in (8, 16, 32):
+        raise ValueError(f"unsupported Bits Allocated {bits_allocated}")
+    return np.dtype(f"{'>' if big else '<'}{'i' if signed else 'u'}{bits_allocated // 8}")
+
+
+def stored_range(bits_stored: int, signed: bool) -> tuple[int, int]:
+    """Smallest and largest stored integer that ``bits_stored`` bits can hold."""
+    if signed:
+        return -(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1
+    return 0, (1 << bits_stored) - 1
+
+
+def plane_format(plane) -> tuple[int, int, bool]:
+    """(Bits Allocated, Bits Stored, signed) of a plane record (checked by
+    :func:`dicomml.loader.planes.check_planes`)."""
+    allocated = int(value(plane, "bits_allocated", 16))
+    stored = int(value(plane, "bits_stored", allocated))
+    signed = int(value(plane, "pixel_representation", 0)) == 1
+    return allocated, stored, signed
+
+
+def mask_bits(image: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+    """Keep the low ``bits_stored`` bits (sign-extend when signed); in place when possible."""
+    width = image.dtype.itemsize * 8
+    if bits_stored >= width:
+        return image
+    if signed:
+        shift = width - bits_stored
+        image <<= shift
+        image >>= shift
+    else:
+        image &= (1 << bits_stored) - 1
+    return image
+
+
+def output_dtype(planes: pd.DataFrame, dtype) -> np.dtype:
+    """The volume's dtype: ``dtype``, or (None) the stored integer type shared by all planes
+    (int32 / uint32 when they differ)."""
+    if dtype is not None:
+        return np.dtype(dtype)
+    names = ["bits_allocated", "bits_stored", "pixel_representation"]
+    formats = {}
+    for row in planes[names + ["path"]].drop_duplicates(names).itertuples(index=False):
+        formats.setdefault(plane_format(dict(zip(names, row[:3]))), row[3])
+    for (allocated, _, _), path in formats.items():
+        if allocated not in (8, 16, 32):
+            raise InvalidTagError(f"dtype=None keeps stored integers of 8, 16 or 32 bits only, "
+                                  f"not {allocated}; use a float dtype", path=path,
+                                  tag="BitsAllocated")
+    if len(formats) == 1:
+        allocated, _, signed = next(iter(formats))
+        return stored_dtype(allocated, signed).newbyteorder("=")
+    return np.dtype(np.int32) if any(f[2] for f in formats) else np.dtype(np.uint32)
+
+
+def store(image: np.ndarray, plane, slot: np.ndarray, dtype) -> None:
+    """Mask bits, rescale (unless dtype is None), invert MONOCHROME1, write into ``slot``
+    (``image`` and ``slot``: (rows, columns))."""
+    _, bits_stored, signed = plane_format(plane)
+    image = mask_bits(np.array(image, copy=True) if not image.flags.writeable else image,
+                      bits_stored, signed)
+    mono1 = str(value(plane, "photometric", "")).strip().upper() == "MONOCHROME1"
+    s_min, s_max = stored_range(bits_stored, signed)
+    if dtype is None:
+        if mono1:
+            np.subtract(s_min + s_max, image, out=slot, casting="unsafe")
+        elif image is not slot:
+            slot[...] = image
+        return
+    slope, intercept = float(plane["slope"]), float(plane["intercept"])
+    kind = slot.dtype.type
+    if slope == 1.0:  # one pass: stored + intercept, computed in the output dtype
+        np.add(image, kind(intercept), out=slot, casting="unsafe")
+    else:
+        np.multiply(image, kind(slope), out=slot, casting="unsafe")
+        slot += kind(intercept)
+    if mono1:
+        mirror = slope * (s_min + s_max) + 2 * intercept
+        np.subtract(slot.dtype.type(mirror), slot, out=slot)
