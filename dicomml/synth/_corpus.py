@@ -46,6 +46,13 @@ _PATIENT_SERIES = (
 )
 
 
+def _describe(description: str, transfer_syntax) -> str:
+    """The description with its codec part replaced by the syntax actually written."""
+    base = description.split(", ")[0]
+    return base if transfer_syntax.is_little_endian and not transfer_syntax.is_compressed \
+        else f"{base}, {transfer_syntax.name}"
+
+
 def write_corpus(folder, *, n_patients: int = 3, seed: int = 0) -> list[SynthSeries]:
     """Write ``n_patients`` patients, each with a CT and an MR study of two series each.
 
@@ -65,6 +72,8 @@ def write_corpus(folder, *, n_patients: int = 3, seed: int = 0) -> list[SynthSer
             fallback = options.pop("fallback", ExplicitVRLittleEndian)
             if options["transfer_syntax"] not in writable:
                 options["transfer_syntax"] = fallback
+                options["series_description"] = _describe(options["series_description"],
+                                                          fallback)
             target = folder / (f"{patient_id}/{study}" if patient == 0 else "mixed")
             corpus.append(write_series(
                 target, patient_id=patient_id, patient_name=f"Demo^Patient{patient + 1}",
