@@ -1,0 +1,332 @@
+"""Mutation fuzzing of scan, load_series and read_pixels over real DICOM files.
+
+Seeds are real files: synthetic series written by :mod:`dicomml.synth` in several transfer
+syntaxes, and compressed files from pydicom's test data (RLE, JPEG, JPEG 2000, JPEG-LS,
+deflated). Each input is a seed with a few mutations — bit flips, interesting-value
+overwrites, truncations, element length-field corruptions (found by walking the explicit VR
+element headers), chunk deletions/duplications. Inputs run in batches in a **child process**
+(``python -c``) that logs each file before and after it, so a hard crash (segfault, abort,
+Rust panic) or a hang (timeout) is pinned on one input and the fuzzer goes on with the rest.
+
+Per input the child runs ``dicomml.scan(batch folder)`` once, then ``read_pixels(file)`` and
+``load_series(file)``. Outcomes: ``ok``, a :mod:`dicomml.errors` error (expected), or a
+finding: another exception type (``untyped``), a crash, a hang. The address space of the
+child is limited (``--memory-mb``) so a runaway allocation shows as MemoryError.
+
+Usage::
+
+    python benchmarks/fuzz_scan_load.py --inputs 2000 --seed 1 --out /tmp/fuzz_findings
+
+prints a JSON summary (inputs tried, outcome counts, findings with the saved input path) and
+the command line. Findings are copied to ``--out`` (never into the repository).
+``DICOMML_FUZZ_SELFTEST=1`` makes the child abort on inputs starting with ``ABORT`` and hang
+on ``HANG!`` (to test the harness itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO))
+LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
+            b"UV"}
+SHORT_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO",
+             b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
+INTERESTING_32 = [0, 1, 0x7F, 0xFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFF0, 0xFFFFFFFE,
+                  0xFFFFFFFF]
+PYDICOM_SEEDS = ["CT_small.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm",
+                 "JPEG-lossy.dcm", "JPEG2000.dcm", "MR_small_jpeg_ls_lossless.dcm",
+                 "SC_rgb_rle_2frame.dcm", "image_dfl.dcm", "ExplVR_BigEnd.dcm", "no_meta.dcm",
+                 "emri_small.dcm", "MR_small_implicit.dcm"]
+
+CHILD = r"""
+import json, os, resource, sys, time, traceback, warnings
+warnings.simplefilter("ignore")
+limit = int(sys.argv[3]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import dicomml
+from dicomml.errors import DicommlError
+folder, log_path = sys.argv[1], sys.argv[2]
+names = sys.argv[4:]
+scan_first = not (names and names[0] == "--no-scan")
+names = names if scan_first else names[1:]
+log = open(log_path, "a", buffering=1)
+
+def outcome(call):
+    try:
+        call()
+        return "ok"
+    except DicommlError as exc:
+        return "E:" + type(exc).__name__
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return f"X:{type(exc).__name__}: {str(exc)[:160]} @ {where.filename}:{where.lineno}"
+
+if scan_first:
+    log.write("start\tscan\n")
+    log.write("end\tscan\t" + json.dumps({"scan": outcome(
+        lambda: dicomml.scan(folder, workers=1, progress=False))}) + "\n")
+selftest = os.environ.get("DICOMML_FUZZ_SELFTEST") == "1"
+for name in names:
+    path = folder + "/" + name
+    log.write(f"start\t{name}\n")
+    if selftest:  # proves the harness pins crashes and hangs (tests/test_fuzz.py)
+        head = open(path, "rb").read(5)
+        if head == b"ABORT":
+            os.abort()
+        if head == b"HANG!":
+            time.sleep(3600)
+    result = {"pixels": outcome(lambda: dicomml.read_pixels(path)),
+              "load": outcome(lambda: dicomml.load_series(path))}
+    log.write(f"end\t{name}\t{json.dumps(result)}\n")
+"""
+
+
+# --- seeds and mutations ----------------------------------------------------------------------------
+def seed_files(work: Path) -> list[bytes]:
+    """Bytes of the seed files: synthetic series in several syntaxes + pydicom test files."""
+    import pydicom
+    from pydicom.uid import (
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    )
+
+    from dicomml import synth
+
+    seeds = []
+    for i, syntax in enumerate([ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                                ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian]):
+        truth = synth.write_series(work / f"seed{i}", shape=(2, 16, 16), transfer_syntax=syntax,
+                                   orientation=["axial", "sagittal", "coronal", "oblique"][i])
+        seeds.append(truth.paths[0].read_bytes())
+    test_files = Path(pydicom.data.__file__).parent / "test_files"
+    seeds += [(test_files / n).read_bytes() for n in PYDICOM_SEEDS if (test_files / n).is_file()]
+    return seeds
+
+
+def element_length_fields(data: bytes) -> list[tuple[int, int]]:
+    """(offset, size) of the length fields of explicit VR little endian element headers."""
+    fields, pos = [], 132 if data[128:132] == b"DICM" else 0
+    while pos + 8 <= len(data):
+        vr = data[pos + 4:pos + 6]
+        if vr in LONG_VRS:
+            fields.append((pos + 8, 4))
+            length = struct.unpack_from("<I", data, pos + 8)[0]
+            pos = pos + 12 + (0 if length == 0xFFFFFFFF else length)
+        elif vr in SHORT_VRS:
+            fields.append((pos + 6, 2))
+            pos = pos + 8 + struct.unpack_from("<H", data, pos + 6)[0]
+        else:
+            pos += 8  # an item tag or implicit data: step over its header and go on
+    return fields
+
+
+def mutate(data: bytes, rng: random.Random) -> tuple[bytes, list[str]]:
+    """Apply 1-3 random mutations; return the new bytes and what was done."""
+    out = bytearray(data)
+    done = []
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.choice(["flip", "flip", "length", "length", "interesting", "truncate",
+                           "delete", "duplicate"])
+        header_end = min(len(out), 4096)
+        if kind == "flip" and out:
+            at = rng.randrange(len(out)) if rng.random() < 0.3 else rng.randrange(header_end)
+            out[at] ^= 1 << rng.randrange(8)
+            done.append(f"flip@{at}")
+        elif kind == "length":
+            fields = element_length_fields(bytes(out))
+            if fields:
+                at, size = rng.choice(fields)
+                value = rng.choice(INTERESTING_32 + [rng.randrange(1 << 32)])
+                out[at:at + size] = value.to_bytes(4, "little")[:size]
+                done.append(f"length@{at}={value:#x}")
+        elif kind == "interesting" and len(out) > 4:
+            at = rng.randrange(len(out) - 4)
+            out[at:at + 4] = struct.pack("<I", rng.choice(INTERESTING_32))
+            done.append(f"value@{at}")
+        elif kind == "truncate" and out:
+            at = rng.randrange(len(out))
+            del out[at:]
+            done.append(f"truncate@{at}")
+        elif kind == "delete" and len(out) > 8:
+            at = rng.randrange(len(out) - 8)
+            del out[at:at + rng.randint(1, 64)]
+            done.append(f"delete@{at}")
+        elif kind == "duplicate" and len(out) > 8:
+            at = rng.randrange(len(out) - 8)
+            out[at:at] = out[at:at + rng.randint(1, 256)]
+            done.append(f"duplicate@{at}")
+    return bytes(out), done
+
+
+# --- running batches in a child -------------------------------------------------------------------------
+def run_batch(folder: Path, names: list[str], *, timeout: float, memory_mb: int) -> dict:
+    """Run the child on ``names``; return {name: outcome | "crash:..." | "hang"}, plus the
+    batch scan's outcome under "scan".
+
+    A crash or hang ends the child; the remaining names run in a fresh child (without the
+    folder scan once that crashed: each file's ``load_series`` scans it alone anyway).
+    """
+    results: dict[str, object] = {}
+    pending, with_scan = list(names), True
+    while pending:
+        status, started = _run_child(folder, pending if with_scan else ["--no-scan", *pending],
+                                     results, timeout=timeout, memory_mb=memory_mb)
+        if status is None:
+            break
+        culprit = started or "scan"
+        results[culprit] = status
+        with_scan = with_scan and culprit != "scan"
+        pending = [n for n in pending if n not in results]
+    return results
+
+
+def _run_child(folder: Path, args: list[str], results: dict, *, timeout: float,
+               memory_mb: int):
+    """One child run; fills ``results`` from its log; returns (status, file in progress).
+
+    ``timeout`` is per input: the child is killed as hung when one input (or the folder scan,
+    or the start-up, allowed 3x) runs longer than that.
+    """
+    log_path = folder.parent / f"{folder.name}.log"
+    log_path.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO), os.environ.get("PYTHONPATH", "")])}
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(log_path),
+                                 str(memory_mb), *args], stdout=subprocess.DEVNULL,
+                                stderr=stderr, env=env)
+        status = _wait(proc, log_path, timeout)
+        if status is None and proc.returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read().decode(errors="replace").strip().splitlines()[-1:]
+            status = f"crash:rc={proc.returncode}" + (f": {tail[0][:200]}" if tail else "")
+    started = None
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    for line in lines:
+        parts = line.split("\t")
+        if parts[0] == "start":
+            started = parts[1]
+        elif parts[0] == "end" and len(parts) == 3:
+            value = json.loads(parts[2])
+            results[parts[1]] = value["scan"] if parts[1] == "scan" else value
+            started = None
+    log_path.unlink(missing_ok=True)
+    return status, started
+
+
+def _wait(proc, log_path: Path, timeout: float):
+    """Wait for the child; kill it and return "hang" when one input runs over ``timeout``."""
+    last_size, since = -1, time.monotonic()
+    allowed = 3 * timeout  # start-up (imports) may take longer than one input
+    while proc.poll() is None:
+        time.sleep(0.1)
+        size = log_path.stat().st_size if log_path.exists() else 0
+        if size != last_size:
+            if last_size >= 0 or size > 0:
+                allowed = timeout
+            last_size, since = size, time.monotonic()
+        elif time.monotonic() - since > allowed:
+            proc.kill()
+            proc.wait()
+            return "hang"
+    return None
+
+
+def classify(outcome) -> list[str]:
+    """Labels of one input's outcome: "ok", "typed", "untyped", "crash", "hang"."""
+    if isinstance(outcome, str):
+        return ["hang" if outcome == "hang" else "crash" if outcome.startswith("crash")
+                else "untyped" if outcome.startswith("X:") else
+                "typed" if outcome.startswith("E:") else "ok"]
+    return [classify(v)[0] for v in outcome.values()]
+
+
+def fuzz(n_inputs: int, *, seed: int = 0, batch_size: int = 50, timeout: float = 30.0,
+         memory_mb: int = 3072, out: Path | None = None, work: Path | None = None) -> dict:
+    """Run ``n_inputs`` mutated inputs; return the summary dict (see the module docstring)."""
+    rng = random.Random(seed)
+    own_work = work is None
+    work = Path(tempfile.mkdtemp(prefix="dicomml_fuzz_")) if own_work else Path(work)
+    started = time.perf_counter()
+    counts: Counter = Counter()
+    findings = []
+    try:
+        seeds = seed_files(work / "seeds")
+        done = 0
+        while done < n_inputs:
+            batch = work / f"batch{done:07d}"
+            batch.mkdir(parents=True)
+            names, recipes = [], {}
+            for i in range(min(batch_size, n_inputs - done)):
+                which = rng.randrange(len(seeds))
+                data, recipe = mutate(seeds[which], rng)
+                name = f"in{done + i:07d}.dcm"
+                (batch / name).write_bytes(data)
+                names.append(name)
+                recipes[name] = f"seed {which}: {', '.join(recipe)}"
+            results = run_batch(batch, names, timeout=timeout, memory_mb=memory_mb)
+            for name, outcome in results.items():
+                labels = classify(outcome)
+                counts.update(f"{name == 'scan' and 'scan_' or ''}{label}" for label in labels)
+                if any(label in ("untyped", "crash", "hang") for label in labels):
+                    findings.append(_finding(batch, name, outcome, recipes.get(name), out))
+            done += len(names)
+            shutil.rmtree(batch)
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+    return {"inputs": n_inputs, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
+            "outcomes": dict(counts), "findings": findings,
+            "n_crashes": sum("crash" in classify(f["outcome"]) for f in findings),
+            "n_hangs": sum("hang" in classify(f["outcome"]) for f in findings),
+            "n_untyped": sum("untyped" in classify(f["outcome"]) for f in findings)}
+
+
+def _finding(batch: Path, name: str, outcome, recipe, out: Path | None) -> dict:
+    finding = {"input": name, "outcome": outcome, "recipe": recipe}
+    source = batch / name
+    if out is not None and source.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"{batch.name}_{name}"
+        shutil.copy2(source, target)
+        finding["saved"] = str(target)
+    return finding
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inputs", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds one input may run before it counts as a hang")
+    parser.add_argument("--memory-mb", type=int, default=3072,
+                        help="address-space limit of the child (MiB)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder to copy crashing/hanging/untyped inputs to")
+    args = parser.parse_args(argv)
+    summary = fuzz(args.inputs, seed=args.seed, batch_size=args.batch_size,
+                   timeout=args.timeout, memory_mb=args.memory_mb, out=args.out)
+    summary["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
