@@ -46,7 +46,11 @@ def parse_chunk(items: list) -> list:
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
+    # tqdm.auto warns in notebooks without ipywidgets: import it only when a bar is shown
+    if enabled:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     return tqdm(total=total, disable=not enabled, unit="file", desc="scan", leave=False,
                 dynamic_ncols=True, mininterval=0.2)
