@@ -18,6 +18,9 @@ Throughput is MB/s of output voxels (2 bytes each), best of ``--repeat`` round-r
 preference comes from that table).
 
 Run: ``python benchmarks/bench_decode.py`` (about two minutes on 2 cores).
+Quick check of the per-file overhead on the fast codecs (about 20 s):
+``python benchmarks/bench_decode.py --quick`` (8 slices, best of 9, RLE / JPEG lossless /
+JPEG-LS / HTJ2K, no peers); add ``--cpu`` to time CPU seconds (steadier on a busy machine).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from dicomml import synth  # noqa: E402
 from dicomml.decode import decoders_for, load_encoded, read_many  # noqa: E402
 from dicomml.decode import syntaxes as ts  # noqa: E402
 
+QUICK_SYNTAXES = [ts.RLE_LOSSLESS, ts.JPEG_LOSSLESS_SV1, ts.JPEG_LOSSLESS, ts.JPEG_LS_LOSSLESS,
+                  ts.HTJ2K_LOSSLESS]
 SYNTAXES = [ts.EXPLICIT_VR_LE, ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_BE, ts.DEFLATED_EXPLICIT_VR_LE,
             ts.RLE_LOSSLESS, ts.JPEG_LOSSLESS_SV1, ts.JPEG_LOSSLESS, ts.JPEG_LS_LOSSLESS,
             ts.JPEG_LS_NEAR_LOSSLESS, ts.JPEG2000_LOSSLESS, ts.JPEG2000, ts.HTJ2K_LOSSLESS,
@@ -77,7 +82,8 @@ def bare_loop(paths, decoder):
     return lambda: [decoder.decode(f, info) for f, info in frames]
 
 
-def bench_syntax(folder, syntax, slices, repeat, all_decoders) -> dict:
+def bench_syntax(folder, syntax, slices, repeat, all_decoders, with_peers=True,
+                 clock=time.perf_counter) -> dict:
     """Throughputs (MB/s) for one syntax."""
     truth = synth.write_series(os.path.join(folder, syntax), shape=(slices, 512, 512),
                                transfer_syntax=syntax, modality="CT", seed=1,
@@ -91,7 +97,8 @@ def bench_syntax(folder, syntax, slices, repeat, all_decoders) -> dict:
     if all_decoders:
         for dec in chain:
             runs[f"bare:{dec.name}"] = bare_loop(paths, dec)
-    runs.update(peers(paths))
+    if with_peers:
+        runs.update(peers(paths))
     result = {"decoder": chain[0].name}
     times: dict[str, list[float]] = {}
     with warnings.catch_warnings():
@@ -104,9 +111,9 @@ def bench_syntax(folder, syntax, slices, repeat, all_decoders) -> dict:
                 result[name] = f"n/a ({type(exc).__name__})"
         for _ in range(repeat):  # round-robin, so that load changes hit every method alike
             for name in times:
-                start = time.perf_counter()
+                start = clock()
                 runs[name]()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
     for name, values in times.items():
         result[name] = megabytes / min(values)
     return result
@@ -122,17 +129,29 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--decoders", action="store_true", help="time every decoder")
     parser.add_argument("--syntax", action="append", help="UID(s) to run (default: all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="8 slices, best of 9, the fast codecs only, no peers")
+    parser.add_argument("--cpu", action="store_true",
+                        help="time CPU seconds of this process instead of wall-clock (steadier "
+                             "on a shared machine; the threaded 'dicomml' column then sums "
+                             "its threads' CPU time)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.slices, args.repeat = 8, 9
+        args.syntax = args.syntax or QUICK_SYNTAXES
     writable = set(synth.supported_transfer_syntaxes())
     syntaxes = [s for s in (args.syntax or SYNTAXES) if s in writable]
     print(f"{args.slices} x 512x512 int16 CT slices, MB/s of output voxels, best of "
-          f"{args.repeat}; cores: {len(os.sched_getaffinity(0))}")
+          f"{args.repeat}; cores: {len(os.sched_getaffinity(0))}"
+          + ("; CPU time" if args.cpu else "; wall-clock"))
     columns = ["dicomml-1t", "dicomml", "bare", "pydicom", "sitk", "monai"]
     print(f"{'syntax':26} {'decoder':20}" + "".join(f"{c:>9}" for c in columns)
           + "  bare/1t  vs-best-peer")
     with tempfile.TemporaryDirectory() as folder:
         for syntax in syntaxes:
-            r = bench_syntax(folder, syntax, args.slices, args.repeat, args.decoders)
+            r = bench_syntax(folder, syntax, args.slices, args.repeat, args.decoders,
+                             with_peers=not args.quick,
+                             clock=time.process_time if args.cpu else time.perf_counter)
             cells = "".join(" " + fmt(r.get(c, "-")) for c in columns)
             peer_values = [r[c] for c in ("pydicom", "sitk", "monai")
                            if isinstance(r.get(c), float)]

@@ -29,11 +29,7 @@ MEMORY_LIMIT_MB = 200
 #: expectations that fail because of a bug in another module, reported to its owner (in the
 #: integration notes' bugs_found.md, repeated in the reasons); strict xfail, so a fix turns the
 #: entry into a failure (XPASS) that says to delete it from here.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("pixels", "invalid_vr_pixel_tag"): (
-        "B8 decode: read_pixels lets pydicom's NotImplementedError (unknown VR 'UW' in "
-        "(0028,0002)) escape from decode/info.py frame_info instead of InvalidDicomError"),
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def _known(test: str, name: str):

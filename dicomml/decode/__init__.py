@@ -36,8 +36,9 @@ is already imported), else ``min(cores, 8)`` when the first-choice decoder relea
 (imagecodecs, numpy), else 1. Safety: every native decoder call is wrapped (even
 ``BaseException`` such as Rust panics) and re-raised as :class:`~dicomml.errors.DecodeError`
 naming file and frame; codestream headers are checked against Rows/Columns/Samples before
-decoding and the output size after; native pixel data must fit in the file; deflate
-inflation is capped; ``isolate=True`` runs the decode in a child process with a timeout for
+decoding and the output size after; native pixel data must fit in the file; RLE segment offsets must lie inside the frame;
+deflated data sets are inflated incrementally, no further than the header justifies (8 MiB
+before Pixel Data plus the declared frames); a header cut short is a TruncatedFileError; ``isolate=True`` runs the decode in a child process with a timeout for
 untrusted data (a crash or hang becomes a DecodeError). python-gdcm is never used.
 
 Example

@@ -57,6 +57,8 @@ class Decoder:
     #: False: only used as the first choice, never retried after another decoder failed
     #: (for decoders that may spin for seconds on corrupt data).
     fallback_on_error: bool = True
+    #: True: :meth:`decode_into` writes a one-sample-per-pixel frame straight into a buffer.
+    decodes_into: bool = False
 
     def __init__(self) -> None:
         self._available: bool | None = None
@@ -87,6 +89,15 @@ class Decoder:
 
     def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
         """Decode one frame: ``(rows, columns[, samples])`` integers, samples interleaved."""
+        raise NotImplementedError
+
+    def decode_into(self, src: bytes, info: FrameInfo, out: np.ndarray) -> np.ndarray:
+        """Decode one frame with ``samples_per_pixel == 1`` into ``out`` (``(rows, columns)``,
+        C-contiguous, unsigned, the decoder's own output itemsize); return ``out``.
+
+        Must raise (not return a partial result) when the frame does not fill ``out``
+        exactly; only called when :attr:`decodes_into` is True.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -22,7 +22,15 @@ class _Imagecodecs(Decoder):
     module = "imagecodecs"
     extra = "fast"
     releases_gil = True
+    decodes_into = True  # imagecodecs checks out's shape and itemsize against the stream
     codec = ""  # imagecodecs' codec class name, checked for availability
+    function = ""  # imagecodecs' decode function for one-sample frames
+
+    def decode_into(self, src: bytes, info: FrameInfo, out: np.ndarray) -> np.ndarray:
+        result = getattr(self.lib, self.function)(src, out=out)
+        if result is not out:
+            raise ValueError(f"{self.name} did not decode into the buffer given")
+        return out
 
     def _load(self):
         lib = super()._load()
@@ -36,6 +44,7 @@ class ImagecodecsJpeg8(_Imagecodecs):
 
     name = "imagecodecs-jpeg8"
     codec = "JPEG8"
+    function = "jpeg8_decode"
     transfer_syntaxes = ts.JPEG_FAMILY
 
     def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
@@ -49,6 +58,7 @@ class ImagecodecsLjpeg(_Imagecodecs):
 
     name = "imagecodecs-ljpeg"
     codec = "LJPEG"
+    function = "ljpeg_decode"
     transfer_syntaxes = frozenset({ts.JPEG_LOSSLESS, ts.JPEG_LOSSLESS_SV1})
 
     def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
@@ -60,6 +70,7 @@ class ImagecodecsJpegSof3(_Imagecodecs):
 
     name = "imagecodecs-jpegsof3"
     codec = "JPEGSOF3"
+    function = "jpegsof3_decode"
     transfer_syntaxes = frozenset({ts.JPEG_LOSSLESS, ts.JPEG_LOSSLESS_SV1})
 
     def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
@@ -71,6 +82,7 @@ class ImagecodecsJpegls(_Imagecodecs):
 
     name = "imagecodecs-jpegls"
     codec = "JPEGLS"
+    function = "jpegls_decode"
     transfer_syntaxes = ts.JPEG_LS_FAMILY
 
     def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
@@ -82,10 +94,16 @@ class ImagecodecsJpeg2k(_Imagecodecs):
 
     name = "imagecodecs-jpeg2k"
     codec = "JPEG2K"
+    function = "jpeg2k_decode"
     transfer_syntaxes = ts.J2K_FAMILY | ts.HTJ2K_FAMILY
 
     def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
         return self.lib.jpeg2k_decode(src, planar=False, numthreads=1)
+
+    def decode_into(self, src: bytes, info: FrameInfo, out: np.ndarray) -> np.ndarray:
+        if self.lib.jpeg2k_decode(src, numthreads=1, out=out) is not out:
+            raise ValueError(f"{self.name} did not decode into the buffer given")
+        return out
 
 
 class ImagecodecsHtj2k(_Imagecodecs):
@@ -93,6 +111,7 @@ class ImagecodecsHtj2k(_Imagecodecs):
 
     name = "imagecodecs-htj2k"
     codec = "HTJ2K"
+    function = "htj2k_decode"
     transfer_syntaxes = ts.HTJ2K_FAMILY
 
     def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
@@ -110,6 +129,15 @@ class ImagecodecsDicomRle(_Imagecodecs):
         dtype = np.dtype(f"<u{info.dtype.itemsize}")
         out = self.lib.dicomrle_decode(src, dtype)
         return planar_to_interleaved(np.frombuffer(out, dtype=dtype), info)
+
+    def decode_into(self, src: bytes, info: FrameInfo, out: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(f"<u{info.dtype.itemsize}")
+        flat = out.view(np.uint8).reshape(-1)  # little-endian bytes, as the segments hold
+        result = self.lib.dicomrle_decode(src, dtype, out=flat)
+        if result.size != flat.size:  # a short stream fills only part of the buffer
+            raise ValueError(f"{self.name} decoded {result.size} bytes, the frame has "
+                             f"{flat.size}")
+        return out
 
 
 def imagecodecs_decoders() -> list[Decoder]:

@@ -87,3 +87,34 @@ def j2k_header(src: bytes | memoryview) -> dict | None:
     ssiz = data[42]
     return {"rows": ysiz - yosiz, "columns": xsiz - xosiz, "components": components,
             "precision": (ssiz & 0x7F) + 1, "signed": bool(ssiz & 0x80)}
+
+
+def rle_offsets(src: bytes | memoryview) -> list[int] | str:
+    """The segment offsets of a DICOM RLE frame's 64-byte header, or why they are unusable.
+
+    Valid: 1 to 15 segments, the first at byte 64, offsets strictly increasing and inside
+    the frame. Native RLE decoders trust these offsets (an offset beyond the frame makes
+    imagecodecs read out of bounds), so they are checked before any decoder runs.
+
+    Example
+    -------
+    >>> rle_offsets(struct.pack("<16I", 1, 64, *[0] * 14) + b"\\x00\\x00")
+    [64]
+    >>> rle_offsets(struct.pack("<16I", 2, 64, 2**32 - 248, *[0] * 13) + b"\\x00\\x00")
+    'RLE segment 2 starts at byte 4294967048, beyond the 66-byte frame'
+    """
+    if len(src) < 64:
+        return f"RLE frame of {len(src)} bytes is shorter than its 64-byte header"
+    header = struct.unpack_from("<16I", src, 0)
+    count, offsets = header[0], list(header[1:1 + min(header[0], 15)])
+    if not 1 <= count <= 15:
+        return f"RLE header declares {count} segments (1 to 15 allowed)"
+    if offsets[0] != 64:
+        return f"RLE segment 1 starts at byte {offsets[0]}, not 64"
+    for number, (before, offset) in enumerate(zip(offsets, offsets[1:]), start=2):
+        if offset >= len(src):
+            return (f"RLE segment {number} starts at byte {offset}, beyond the "
+                    f"{len(src)}-byte frame")
+        if offset <= before:
+            return f"RLE segment {number} starts at byte {offset}, before segment {number - 1}"
+    return offsets

@@ -5,7 +5,9 @@ It handles files with a Part 10 preamble in Implicit / Explicit VR Little Endian
 Big Endian and (after a capped inflate, :func:`parse_deflated`) Deflated Explicit VR Little
 Endian, walking (and skipping) nested sequences. It returns ``None`` - and the caller falls
 back to pydicom - for anything else: no preamble, palette color, extended offset tables,
-float pixel data, or any element whose length runs past the end of the data.
+float pixel data. An element whose length runs past the end of the data raises
+:class:`TruncatedData` (naming the element's tag and offset): the caller decides whether
+that is a truncated file or, for a data set being inflated piece by piece, a need for more.
 
 Example
 -------
@@ -35,11 +37,55 @@ _TEXT = {0x00280004: "PhotometricInterpretation", 0x00280008: "NumberOfFrames",
 # Their presence sends the file down pydicom's path (rare cases needing a full data set).
 _FALLBACK_TAGS = frozenset({0x7FE00001, 0x7FE00002, 0x7FE00008, 0x7FE00009, 0x00281201,
                             0x00281101})
-_MAX_DEPTH = 16
+# One unpack per plain element: (group, element, VR, length); implicit VR has no VR bytes
+# (an empty string stands in) and a 32-bit length.
+_EXPLICIT = {o: struct.Struct(o + "HH2sH") for o in "<>"}
+
+
+class _ImplicitHeader:
+    def __init__(self, order: str):
+        self.struct = struct.Struct(order + "HHI")
+
+    def unpack_from(self, data, pos: int) -> tuple:
+        group, element, length = self.struct.unpack_from(data, pos)
+        return group, element, b"", length
+
+
+_IMPLICIT = {o: _ImplicitHeader(o) for o in "<>"}
+_MAX_DEPTH = 64  # as the catalog's parser (SR content trees nest deeply)
 
 
 class _Unsupported(Exception):
     """Internal: the walker hands this file to pydicom."""
+
+
+class TruncatedData(Exception):
+    """The data ends inside an element: ``tag`` (an int, or None for an element header cut
+    short) and ``offset`` (bytes, where the element starts)."""
+
+    def __init__(self, tag: int | None, offset: int):
+        self.tag, self.offset = tag, offset
+        super().__init__(f"data ends inside {describe_tag(tag)} at byte {offset}")
+
+
+def describe_tag(tag: int | None) -> str:
+    """``'PixelData (7FE0,0010)'``-style name of a tag (``'an element header'`` for None)."""
+    if tag is None:
+        return "an element header"
+    from pydicom.datadict import keyword_for_tag
+
+    keyword = keyword_for_tag(tag) if tag >> 16 != 0xFFFE else ""
+    text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    return f"{keyword} {text}" if keyword else text
+
+
+def tag_keyword(tag: int | None) -> str | None:
+    """The keyword of ``tag`` (``'(0009,1001)'`` for private or unknown tags, None for None)."""
+    if tag is None:
+        return None
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
 @dataclasses.dataclass
@@ -47,7 +93,8 @@ class Header:
     """What :func:`parse_header` found: syntax, tag values by keyword, Pixel Data location.
 
     ``pixel_length`` is ``None`` for undefined-length (encapsulated) Pixel Data, which then
-    runs from ``pixel_offset`` to the end of the file.
+    runs from ``pixel_offset`` to the end of the file. ``fallback`` is True when the file
+    needs pydicom's full data set (palette LUTs, extended offset table, float pixels).
     """
 
     syntax: str
@@ -55,6 +102,7 @@ class Header:
     pixel_offset: int
     pixel_length: int | None
     pixel_vr: str
+    fallback: bool = False
 
 
 def _meta(data: bytes) -> tuple[str, int]:
@@ -80,17 +128,21 @@ def _meta(data: bytes) -> tuple[str, int]:
 
 
 class _Walker:
-    def __init__(self, data: bytes, implicit: bool, big: bool):
-        self.data, self.implicit = data, implicit
+    """Walks a data set's element headers; ``partial``: ``data`` is only a prefix of it (the
+    Pixel Data value need not be present, and the end of ``data`` is not the end of it)."""
+
+    def __init__(self, data: bytes, implicit: bool, big: bool, partial: bool = False):
+        self.data, self.implicit, self.partial = data, implicit, partial
         self.order = ">" if big else "<"
         self.values: dict = {}
         self.pixel = None
+        self.fallback = False
 
     def element(self, pos: int) -> tuple[int, bytes, int, int]:
         """(tag, VR, value offset, length) of the element at ``pos``."""
         data, order = self.data, self.order
         if pos + 8 > len(data):
-            raise _Unsupported
+            raise TruncatedData(None, pos)
         group, element = struct.unpack_from(order + "HH", data, pos)
         tag = (group << 16) | element
         if self.implicit or group == 0xFFFE:
@@ -99,7 +151,7 @@ class _Walker:
         vr = data[pos + 4:pos + 6]
         if vr in _LONG_VRS:
             if pos + 12 > len(data):
-                raise _Unsupported
+                raise TruncatedData(tag, pos)
             (length,) = struct.unpack_from(order + "I", data, pos + 8)
             return tag, vr, pos + 12, length
         (length,) = struct.unpack_from(order + "H", data, pos + 6)
@@ -131,7 +183,7 @@ class _Walker:
 
     def bounded(self, end: int) -> int:
         if end > len(self.data):
-            raise _Unsupported
+            raise TruncatedData(None, end)
         return end
 
     def record(self, tag: int, start: int, length: int) -> None:
@@ -145,65 +197,100 @@ class _Walker:
             self.values[_TEXT[tag]] = text.split("\\")[0] if text else ""
 
     def walk(self, pos: int) -> None:
-        """Walk top-level elements up to Pixel Data."""
-        while pos < len(self.data):
-            tag, vr, start, length = self.element(pos)
-            if tag in _FALLBACK_TAGS or tag in (0x7FE00008, 0x7FE00009):
-                raise _Unsupported
-            if tag == _PIXEL_DATA:
-                defined = None if length == _UNDEFINED else length
-                if defined is not None and start + defined > len(self.data):
-                    raise _Unsupported  # truncated: pydicom's path reports it
-                self.pixel = (start, defined, vr.decode() if vr else "")
+        """Walk top-level elements up to Pixel Data (raises :class:`TruncatedData`).
+
+        Plain elements outside groups 0028 and 7FE0 (most of a header) take a short path:
+        one unpack each; everything else goes through :meth:`step`.
+        """
+        data, size = self.data, len(self.data)
+        plain = _IMPLICIT[self.order] if self.implicit else _EXPLICIT[self.order]
+        long_length = struct.Struct(self.order + "I")
+        while pos < size:
+            if pos + 12 <= size:
+                group, element, vr, length = plain.unpack_from(data, pos)
+                start = pos + 8
+                if vr in _LONG_VRS:
+                    (length,) = long_length.unpack_from(data, pos + 8)
+                    start += 4
+                if group < 0x7FE0 and length != _UNDEFINED and start + length <= size:
+                    if group == 0x0028:
+                        tag = 0x00280000 | element
+                        if tag in _FALLBACK_TAGS:
+                            self.fallback = True
+                        self.record(tag, start, length)
+                    pos = start + length
+                    continue
+            try:
+                pos = self.step(pos)
+            except TruncatedData as exc:
+                if exc.tag is None and pos + 4 <= len(self.data):
+                    group, element = struct.unpack_from(self.order + "HH", self.data, pos)
+                    raise TruncatedData((group << 16) | element, pos) from None
+                raise
+            if pos is None:
                 return
-            if tag > _PIXEL_DATA:
-                return
-            if length == _UNDEFINED:
-                pos = self.skip_undefined(start, 0)
-                continue
-            pos = self.bounded(start + length)
-            if tag >> 16 == 0x0028:
-                self.record(tag, start, length)
+        if self.partial:  # the prefix ends between elements: more data is needed
+            raise TruncatedData(None, pos)
+
+    def step(self, pos: int) -> int | None:
+        """Handle the top-level element at ``pos``; the next offset, None to stop."""
+        tag, vr, start, length = self.element(pos)
+        if tag in _FALLBACK_TAGS:
+            self.fallback = True
+        if tag == _PIXEL_DATA:
+            defined = None if length == _UNDEFINED else length
+            if defined is not None and start + defined > len(self.data) and not self.partial:
+                raise TruncatedData(tag, pos)
+            self.pixel = (start, defined, vr.decode() if vr else "")
+            return None
+        if tag > _PIXEL_DATA:
+            return None
+        if length == _UNDEFINED:
+            return self.skip_undefined(start, 0)
+        end = self.bounded(start + length)
+        if tag >> 16 == 0x0028:
+            self.record(tag, start, length)
+        return end
 
 
-def parse_deflated(data: bytes, max_bytes: int) -> tuple[bytes, Header] | None:
-    """For Deflated Explicit VR Little Endian: inflate (at most ``max_bytes``) and walk.
-
-    Returns ``(inflated data set bytes, Header with offsets into them)``; ``None`` when the
-    file is not deflated or not handled here. Raises ``ValueError`` when the inflated size
-    would exceed ``max_bytes`` or the deflate stream is corrupt.
-    """
-    import zlib
-
+def deflated_start(data: bytes) -> int | None:
+    """Offset of the deflated data set in a Part 10 file of the Deflated Explicit VR Little
+    Endian syntax; ``None`` for any other file (or one whose meta group cannot be walked)."""
     if len(data) < 132 or data[128:132] != b"DICM":
         return None
     try:
         syntax, pos = _meta(data)
     except (_Unsupported, struct.error):
         return None
-    if syntax != ts.DEFLATED_EXPLICIT_VR_LE:
-        return None
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        inflated = inflater.decompress(data[pos:], max_bytes)
-    except zlib.error as exc:
-        raise ValueError(f"deflated data set is corrupt: {exc}") from exc
-    if inflater.unconsumed_tail:
-        raise ValueError(f"deflated data set inflates beyond {max_bytes} bytes")
-    walker = _Walker(inflated, implicit=False, big=False)
+    return pos if syntax == ts.DEFLATED_EXPLICIT_VR_LE else None
+
+
+def locate_pixels(data, syntax: str, *, partial: bool = False) -> Header | None:
+    """Walk a data set (no meta group) up to Pixel Data; ``None`` when the walker cannot.
+
+    ``partial``: ``data`` is a prefix of the data set (being inflated): the Pixel Data value
+    need not be present, and reaching the end of ``data`` raises :class:`TruncatedData`.
+    Used for inflated Deflated Explicit VR Little Endian data sets; ``fallback`` in the
+    result says the full pydicom data set is needed (palette LUTs ...).
+    """
+    walker = _Walker(data, implicit=syntax == ts.IMPLICIT_VR_LE,
+                     big=syntax == ts.EXPLICIT_VR_BE, partial=partial)
     try:
         walker.walk(0)
     except (_Unsupported, struct.error):
         return None
-    if walker.pixel is None or \
-            walker.values.get("PhotometricInterpretation", "").upper() == "PALETTE COLOR":
+    if walker.pixel is None:
         return None
+    palette = walker.values.get("PhotometricInterpretation", "").upper() == "PALETTE COLOR"
     offset, length, vr = walker.pixel
-    return inflated, Header(syntax, walker.values, offset, length, vr)
+    return Header(syntax, walker.values, offset, length, vr, walker.fallback or palette)
 
 
 def parse_header(data: bytes) -> Header | None:
-    """Parse a whole file's bytes; ``None`` when pydicom's path must handle it."""
+    """Parse a whole file's bytes; ``None`` when pydicom's path must handle it.
+
+    Raises :class:`TruncatedData` when an element (Pixel Data included) runs past the end.
+    """
     if len(data) < 132 or data[128:132] != b"DICM":
         return None
     try:
@@ -215,7 +302,7 @@ def parse_header(data: bytes) -> Header | None:
         walker.walk(pos)
     except (_Unsupported, struct.error):
         return None
-    if walker.pixel is None:
+    if walker.pixel is None or walker.fallback:
         return None
     values = walker.values
     if values.get("PhotometricInterpretation", "").upper() == "PALETTE COLOR":

@@ -3,7 +3,10 @@ every size bounded by what the file actually holds.
 
 Native data: ``NumberOfFrames * Rows * Columns * SamplesPerPixel * bytes`` must fit in the
 stored Pixel Data (else :class:`~dicomml.errors.TruncatedFileError`). Deflated data sets are
-inflated with a hard output cap. Encapsulated data: frames come from pydicom's
+inflated incrementally, no further than the header justifies (:mod:`dicomml.decode.deflated`).
+A header that ends inside an element is a :class:`~dicomml.errors.TruncatedFileError` naming
+the element, when the catalog's header parser agrees (pydicom alone reads such files leniently
+and would report "no PixelData"). Encapsulated data: frames come from pydicom's
 ``generate_frames`` (basic / extended offset tables, or none, fragments spanning frames) and
 their count must match ``NumberOfFrames``.
 
@@ -20,17 +23,19 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import zlib
+import struct
 
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 
 from dicomml.decode import syntaxes as ts
-from dicomml.decode.fastheader import parse_deflated, parse_header
+from dicomml.decode.deflated import inflate_dataset
+from dicomml.decode.fastheader import TruncatedData, describe_tag, parse_header, tag_keyword
 from dicomml.decode.info import FrameInfo, frame_info
 from dicomml.errors import (
     DecodeError,
+    DicommlError,
     InvalidDicomError,
     MissingTagError,
     NotDicomError,
@@ -55,22 +60,16 @@ class EncodedPixels:
 
 
 def _read_deflated(path: str, max_bytes: int):
-    meta = pydicom.filereader.read_file_meta_info(path)
-    group_length = int(meta.get("FileMetaInformationGroupLength", 0))
+    """pydicom data set of a deflated file, inflated with :mod:`dicomml.decode.deflated`'s
+    bounds (up to the end of Pixel Data)."""
     with open(path, "rb") as fp:
-        head = fp.read(132)
-        start = (132 if head[128:132] == b"DICM" else 0) + 12 + group_length
-        fp.seek(start)
-        compressed = fp.read()
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(compressed, max_bytes)
-    except zlib.error as exc:
-        raise InvalidDicomError(f"deflated data set is corrupt: {exc}", path=path) from exc
-    if inflater.unconsumed_tail:
-        raise InvalidDicomError(f"deflated data set inflates beyond {max_bytes} bytes",
+        data = fp.read()
+    inflated = inflate_dataset(path, data, max_bytes)
+    if inflated is None:  # no preamble or a meta group the walker cannot read
+        raise InvalidDicomError("deflated file without a readable Part 10 meta header",
                                 path=path)
-    ds = pydicom.filereader.read_dataset(io.BytesIO(data), is_implicit_VR=False,
+    meta = pydicom.filereader.read_file_meta_info(path)
+    ds = pydicom.filereader.read_dataset(io.BytesIO(inflated[0]), is_implicit_VR=False,
                                          is_little_endian=True)
     ds.file_meta = meta
     return ds
@@ -95,8 +94,8 @@ def read_dataset(path, *, max_inflated_bytes: int = MAX_INFLATED_BYTES):
         ds = pydicom.dcmread(path)
         meta = getattr(ds, "file_meta", None)
         syntax = "" if meta is None else str(meta.get("TransferSyntaxUID", "") or "")
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
+    except (FileNotFoundError, IsADirectoryError, PermissionError, DicommlError):
+        raise  # ours (the bounded inflation's) name the file already
     except PydicomInvalidDicomError as exc:
         raise NotDicomError(f"not a DICOM file: {exc}", path=path) from exc
     except EOFError as exc:
@@ -110,12 +109,37 @@ def read_dataset(path, *, max_inflated_bytes: int = MAX_INFLATED_BYTES):
     return ds, syntax
 
 
-def _pixel_element(ds, path):
+def _truncation(path: str, truncated: TruncatedData | None) -> TruncatedFileError | None:
+    """Why a data set pydicom read (leniently, to the end of the file) lacks Pixel Data.
+
+    The catalog's header parser is the judge (so that ``scan`` and ``read_pixels`` agree);
+    when it finds the file cut short, the fast walker's finding (``truncated``) names the
+    element. None when the catalog's parser sees no cut.
+    """
+    from dicomml.catalog.header import parse_file
+
+    try:
+        parse_file(path)
+    except TruncatedFileError as exc:
+        if truncated is None:
+            return exc
+        return TruncatedFileError(f"file ends inside {describe_tag(truncated.tag)}, which "
+                                  f"starts at byte {truncated.offset}", path=path,
+                                  tag=tag_keyword(truncated.tag))
+    except Exception:  # noqa: BLE001 - other header problems: pydicom's account stands
+        return None
+    return None
+
+
+def _pixel_element(ds, path, truncated: TruncatedData | None = None):
     if "PixelData" not in ds:
         other = [k for k in ("FloatPixelData", "DoubleFloatPixelData") if k in ds]
         if other:
             raise DecodeError(f"{other[0]} (float pixels) is not supported", path=path,
                               tag=other[0])
+        cut = _truncation(path, truncated)
+        if cut is not None:
+            raise cut
         raise MissingTagError("file has no PixelData", path=path, tag="PixelData")
     try:
         return ds["PixelData"]
@@ -172,6 +196,40 @@ def _encapsulated_frames(buf: bytes, info: FrameInfo, ds) -> list:
     return frames
 
 
+_ITEM_HEADER = struct.Struct("<HHI")
+
+
+def _items(buf) -> list | None:
+    """The items of encapsulated Pixel Data (offset table first) as memoryviews, or None
+    when anything is unusual (pydicom's ``generate_frames`` then decides)."""
+    view, pos, items = memoryview(buf), 0, []
+    while pos + 8 <= len(view):
+        group, element, length = _ITEM_HEADER.unpack_from(view, pos)
+        if group != 0xFFFE or element not in (0xE000, 0xE0DD):
+            return None
+        if element == 0xE0DD:
+            return items
+        if length == 0xFFFFFFFF or pos + 8 + length > len(view):
+            return None
+        items.append(view[pos + 8:pos + 8 + length])
+        pos += 8 + length
+    return items if pos == len(view) else None
+
+
+def _simple_frames(buf, n: int) -> list | None:
+    """Frames without pydicom for the common layouts: one frame (empty or single-entry
+    offset table; its fragments joined), or no offset table and one fragment per frame."""
+    items = _items(buf)
+    if not items or len(items) < 2:
+        return None
+    table, fragments = bytes(items[0]), items[1:]
+    if n == 1 and table in (b"", b"\0\0\0\0"):
+        return [fragments[0] if len(fragments) == 1 else b"".join(fragments)]
+    if not table and len(fragments) == n:
+        return fragments
+    return None
+
+
 def _from_header(path: str, data: bytes, header) -> EncodedPixels:
     info = frame_info(header.values, header.syntax, path)
     end = len(data) if header.pixel_length is None else header.pixel_offset + header.pixel_length
@@ -179,13 +237,15 @@ def _from_header(path: str, data: bytes, header) -> EncodedPixels:
     if header.syntax in ts.NATIVE and header.pixel_length is not None:
         frames = _native_frames(buf, info, header.pixel_vr or "OW")
     else:
-        frames = _encapsulated_frames(bytes(buf), info, {})
+        frames = _simple_frames(buf, info.number_of_frames) \
+            or _encapsulated_frames(bytes(buf), info, {})
     return EncodedPixels(info=info, frames=frames, dataset=None)
 
 
-def _from_dataset(path: str, max_inflated_bytes: int) -> EncodedPixels:
+def _from_dataset(path: str, max_inflated_bytes: int,
+                  truncated: TruncatedData | None = None) -> EncodedPixels:
     ds, syntax = read_dataset(path, max_inflated_bytes=max_inflated_bytes)
-    element = _pixel_element(ds, path)
+    element = _pixel_element(ds, path, truncated)
     info = frame_info(ds, syntax, path)
     buf = element.value
     if buf is None:
@@ -211,16 +271,17 @@ def load_encoded(path, *, max_inflated_bytes: int = MAX_INFLATED_BYTES,
     extended offset table, ...) go through ``pydicom.dcmread`` and keep their ``dataset``.
     """
     path = os.fspath(path)
+    truncated = None
     if fast:
         with open(path, "rb") as fp:
             data = fp.read()
-        header = parse_header(data)
+        try:
+            header = parse_header(data)
+        except TruncatedData as exc:  # pydicom may still recover (e.g. mislabelled VRs)
+            header, truncated = None, exc
         if header is not None:
             return _from_header(path, data, header)
-        try:
-            deflated = parse_deflated(data, max_inflated_bytes)
-        except ValueError as exc:
-            raise InvalidDicomError(str(exc), path=path) from exc
-        if deflated is not None:
+        deflated = inflate_dataset(path, data, max_inflated_bytes)
+        if deflated is not None and not deflated[1].fallback:
             return _from_header(path, *deflated)
-    return _from_dataset(path, max_inflated_bytes)
+    return _from_dataset(path, max_inflated_bytes, truncated)

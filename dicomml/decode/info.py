@@ -14,11 +14,12 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 
-from dicomml.errors import InvalidTagError, MissingTagError
+from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError
 
 _REQUIRED = ("Rows", "Columns", "BitsAllocated")
 
@@ -45,7 +46,7 @@ class FrameInfo:
     rescale_intercept: float = 0.0
     path: str | None = None
 
-    @property
+    @functools.cached_property
     def dtype(self) -> np.dtype:
         """Output dtype of stored values: (u)int8/16/32 by BitsAllocated (1 bit -> uint8)."""
         nbytes = max(1, math.ceil(self.bits_allocated / 8))
@@ -84,8 +85,18 @@ class FrameInfo:
         return dataclasses.replace(self, **changes)
 
 
+def _get(ds, keyword: str, default, path):
+    """``ds.get(keyword, default)``; pydicom converts raw elements on access and raises
+    NotImplementedError (unknown VR), ValueError, ... for broken ones: InvalidDicomError."""
+    try:
+        return ds.get(keyword, default)
+    except Exception as exc:  # noqa: BLE001 - whatever pydicom's value conversion raises
+        raise InvalidDicomError(f"{keyword} cannot be read: {type(exc).__name__}: {exc}",
+                                path=path, tag=keyword) from exc
+
+
 def _int_value(ds, keyword: str, default, path) -> int:
-    value = ds.get(keyword, default)
+    value = _get(ds, keyword, default, path)
     if value is None or value == "":
         if default is None:
             raise MissingTagError(f"{keyword} is required to decode pixels", path=path,
@@ -99,7 +110,7 @@ def _int_value(ds, keyword: str, default, path) -> int:
 
 
 def _float_value(ds, keyword: str, default: float, path) -> float:
-    value = ds.get(keyword, None)
+    value = _get(ds, keyword, None, path)
     if value is None or value == "":
         return default
     try:
@@ -154,7 +165,7 @@ def frame_info(ds, transfer_syntax: str, path=None) -> FrameInfo:
         bits_allocated=bits_allocated,
         bits_stored=_int_value(ds, "BitsStored", bits_allocated, path),
         pixel_representation=_int_value(ds, "PixelRepresentation", 0, path),
-        photometric_interpretation=str(ds.get("PhotometricInterpretation", "")
+        photometric_interpretation=str(_get(ds, "PhotometricInterpretation", "", path)
                                        or "MONOCHROME2").strip().upper(),
         planar_configuration=_int_value(ds, "PlanarConfiguration", 0, path),
         number_of_frames=_int_value(ds, "NumberOfFrames", 1, path) or 1,

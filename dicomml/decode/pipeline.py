@@ -25,7 +25,7 @@ import numpy as np
 
 from dicomml.decode import syntaxes as ts
 from dicomml.decode.base import Decoder
-from dicomml.decode.codestream import has_end_marker, j2k_header, jpeg_header
+from dicomml.decode.codestream import has_end_marker, j2k_header, jpeg_header, rle_offsets
 from dicomml.decode.info import FrameInfo
 from dicomml.errors import DecodeError, DecoderWarning
 
@@ -42,11 +42,17 @@ def codestream_header(src, info: FrameInfo, index: int | None = None, *,
     """Parse and check the frame's codestream header against ``info`` (None for RLE/native).
 
     ``strict`` also requires the end-of-image marker (a frame without it was truncated).
+    RLE frames get their segment offsets checked (:func:`~dicomml.decode.codestream.rle_offsets`).
 
     Raises :class:`DecodeError` when the codestream declares another size or sample count
     than the DICOM header: decoding it would allocate an undeclared amount of memory.
     """
     syntax = info.transfer_syntax
+    if syntax == ts.RLE_LOSSLESS:
+        offsets = rle_offsets(src)
+        if isinstance(offsets, str):
+            raise _error(offsets, info, index)
+        return None
     if syntax in ts.JPEG_FAMILY or syntax in ts.JPEG_LS_FAMILY:
         header = jpeg_header(src)
         kind = "JPEG"
@@ -84,11 +90,36 @@ def _conform_shape(arr, info: FrameInfo, decoder: Decoder) -> np.ndarray:
     return arr.reshape(info.frame_shape)
 
 
+def _into_buffer(out: np.ndarray | None, info: FrameInfo, header: dict | None):
+    """An unsigned view of ``out`` a decoder may write into, or None (no ``out``; color;
+    a codestream whose precision makes the decoder return another sample width)."""
+    if out is None or info.samples_per_pixel != 1 or not out.flags.c_contiguous \
+            or out.shape != info.frame_shape or out.dtype != info.dtype:
+        return None
+    if header is not None:
+        width = 1 if header["precision"] <= 8 else 2 if header["precision"] <= 16 else 4
+        if width != info.dtype.itemsize:
+            return None
+    return out.view(f"u{info.dtype.itemsize}")
+
+
+def _decode_with(decoder: Decoder, src, info: FrameInfo, into: np.ndarray | None):
+    if into is not None and decoder.decodes_into:
+        try:
+            return decoder.decode_into(src, info, into)
+        except ValueError as exc:  # imagecodecs' own check of out against the stream
+            if not str(exc).startswith("invalid out"):
+                raise
+    return decoder.decode(src, info)
+
+
 def run_decoders(src, info: FrameInfo, decoders: list[Decoder],
-                 index: int | None = None) -> tuple[np.ndarray, Decoder]:
+                 index: int | None = None, into: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, Decoder]:
     """Try ``decoders`` in order; the first output of the declared size wins.
 
     A decoder marked ``fallback_on_error = False`` is only used as the first choice.
+    ``into`` (from :func:`_into_buffer`) lets decoders that can write straight into it.
     Raises :class:`DecodeError` naming the file, frame and every decoder's failure.
     """
     failures = []
@@ -96,7 +127,7 @@ def run_decoders(src, info: FrameInfo, decoders: list[Decoder],
         if position and not getattr(decoder, "fallback_on_error", True):
             continue
         try:
-            arr = _conform_shape(decoder.decode(src, info), info, decoder)
+            arr = _conform_shape(_decode_with(decoder, src, info, into), info, decoder)
         except _NOT_CAUGHT:
             raise
         except BaseException as exc:  # noqa: BLE001 - native panics are BaseExceptions
@@ -118,6 +149,10 @@ def _shift(arr: np.ndarray, bits: int, out: np.ndarray | None = None) -> np.ndar
         return arr
     if out is None:
         out = arr if arr.flags.writeable else np.empty_like(arr)
+    if arr.dtype.kind == "u":  # one pass: keep the low bits
+        mask = (1 << (8 * arr.dtype.itemsize - bits)) - 1
+        np.bitwise_and(arr, arr.dtype.type(mask), out=out)
+        return out
     np.left_shift(arr, bits, out=out)
     np.right_shift(out, bits, out=out)
     return out
@@ -190,10 +225,18 @@ def decode_frame(src, info: FrameInfo, decoders: list[Decoder] | None = None, *,
 
         decoders = decoders_for(info.transfer_syntax, path=info.path)
     header = codestream_header(src, info, index, strict=strict)
-    arr, _ = run_decoders(src, info, decoders, index)
+    arr, _ = run_decoders(src, info, decoders, index, _into_buffer(out, info, header))
     arr = to_rgb(correct_bits(arr, info, header, out), output_photometric(info, header))
     if out is None:
         return arr if arr.flags.writeable else arr.copy()
-    if arr is not out:
+    if not _same_buffer(arr, out):
         out[...] = arr
     return out
+
+
+def _same_buffer(arr: np.ndarray, out: np.ndarray) -> bool:
+    """True when ``arr`` is ``out``'s memory with its shape and dtype (nothing to copy)."""
+    return arr is out or (arr.shape == out.shape and arr.dtype == out.dtype
+                          and arr.strides == out.strides
+                          and arr.__array_interface__["data"][0]
+                          == out.__array_interface__["data"][0])

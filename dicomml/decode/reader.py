@@ -141,7 +141,8 @@ def read_pixels(path: str | os.PathLike, frames=None, *, rescale: bool = False,
     untrusted data whose native decoder might crash or hang (costs a process start).
     ``strict=False``: also decode JPEG / JPEG 2000 frames that lack their end-of-image marker
     (truncated frames are otherwise rejected before decoding). ``max_inflated_bytes`` caps
-    the inflated size of a Deflated Explicit VR Little Endian data set.
+    the inflated size of a Deflated Explicit VR Little Endian data set (on top of the cap
+    its header justifies: 8 MiB before Pixel Data plus the declared frames' bytes).
 
     Raises :class:`~dicomml.errors.DecodeError` (naming file and frame),
     :class:`~dicomml.errors.DecoderNotAvailableError` (naming syntax and pip extra), or an

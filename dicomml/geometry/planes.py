@@ -77,6 +77,9 @@ DEFAULTS: dict[str, object] = {
 #: columns that can distinguish the volumes of a 4D series, in the order used to sort volumes
 DIMENSIONS = ("stack", "temporal", "echo", "b_value", "gradient", "acquisition")
 COLUMNS = REQUIRED + tuple(DEFAULTS)
+#: what ``astype(str)`` gives in this pandas (object, or pandas 3's "str"): paths already of
+#: this dtype need no conversion
+_STR_DTYPE = pd.Series(["a"]).astype(str).dtype
 
 
 def plane_table(rows: Iterable[Mapping]) -> pd.DataFrame:
@@ -90,13 +93,12 @@ def plane_table(rows: Iterable[Mapping]) -> pd.DataFrame:
 
 def normalise(df: pd.DataFrame) -> pd.DataFrame:
     """Return ``df`` with every column of the contract present and typed (a copy)."""
-    df = df.copy()
     for name in REQUIRED:
         if name not in df.columns:
             raise KeyError(f"plane table lacks required column {name!r}")
-    for name, default in DEFAULTS.items():
-        if name not in df.columns:
-            df[name] = [default] * len(df)
+    missing = {name: [default] * len(df) for name, default in DEFAULTS.items()
+               if name not in df.columns}
+    df = df.assign(**missing) if missing else df.copy()  # a copy either way
     for name in ("position", "orientation", "pixel_spacing"):
         values = df[name].tolist()
         if not all(type(v) is tuple and all(type(x) is float for x in v) for v in values):
@@ -111,8 +113,11 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
         df["slope"] = df["slope"].fillna(1.0)
     if df["intercept"].isna().any():
         df["intercept"] = df["intercept"].fillna(0.0)
-    if df["path"].dtype != object:
+    if df["path"].dtype != object and df["path"].dtype != _STR_DTYPE:
         df["path"] = df["path"].astype(str)
+    if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1 \
+            and df.index.name is None:
+        return df
     return df.reset_index(drop=True)
 
 

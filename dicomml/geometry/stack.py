@@ -64,6 +64,16 @@ class Stack:
 def _locations(pos: np.ndarray, d: np.ndarray, tol: Tolerances) -> list[np.ndarray]:
     """Group plane indices by position (sorted along the normal)."""
     order = np.argsort(d, kind="stable")
+    if len(order) > 1:  # every neighbour clearly apart: one plane per location
+        gaps = np.linalg.norm(np.diff(pos[order], axis=0), axis=1)
+        if gaps.min() > tol.duplicate_mm * (1 + 1e-9):
+            return [order[i:i + 1] for i in range(len(order))]
+    return _group_sorted(pos, order, tol)
+
+
+def _group_sorted(pos: np.ndarray, order: np.ndarray, tol: Tolerances) -> list[np.ndarray]:
+    """Walk the sorted planes: a plane closer than ``duplicate_mm`` to the first plane of
+    the current location joins it, otherwise it starts the next location."""
     groups: list[list[int]] = []
     for index in order:
         if groups and np.linalg.norm(pos[index] - pos[groups[-1][0]]) < tol.duplicate_mm:
@@ -87,6 +97,36 @@ def _dimensions(planes: pd.DataFrame) -> list[str]:
 
 def _dimension_keys(planes: pd.DataFrame) -> np.ndarray:
     """Sort rank of each plane by :data:`VOLUME_ORDER`, then path, frame, tile."""
+    names = [n for n in VOLUME_ORDER if n in planes.columns] + ["path", "frame", "tile"]
+    keys = [_sort_key(planes[name], name in VOLUME_ORDER) for name in names]
+    if any(key is None for key in keys):  # an unusual column type: the pandas sort
+        return _dimension_keys_pandas(planes)
+    ranked = np.lexsort(keys[::-1])  # stable; the first name is the primary key
+    rank = np.empty(len(planes), dtype=np.int64)
+    rank[ranked] = np.arange(len(planes))
+    return rank
+
+
+def _sort_key(column: pd.Series, dimension: bool) -> np.ndarray | None:
+    """``column`` as an array that sorts like :func:`_dimension_keys_pandas` sorts it
+    (None where only pandas can say): numbers with NaN first (-inf), object values as their
+    ``str`` (None as ""), strings as themselves."""
+    if column.dtype.kind in "fiu":
+        values = column.to_numpy(dtype=np.float64)
+        return np.where(np.isnan(values), -np.inf, values) if dimension else values
+    if column.dtype == object and dimension:
+        texts = ["" if v is None else str(v) for v in column.tolist()]
+    elif column.isna().any():
+        return None
+    else:
+        texts = column.tolist()
+    if not all(type(t) is str for t in texts):
+        return None
+    return np.unique(np.asarray(texts, dtype=object), return_inverse=True)[1].ravel()
+
+
+def _dimension_keys_pandas(planes: pd.DataFrame) -> np.ndarray:
+    """:func:`_dimension_keys` with a pandas multi-column stable sort (any column type)."""
     keys = pd.DataFrame(index=planes.index)
     for name in [n for n in VOLUME_ORDER if n in planes.columns]:
         column = planes[name]
@@ -101,10 +141,12 @@ def _dimension_keys(planes: pd.DataFrame) -> np.ndarray:
     return rank
 
 
-def _dimension_signature(planes: pd.DataFrame, index) -> tuple:
-    row = planes.loc[index, _dimensions(planes)]
-    return tuple("" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
-                 for v in row)
+def _dimension_signatures(planes: pd.DataFrame) -> list[tuple]:
+    """Per plane: its dimension values as strings ("" for None / NaN), to tell volumes
+    apart."""
+    columns = [planes[name].tolist() for name in _dimensions(planes)]
+    return [tuple("" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
+                  for v in values) for values in zip(*columns)]
 
 
 def _volume_values(planes: pd.DataFrame, order: np.ndarray) -> list[dict]:
@@ -133,8 +175,8 @@ def arrange(planes: pd.DataFrame, tol: Tolerances = DEFAULT_TOLERANCES) -> Stack
         rank = _dimension_keys(planes)
         groups = [g[np.argsort(rank[g])] for g in groups]
     n = counts.pop() if len(counts) == 1 else 0
-    distinct = n > 1 and all(
-        len({_dimension_signature(planes, i) for i in g}) == n for g in groups)
+    signatures = _dimension_signatures(planes) if n > 1 else []
+    distinct = n > 1 and all(len({signatures[i] for i in g}) == n for g in groups)
     if n == 1 or distinct:
         order = np.stack(groups, axis=1)
     else:

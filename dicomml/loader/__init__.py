@@ -19,9 +19,13 @@ Pipeline (one path for every kind of source)
    :class:`~dicomml.errors.GeometryWarning`, or ``"ignore"``. Every finding is also stored in
    ``Volume.metadata["findings"]``.
 5. **Pixels**: uncompressed little/big-endian data whose Pixel Data offset is known (the
-   catalog records it) is read with ``readinto`` straight into a preallocated array — no
+   catalog records it) is read with ``os.preadv`` straight into a preallocated array — no
    re-parsing; other transfer syntaxes go through ``dicomml.decode.read_pixels`` (pydicom
-   when that module is absent).
+   when that module is absent). Large series are read by ``threads`` reader threads, each
+   taking runs of consecutive files; with a float output each slice is read into a small
+   per-thread buffer and converted (bits, rescale, MONOCHROME1 — only the passes needed)
+   into its slot while still in cache. ``allocate=`` lets the caller supply the output
+   (e.g. shared memory).
 
 Pixel values
 ------------
@@ -82,7 +86,7 @@ __all__ = ["load_series", "DEFAULT_POLICY", "resolve_source", "build_planes", "r
 def load_series(source, key: str | None = None, *, policy: str | Mapping[str, str] = "default",
                 dtype: str | None = "float32", resample: bool = False,
                 threads: int | None = None,
-                tolerances: Tolerances = DEFAULT_TOLERANCES) -> Volume:
+                tolerances: Tolerances = DEFAULT_TOLERANCES, allocate=None) -> Volume:
     """Load one series as a :class:`~dicomml.volume.Volume` (see the module docstring).
 
     Parameters
@@ -100,6 +104,11 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
         returning a sheared affine
     threads : reader threads (default: up to 8, by CPU count)
     tolerances : :class:`dicomml.geometry.checks.Tolerances`
+    allocate : optional ``allocate(shape, dtype) -> ndarray`` returning the writable,
+        C-contiguous array of shape (volumes, slices, rows, columns) that the pixels are
+        decoded into (e.g. a view of ``multiprocessing.shared_memory``); the Volume's array
+        is then a (read-only) view of it. With ``resample=True`` on a series that needs
+        resampling, the resampled array is a new one.
 
     Returns a Volume: array (slices, rows, columns) or (volumes, slices, rows, columns),
     affine from (slice, row, column, 1) to LPS mm. Raises :mod:`dicomml.errors` types naming
@@ -112,7 +121,7 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
     planes = build_planes(instances)
     stack = arrange(planes, tolerances)
     apply_policy(stack.findings, chosen, key, resample)
-    data = read_stack(planes, stack.order, dtype=dtype, threads=threads)
+    data = read_stack(planes, stack.order, dtype=dtype, threads=threads, allocate=allocate)
     affine = stack.affine
     if stack.order.shape[1] == 1:
         affine = single_slice_affine(affine, instances)

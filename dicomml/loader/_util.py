@@ -8,14 +8,13 @@ Example
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 
 def value(row, name: str, default=None):
     """``row[name]`` (a dict or pandas row), or ``default`` when absent, None or NaN."""
     found = row.get(name, default) if hasattr(row, "get") else default
-    if found is None or (isinstance(found, float) and np.isnan(found)):
+    if found is None or (isinstance(found, float) and found != found):  # None or NaN
         return default
     return found
 

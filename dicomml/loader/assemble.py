@@ -95,19 +95,29 @@ def series_metadata(instances: pd.DataFrame, key: str, stack: Stack, planes: pd.
     for name in instances.columns:
         if name in _PER_FILE:
             continue
-        values = instances[name].tolist()
+        found = instances[name]
+        if found.dtype.kind in "fiu":  # numbers: one vectorised comparison
+            numbers = found.to_numpy()
+            first = numbers[0]
+            same = np.isnan(numbers).all() if first != first else (numbers == first).all()
+            if same:
+                meta[name] = _plain(first.item())
+            continue
+        values = found.tolist()
         if _all_equal(values):
             meta[name] = _plain(values[0])
     meta["findings"] = [f.to_dict() for f in stack.findings]
     meta["n_files"] = int(len(instances))
     meta["n_planes"] = int(stack.order.size)
     meta["resampled"] = bool(resampled and stack.kinds() & set(RESAMPLED))
-    used = planes.loc[stack.order.ravel()]
-    meta["inverted_monochrome1"] = bool(
-        used["photometric"].astype(str).str.strip().str.upper().eq("MONOCHROME1").any()) \
-        if "photometric" in used else False
+    used = stack.order.ravel()
+    meta["inverted_monochrome1"] = any(
+        str(v).strip().upper() == "MONOCHROME1"
+        for v in planes["photometric"].to_numpy()[used].tolist()) \
+        if "photometric" in planes else False
     if dtype is None:
-        meta["rescale"] = {"slope": used["slope"].tolist(), "intercept": used["intercept"].tolist()}
+        meta["rescale"] = {"slope": planes["slope"].to_numpy()[used].tolist(),
+                           "intercept": planes["intercept"].to_numpy()[used].tolist()}
     if stack.is_4d:
         meta["volumes"] = [{k: _plain(v) for k, v in values.items()}
                            for values in stack.volume_values]

@@ -28,6 +28,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ import pandas as pd
 from dicomml.errors import DecodeError, InvalidTagError, TruncatedFileError
 
 from ._util import value
-from .values import output_dtype, plane_format, store, stored_dtype
+from .values import StoreValues, output_dtype, plane_format, store, store_values, stored_dtype
 
 IMPLICIT_LITTLE = "1.2.840.10008.1.2"
 NATIVE_LITTLE = {IMPLICIT_LITTLE, "1.2.840.10008.1.2.1"}
@@ -44,27 +45,106 @@ NATIVE_BIG = "1.2.840.10008.1.2.2"
 #: codecs reach a few hundred on blank images; a damaged Rows/Columns/NumberOfFrames far more)
 MAX_EXPANSION = 4096
 _GEOMETRY_COLUMNS = ("position", "orientation", "pixel_spacing")
+#: below this output size (bytes) one thread reads everything (a thread pool costs more than
+#: it saves on small series)
+THREADED_BYTES = 8 << 20
+#: runs of consecutive files handed to each reader thread (load balance vs. task overhead)
+RUNS_PER_THREAD = 4
 
 
 def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
-               threads: int | None = None) -> np.ndarray:
-    """Pixels of the planes ``order`` (volumes, slices) into one (V, S, R, C) array."""
-    tasks = _tasks_by_file(planes.loc[order.ravel()])
+               threads: int | None = None, allocate=None) -> np.ndarray:
+    """Pixels of the planes ``order`` (volumes, slices) into one (V, S, R, C) array.
+
+    ``allocate(shape, dtype) -> ndarray``, when given, supplies that array (for example a view
+    of shared memory, so that a DataLoader worker decodes straight into it): it must return a
+    writable, C-contiguous array of exactly that shape and dtype (ValueError otherwise); it is
+    called once, after every header and file size check has passed.
+    """
+    used = planes.loc[order.ravel()]
+    tasks = _tasks_by_file(used)
+    formats = Formats(rescale=dtype is not None)
     for path, items in tasks.items():
-        check_file_holds(path, [plane for _, plane in items])
+        check_file_holds(path, [plane for _, plane in items], formats)
     first = next(iter(tasks.values()))[0][1]
-    out = np.empty(order.shape + (int(first["rows"]), int(first["columns"])),
-                   dtype=output_dtype(planes.loc[order.ravel()], dtype))
+    out = _allocated(allocate, order.shape + (int(first["rows"]), int(first["columns"])),
+                     output_dtype(used, dtype))
     flat = out.reshape(-1, *out.shape[2:])
     workers = threads or min(8, os.cpu_count() or 1)
     jobs = list(tasks.items())
-    if workers <= 1 or len(jobs) < 4:
-        for path, items in jobs:
-            _read_file(path, items, flat, dtype)
-    else:
+    if workers <= 1 or len(jobs) < 4 or out.nbytes < THREADED_BYTES:
+        _read_files(jobs, flat, dtype, formats)
+    else:  # contiguous runs of files per task: each thread fills its own output pages
+        size = max(1, math.ceil(len(jobs) / (workers * RUNS_PER_THREAD)))
+        runs = [jobs[start:start + size] for start in range(0, len(jobs), size)]
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda job: _read_file(job[0], job[1], flat, dtype), jobs))
+            list(pool.map(lambda run: _read_files(run, flat, dtype, formats), runs))
     return out
+
+
+def _allocated(allocate, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)``, or the caller's ``allocate(shape, dtype)`` after checking
+    that it can be written as the output."""
+    if allocate is None:
+        return np.empty(shape, dtype=dtype)
+    out = allocate(shape, dtype)
+    if not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable):
+        found = (getattr(out, "shape", None), getattr(out, "dtype", None))
+        raise ValueError(f"allocate({shape}, {dtype}) must return a writable C-contiguous "
+                         f"numpy array of that shape and dtype, got shape/dtype {found}")
+    return out
+
+
+def _read_files(jobs: list, flat: np.ndarray, dtype, formats: Formats) -> None:
+    for path, items in jobs:
+        _read_file(path, items, flat, dtype, formats)
+
+
+class NativeFormat(NamedTuple):
+    """Facts about a plane that depend only on its format fields (:data:`FORMAT_FIELDS`):
+    bytes of one stored frame, read directly or not, the stored dtype, what
+    :func:`~dicomml.loader.values.store` needs."""
+
+    frame_bytes: int
+    native: bool
+    stored: np.dtype | None
+    values: StoreValues
+
+
+#: the plane-record fields that :class:`NativeFormat` depends on (with whether the Pixel Data
+#: offset and length are known)
+FORMAT_FIELDS = ("transfer_syntax", "bits_allocated", "bits_stored", "pixel_representation",
+                 "photometric", "samples_per_pixel", "slope", "intercept", "rows", "columns",
+                 "mosaic_rows", "mosaic_columns")
+
+
+class Formats(dict):
+    """{format key: :class:`NativeFormat`} for one :func:`read_stack` call: worked out once
+    per distinct format instead of once per plane (a series has one or a few)."""
+
+    def __init__(self, rescale: bool):
+        super().__init__()
+        self.rescale = rescale
+
+    def of(self, plane) -> NativeFormat:
+        """The :class:`NativeFormat` of a plane record."""
+        try:  # NaN (never equal to itself) keyed as None: value() reads both as absent
+            key = tuple([None if v != v else v for v in map(plane.get, FORMAT_FIELDS)] + [
+                int(value(plane, "pixel_data_offset", -1)) >= 0,
+                int(value(plane, "pixel_data_length", -1)) >= 0])
+            return self[key]
+        except KeyError:
+            pass
+        except (TypeError, ValueError):  # an odd or unhashable value: no caching
+            return self._work_out(plane)
+        return self.setdefault(key, self._work_out(plane))
+
+    def _work_out(self, plane) -> NativeFormat:
+        frame_bytes = _frame_bytes(plane)
+        native = native_readable(plane)
+        return NativeFormat(frame_bytes, native, _native_dtype(plane) if native else None,
+                            store_values(plane, self.rescale))
 
 
 def _tasks_by_file(used: pd.DataFrame) -> dict[str, list]:
@@ -92,12 +172,13 @@ def _frame_bytes(plane) -> int:
     return rows * columns * samples * max(1, math.ceil(allocated / 8))
 
 
-def check_file_holds(path: str, planes: list[dict]) -> None:
+def check_file_holds(path: str, planes: list[dict], formats: Formats | None = None) -> None:
     """Refuse a file too small for the frames its header describes (see module docstring)."""
     first = planes[0]
-    frame_bytes = _frame_bytes(first)
+    known = (formats if formats is not None else Formats(rescale=False)).of(first)
+    frame_bytes = known.frame_bytes
     size = os.stat(path).st_size
-    if native_readable(first):
+    if known.native:
         frames = max(int(p["frame"]) for p in planes) + 1
         needed = frames * frame_bytes
         length = int(value(first, "pixel_data_length", -1))
@@ -115,14 +196,15 @@ def check_file_holds(path: str, planes: list[dict]) -> None:
             f"{MAX_EXPANSION} times the file size ({size} bytes)", path=path, tag="Rows")
 
 
-def _read_file(path: str, items, flat: np.ndarray, dtype) -> None:
+def _read_file(path: str, items, flat: np.ndarray, dtype, formats: Formats) -> None:
     """Read the planes ``items`` [(output slot, plane record)] stored in one file."""
     first = items[0][1]
-    if len(items) == 1 and first["tile"] < 0 and native_readable(first):
-        _read_native_into(path, first, flat[items[0][0]], dtype)
+    known = formats.of(first)
+    if len(items) == 1 and first["tile"] < 0 and known.native:
+        _read_native_into(path, first, flat[items[0][0]], dtype, known)
         return
     frames = sorted({int(plane["frame"]) for _, plane in items})
-    if native_readable(first):
+    if known.native:
         images = _read_native(path, first, frames)
     else:
         images = _decode(path, frames, _frame_shape(first))
@@ -195,20 +277,42 @@ def _scratch(shape, dtype) -> np.ndarray:
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
-def _read_native_into(path: str, plane: dict, slot: np.ndarray, dtype) -> None:
+def _read_native_into(path: str, plane: dict, slot: np.ndarray, dtype,
+                      known: NativeFormat | None = None) -> None:
     """One uncompressed frame: read straight into ``slot`` when it has the stored dtype,
     else into a small buffer that :func:`store` rescales into ``slot``."""
-    stored = _native_dtype(plane)
+    stored = known.stored if known is not None else _native_dtype(plane)
     direct = slot.dtype == stored and dtype is None
     buffer = slot if direct else _scratch(slot.shape, stored)
     offset = int(plane["pixel_data_offset"]) + int(plane["frame"]) * buffer.nbytes
-    with open(path, "rb", buffering=0) as handle:
-        handle.seek(offset)
-        if handle.readinto(memoryview(buffer).cast("B")) != buffer.nbytes:
-            raise TruncatedFileError("pixel data ends early", path=path, tag="PixelData")
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        got = _pread_into(handle, memoryview(buffer).cast("B"), offset)
+    finally:
+        os.close(handle)
+    if got != buffer.nbytes:
+        raise TruncatedFileError("pixel data ends early", path=path, tag="PixelData")
     if stored.byteorder == ">":
         buffer = buffer.astype(stored.newbyteorder("="))
-    store(buffer, plane, slot, dtype)
+    store(buffer, plane, slot, dtype, known.values if known is not None else None)
+
+
+def _pread_into(handle: int, target: memoryview, offset: int) -> int:
+    """Read ``len(target)`` bytes at ``offset`` of the open file ``handle`` into ``target``
+    (one ``preadv`` call where the OS has it; short reads are retried); bytes read."""
+    done = 0
+    while done < len(target):
+        if hasattr(os, "preadv"):
+            got = os.preadv(handle, [target[done:]], offset + done)
+        else:  # pragma: no cover - Windows
+            os.lseek(handle, offset + done, os.SEEK_SET)
+            chunk = os.read(handle, len(target) - done)
+            got = len(chunk)
+            target[done:done + got] = chunk
+        if got <= 0:
+            break
+        done += got
+    return done
 
 
 def _decode(path: str, frames: list[int], shape: tuple[int, int]) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError
-from dicomml.geometry.planes import normalise
+from dicomml.geometry.planes import DEFAULTS, normalise
 
 from ._util import column, value
 
@@ -57,10 +57,11 @@ def build_planes(instances: pd.DataFrame) -> pd.DataFrame:
     _refuse_colour(instances)
     special = _special_kinds(instances)
     parts = []
-    single = instances[special == ""]
+    plain = (special == "").to_numpy()
+    single = instances if plain.all() else instances[plain]
     if len(single):
         parts.append(_single_frame_planes(single))
-    for index in instances.index[special != ""]:
+    for index in instances.index[~plain]:
         parts.append(_header_planes(instances.loc[index].to_dict(), special[index]))
     planes = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     planes = normalise(planes)
@@ -77,14 +78,22 @@ def _refuse_colour(instances: pd.DataFrame) -> None:
 
 def _special_kinds(instances: pd.DataFrame) -> pd.Series:
     """Per row: "mosaic", "enhanced" or "" (a plain single-frame image)."""
-    image_type = column(instances, "ImageType", "").fillna("").astype(str).str.upper()
-    mosaic = column(instances, "NumberOfImagesInMosaic").notna() | \
-        image_type.str.contains("MOSAIC", regex=False)
-    frames = pd.to_numeric(column(instances, "NumberOfFrames"), errors="coerce").fillna(1)
-    kinds = pd.Series("", index=instances.index, dtype=object)
-    kinds[frames > 1] = "enhanced"
-    kinds[mosaic] = "mosaic"
-    return kinds
+    image_type = [("" if _missing(v) else str(v)).upper()
+                  for v in column(instances, "ImageType", "").tolist()]
+    no_count = pd.isna(column(instances, "NumberOfImagesInMosaic").to_numpy())
+    frames = column(instances, "NumberOfFrames")
+    if frames.dtype.kind not in "fiu":
+        frames = pd.to_numeric(frames, errors="coerce")
+    frames = frames.to_numpy(dtype=np.float64, na_value=np.nan)
+    frames = np.where(np.isnan(frames), 1.0, frames)
+    kinds = ["mosaic" if not absent or "MOSAIC" in kind else "enhanced" if count > 1 else ""
+             for absent, kind, count in zip(no_count.tolist(), image_type, frames.tolist())]
+    return pd.Series(kinds, index=instances.index, dtype=object)
+
+
+def _missing(found) -> bool:
+    """True for None and NaN (what pandas' ``fillna`` fills)."""
+    return found is None or (isinstance(found, float) and found != found)
 
 
 def _file_columns(row) -> dict:
@@ -93,8 +102,20 @@ def _file_columns(row) -> dict:
 
 def _vectors(rows: pd.DataFrame, name: str, size: int) -> list[tuple]:
     """A list-valued column as tuples of ``size`` finite floats; typed error naming the file."""
+    values = column(rows, name).tolist()
+    try:  # the usual case at once: every row holds ``size`` finite numbers
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is not None and array.shape == (len(values), size) and np.isfinite(array).all():
+        return [tuple(v) for v in array.tolist()]
+    return _vectors_by_row(rows["path"].tolist(), values, name, size)
+
+
+def _vectors_by_row(paths: list[str], values: list, name: str, size: int) -> list[tuple]:
+    """:func:`_vectors` one row at a time: the typed error names the first bad file."""
     out = []
-    for path, found in zip(rows["path"].tolist(), column(rows, name).tolist()):
+    for path, found in zip(paths, values):
         if found is None or (isinstance(found, float) and np.isnan(found)):
             raise MissingTagError(f"{name} is required to place the slice", path=path, tag=name)
         try:
@@ -112,7 +133,10 @@ def _numbers(rows: pd.DataFrame, *names: str, default=np.nan) -> np.ndarray:
     """First present value of ``names`` per row, as float64 (``default`` when none)."""
     result = np.full(len(rows), np.nan)
     for name in names:
-        values = pd.to_numeric(column(rows, name), errors="coerce").to_numpy(dtype=np.float64)
+        found = column(rows, name)
+        if found.dtype.kind not in "fiu":
+            found = pd.to_numeric(found, errors="coerce")
+        values = found.to_numpy(dtype=np.float64)
         result = np.where(np.isnan(result), values, result)
     return np.where(np.isnan(result), default, result)
 
@@ -144,6 +168,8 @@ def _single_frame_planes(rows: pd.DataFrame) -> pd.DataFrame:
     }
     for ours, theirs in _FILE_COLUMNS.items():
         table[ours] = column(rows, theirs).tolist()
+    for name in ("gradient", "stack"):  # the contract's defaults, as normalise adds them
+        table[name] = [DEFAULTS[name]] * len(rows)
     return pd.DataFrame(table)
 
 
@@ -201,6 +227,13 @@ def check_count(number, *, path: str, tag: str, low: int = 1, high: int) -> int:
 
 def check_planes(planes: pd.DataFrame) -> None:
     """Typed errors for header values no image can have (see the module docstring)."""
+    if not _plainly_valid(planes):  # vectorised; otherwise the record checks find the error
+        check_records(planes)
+
+
+def check_records(planes: pd.DataFrame) -> None:
+    """:func:`check_planes` record by record (each distinct combination once), raising the
+    typed error of the first bad value."""
     for record in _distinct(planes, ["path", "rows", "columns", "bits_allocated", "bits_stored",
                                      "pixel_representation", "samples_per_pixel"]):
         _check_format(record)
@@ -208,10 +241,50 @@ def check_planes(planes: pd.DataFrame) -> None:
         _check_scale(record)
 
 
+def _plainly_valid(planes: pd.DataFrame) -> bool:
+    """True when every value :func:`check_planes` checks is numeric and clearly valid
+    (a sufficient condition: False only means "check record by record")."""
+    def numbers(name):
+        found = planes[name] if name in planes.columns else None
+        return None if found is None or found.dtype.kind not in "fiu" else \
+            found.to_numpy(dtype=np.float64)
+
+    def whole(v, low, high, optional=False):
+        ok = np.isfinite(v) & (v == np.floor(v)) & (v >= low) & (v <= high)
+        return bool((ok | np.isnan(v)).all() if optional else ok.all())
+
+    rows, columns, allocated = numbers("rows"), numbers("columns"), numbers("bits_allocated")
+    if rows is None or columns is None or allocated is None:
+        return False
+    if not (whole(rows, 1, MAX_MATRIX) and whole(columns, 1, MAX_MATRIX)
+            and whole(allocated, 1, 64)):
+        return False
+    for name, low, high in (("bits_stored", 1, allocated), ("samples_per_pixel", 1, 1),
+                            ("pixel_representation", 0, 1)):
+        found = numbers(name)
+        if name in planes.columns and (found is None or not whole(found, low, high, True)):
+            return False
+    scale = [numbers("slope"), numbers("intercept")]
+    if any(v is None or not np.isfinite(v).all() for v in scale):
+        return False
+    try:
+        spacing = np.asarray(planes["pixel_spacing"].tolist(), dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return spacing.ndim == 2 and bool((np.isfinite(spacing) & (spacing > 0)).all())
+
+
 def _distinct(planes: pd.DataFrame, names: list[str]) -> list[dict]:
+    """The rows of ``planes[names]`` as dicts, first occurrence of each distinct
+    combination only, in table order (plain lists: no per-row pandas work)."""
     present = [n for n in names if n in planes.columns]
-    unique = planes[present].astype(str).drop_duplicates().index
-    return planes.loc[unique, present].to_dict("records")
+    seen, records = set(), []
+    for values in zip(*(planes[n].tolist() for n in present)):
+        signature = tuple(map(str, values))
+        if signature not in seen:
+            seen.add(signature)
+            records.append(dict(zip(present, values)))
+    return records
 
 
 def _check_format(record: dict) -> None:

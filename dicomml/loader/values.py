@@ -21,6 +21,8 @@ Example
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -72,8 +74,8 @@ def output_dtype(planes: pd.DataFrame, dtype) -> np.dtype:
     if dtype is not None:
         return np.dtype(dtype)
     names = ["bits_allocated", "bits_stored", "pixel_representation"]
-    formats = {}
-    for row in planes[names + ["path"]].drop_duplicates(names).itertuples(index=False):
+    formats = {}  # stored format -> the first plane's file (by table order)
+    for row in zip(*(planes[name].tolist() for name in names + ["path"])):
         formats.setdefault(plane_format(dict(zip(names, row[:3]))), row[3])
     for (allocated, _, _), path in formats.items():
         if allocated not in (8, 16, 32):
@@ -86,13 +88,38 @@ def output_dtype(planes: pd.DataFrame, dtype) -> np.dtype:
     return np.dtype(np.int32) if any(f[2] for f in formats) else np.dtype(np.uint32)
 
 
-def store(image: np.ndarray, plane, slot: np.ndarray, dtype) -> None:
-    """Mask bits, rescale (unless dtype is None), invert MONOCHROME1, write into ``slot``
-    (``image`` and ``slot``: (rows, columns))."""
+class StoreValues(NamedTuple):
+    """What :func:`store` reads from a plane record, worked out once per format
+    (:func:`store_values`): Bits Stored, signed, MONOCHROME1, Rescale Slope / Intercept
+    (None when not rescaling)."""
+
+    bits_stored: int
+    signed: bool
+    mono1: bool
+    slope: float | None
+    intercept: float | None
+
+
+def store_values(plane, rescale: bool = True) -> StoreValues:
+    """The :class:`StoreValues` of a plane record (slope / intercept only when
+    ``rescale``: ``dtype=None`` never reads them)."""
     _, bits_stored, signed = plane_format(plane)
+    mono1 = str(value(plane, "photometric", "")).strip().upper() == "MONOCHROME1"
+    if not rescale:
+        return StoreValues(bits_stored, signed, mono1, None, None)
+    return StoreValues(bits_stored, signed, mono1, float(plane["slope"]),
+                       float(plane["intercept"]))
+
+
+def store(image: np.ndarray, plane, slot: np.ndarray, dtype,
+          values: StoreValues | None = None) -> None:
+    """Mask bits, rescale (unless dtype is None), invert MONOCHROME1, write into ``slot``
+    (``image`` and ``slot``: (rows, columns)); ``values``: the plane's
+    :func:`store_values`, when the caller has them already."""
+    known = values if values is not None else store_values(plane, dtype is not None)
+    bits_stored, signed, mono1 = known.bits_stored, known.signed, known.mono1
     image = mask_bits(np.array(image, copy=True) if not image.flags.writeable else image,
                       bits_stored, signed)
-    mono1 = str(value(plane, "photometric", "")).strip().upper() == "MONOCHROME1"
     s_min, s_max = stored_range(bits_stored, signed)
     if dtype is None:
         if mono1:
@@ -100,9 +127,11 @@ def store(image: np.ndarray, plane, slot: np.ndarray, dtype) -> None:
         elif image is not slot:
             slot[...] = image
         return
-    slope, intercept = float(plane["slope"]), float(plane["intercept"])
+    slope, intercept = known.slope, known.intercept
     kind = slot.dtype.type
-    if slope == 1.0:  # one pass: stored + intercept, computed in the output dtype
+    if slope == 1.0 and intercept == 0.0:  # identity Modality LUT: one casting copy
+        np.copyto(slot, image, casting="unsafe")
+    elif slope == 1.0:  # one pass: stored + intercept, computed in the output dtype
         np.add(image, kind(intercept), out=slot, casting="unsafe")
     else:
         np.multiply(image, kind(slope), out=slot, casting="unsafe")
