@@ -4,7 +4,9 @@ aspect ratios and the figures themselves (Agg, no display)."""
 from __future__ import annotations
 
 import doctest
+import importlib
 import io
+import pkgutil
 import sys
 
 import numpy as np
@@ -52,8 +54,10 @@ def _marker_centre(array) -> np.ndarray:
 
 
 def test_doctests_pass():
-    result = doctest.testmod(viz, verbose=False)
-    assert result.attempted > 10 and result.failed == 0
+    modules = [viz] + [importlib.import_module(f"{viz.__name__}.{info.name}")
+                       for info in pkgutil.iter_modules(viz.__path__)]
+    results = [doctest.testmod(module, verbose=False) for module in modules]
+    assert sum(r.attempted for r in results) > 10 and sum(r.failed for r in results) == 0
 
 
 @pytest.mark.parametrize("position", synth.PATIENT_POSITIONS)
