@@ -18,5 +18,7 @@ SHARED_DATA = Path(os.environ.get("DICOMML_SHARED_DATA", REPO.parent / "shared" 
 def shared_data() -> Path:
     """``../shared/data``: real public DICOM series with dcm2niix reference conversions."""
     if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):  # CI lays ../shared beside the clone: its absence is a failure
+            pytest.fail(f"shared data not found at {SHARED_DATA} (CI=true)")
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
