@@ -29,32 +29,45 @@ def jpeg_header(src: bytes | memoryview, limit: int = 1 << 20) -> dict | None:
     Returns ``{'rows', 'columns', 'components', 'precision', 'component_ids', 'jfif',
     'marker'}`` or ``None`` when no SOF marker is found in the first ``limit`` bytes.
     """
-    data = bytes(src[:limit])
-    if data[:2] != b"\xff\xd8":
+    view = _byte_view(src)[:limit]  # no copy: only the SOF / APP0 segments are copied
+    if bytes(view[:2]) != b"\xff\xd8":
         return None
-    pos, jfif = 2, False
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
+    pos, jfif, size = 2, False, len(view)
+    while pos + 4 <= size:
+        if view[pos] != 0xFF:
             return None
-        marker = data[pos + 1]
+        marker = view[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
         if marker in _STANDALONE:
             pos += 2
             continue
-        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
-        segment = data[pos + 4:pos + 2 + length]
-        if marker == 0xE0 and segment.startswith(b"JFIF"):
+        length = (view[pos + 2] << 8) | view[pos + 3]
+        if marker == 0xE0 and bytes(view[pos + 4:pos + 2 + length]).startswith(b"JFIF"):
             jfif = True
-        if marker in _SOF_MARKERS and len(segment) >= 6:
-            precision, rows, columns, components = struct.unpack(">BHHB", segment[:6])
-            ids = [segment[6 + 3 * i] for i in range(components) if 6 + 3 * i < len(segment)]
-            return {"rows": rows, "columns": columns, "components": components,
-                    "precision": precision, "component_ids": ids, "jfif": jfif,
-                    "marker": marker}
+        if marker in _SOF_MARKERS:
+            segment = bytes(view[pos + 4:pos + 2 + length])
+            if len(segment) >= 6:
+                return _sof_fields(segment, marker, jfif)
         pos += 2 + length
     return None
+
+
+def _byte_view(src) -> memoryview:
+    """``src`` as a flat memoryview of unsigned bytes (copied only if it is not one)."""
+    view = memoryview(src)
+    if view.format in ("B", "b", "c") and view.ndim == 1 and view.c_contiguous:
+        return view.cast("B") if view.format != "B" else view
+    return memoryview(bytes(view))
+
+
+def _sof_fields(segment: bytes, marker: int, jfif: bool) -> dict:
+    """The fields of a start-of-frame segment (its bytes after the length)."""
+    precision, rows, columns, components = struct.unpack(">BHHB", segment[:6])
+    ids = [segment[6 + 3 * i] for i in range(components) if 6 + 3 * i < len(segment)]
+    return {"rows": rows, "columns": columns, "components": components,
+            "precision": precision, "component_ids": ids, "jfif": jfif, "marker": marker}
 
 
 def has_end_marker(src: bytes | memoryview, max_padding: int = 8) -> bool:

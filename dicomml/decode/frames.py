@@ -273,7 +273,7 @@ def load_encoded(path, *, max_inflated_bytes: int = MAX_INFLATED_BYTES,
     path = os.fspath(path)
     truncated = None
     if fast:
-        with open(path, "rb") as fp:
+        with open(path, "rb", buffering=0) as fp:  # one read of the whole file
             data = fp.read()
         try:
             header = parse_header(data)

@@ -69,17 +69,20 @@ def _apply_palette(arr: np.ndarray, encoded: EncodedPixels) -> np.ndarray:
 
 def read_frames(encoded: EncodedPixels, frames=None, *, out: np.ndarray | None = None,
                 threads: int | None = None, decoder: str | None = None,
-                strict: bool = True) -> np.ndarray:
+                strict: bool = True, chain: list | None = None) -> np.ndarray:
     """Decode ``frames`` of an already loaded file (:func:`~dicomml.decode.load_encoded`).
 
     ``out``, when given, must have shape :func:`output_shape` and receives the result (so
     a loader can decode straight into its volume). ``threads``: frames decoded at once
     (default: :func:`~dicomml.decode.threads.default_threads`). ``decoder``: one decoder
-    name to use alone instead of the registry's order.
+    name to use alone instead of the registry's order. ``chain``: the decoders
+    :func:`~dicomml.decode.registry.decoders_for` returned for this file's transfer syntax
+    and ``decoder`` (saves looking them up again for every file of a series).
     """
     info = encoded.info
     indices = frame_indices(frames, info.number_of_frames, info.path)
-    chain = decoders_for(info.transfer_syntax, path=info.path, prefer=decoder)
+    if chain is None:
+        chain = decoders_for(info.transfer_syntax, path=info.path, prefer=decoder)
     palette = _is_palette(encoded)
     shape = (len(indices), *info.frame_shape)
     target = out if out is not None and not palette else np.empty(shape, info.dtype)
@@ -204,7 +207,9 @@ def read_many(paths: Sequence[str | os.PathLike], *, rescale: bool = False,
             part[...] = rescale_values(read_frames(encoded, threads=1, decoder=decoder),
                                        info.rescale_slope, info.rescale_intercept)
         elif encoded.info.dtype == out.dtype or _is_palette(encoded):
-            read_frames(encoded, threads=1, decoder=decoder, out=part)
+            same_syntax = encoded.info.transfer_syntax == first.info.transfer_syntax
+            read_frames(encoded, threads=1, decoder=decoder, out=part,
+                        chain=chain if same_syntax else None)
         else:
             raise DecodeError(f"pixel dtype {encoded.info.dtype} differs from {out.dtype} "
                               f"of {paths[0]}", path=paths[i])
