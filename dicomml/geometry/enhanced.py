@@ -45,6 +45,7 @@ from pydicom.tag import Tag
 
 from dicomml.errors import InvalidTagError, MissingTagError
 from dicomml.geometry.planes import plane_table
+from dicomml.geometry.tagvalues import tag_vector
 
 #: dimension index pointers that locate a frame in space (not a separate volume)
 SPATIAL_POINTERS = {Tag(0x0020, 0x0032), Tag(0x0020, 0x9057), Tag(0x0020, 0x9056),
@@ -268,17 +269,7 @@ def _size(ds, keyword: str, path) -> int:
 
 
 def _vector(value, length: int, tag: str, where: str, path) -> np.ndarray:
-    if value is None or value == "":
-        raise MissingTagError(f"{where}: {tag} is missing", path=path, tag=tag)
-    try:
-        vector = np.array([float(v) for v in value], dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise InvalidTagError(f"{where}: {tag} is not numeric: {value!r}", path=path,
-                              tag=tag) from err
-    if vector.shape != (length,) or not np.isfinite(vector).all():
-        raise InvalidTagError(f"{where}: {tag} needs {length} finite values, got "
-                              f"{vector.tolist()}", path=path, tag=tag)
-    return vector
+    return tag_vector(value, length, tag, path=path, where=where)
 
 
 def _number(value, default: float = math.nan) -> float:

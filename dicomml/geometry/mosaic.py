@@ -55,6 +55,7 @@ from dicomml.geometry.csa import csa_header as csa_header
 from dicomml.geometry.csa import parse_csa as parse_csa
 from dicomml.geometry.csa import protocol_vector as protocol_vector
 from dicomml.geometry.planes import plane_table
+from dicomml.geometry.tagvalues import tag_vector
 
 #: private creator and element offsets of the SIEMENS MR HEADER (0019,xxNN) tags used here
 MR_HEADER = "SIEMENS MR HEADER"
@@ -343,18 +344,7 @@ def _required_int(ds, keyword: str, path) -> int:
 
 
 def _vector(ds, keyword: str, length: int, path) -> np.ndarray:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        raise MissingTagError(f"{keyword} is required", path=path, tag=keyword)
-    try:
-        vector = np.array([float(v) for v in value], dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise InvalidTagError(f"{keyword} is not numeric: {value!r}", path=path,
-                              tag=keyword) from err
-    if vector.shape != (length,) or not np.isfinite(vector).all():
-        raise InvalidTagError(f"{keyword} needs {length} finite values, got {list(value)}",
-                              path=path, tag=keyword)
-    return vector
+    return tag_vector(ds.get(keyword), length, keyword, path=path)
 
 
 def _orientation(ds, path) -> tuple[np.ndarray, np.ndarray]:
