@@ -17,7 +17,7 @@ The public names are imported lazily so that ``import dicomml`` stays fast and l
 
 from __future__ import annotations
 
-import importlib
+from dicomml._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -40,18 +40,4 @@ _EXPORTS = {
     "viz": "dicomml.viz",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
-
-
-def __getattr__(name: str):
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'dicomml' has no attribute {name!r}")
-    module = importlib.import_module(module_name)
-    value = module if module_name == f"dicomml.{name}" else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, extra=("__version__",))

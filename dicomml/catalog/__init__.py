@@ -43,20 +43,7 @@ Example
 
 from __future__ import annotations
 
-import importlib
+from dicomml._lazy import lazy_exports
 
 _EXPORTS = {"scan": "dicomml.catalog.scanner", "Catalog": "dicomml.catalog.catalog"}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dicomml.catalog' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -20,7 +20,7 @@ Example
 
 from __future__ import annotations
 
-import importlib
+from dicomml._lazy import lazy_exports
 
 _EXPORTS = {
     "to_torchio": "dicomml.interop.torchio",
@@ -38,17 +38,4 @@ _EXPORTS = {
     "volume_to_sample": "dicomml.interop.layout",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'dicomml.interop' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
