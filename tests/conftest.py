@@ -6,6 +6,8 @@ Owned by the integrator; add fixtures in your own test modules unless several mo
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,21 @@ def shared_data() -> Path:
             pytest.fail(f"shared data not found at {SHARED_DATA} (CI=true)")
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def run_dcm2niix():
+    """The dcm2niix reference converter as ``run(source, out_dir, name="out") -> out_dir``:
+    uncompressed NIfTI, no JSON sidecar, files named ``name*.nii``. Skips without dcm2niix."""
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+
+    def run(source, out_dir, name: str = "out") -> Path:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True)
+        subprocess.run([exe, "-b", "n", "-z", "n", "-f", name, "-o", str(out_dir), str(source)],
+                       check=True, capture_output=True, timeout=60)
+        return out_dir
+
+    return run

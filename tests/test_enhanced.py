@@ -14,8 +14,6 @@ Affines are built here, in the test, from the plane table (docs/conventions.md),
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 
 import numpy as np
 import pydicom
@@ -58,16 +56,6 @@ def assert_same_image(image, reference, *, unscaled=False):
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours.affine, ref.affine, atol=1e-3)
     np.testing.assert_array_equal(np.asarray(ours.dataobj), np.asarray(ref.dataobj))
-
-
-def run_dcm2niix(dicom_file, out_dir):
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        pytest.skip("dcm2niix not installed")
-    out_dir.mkdir()
-    subprocess.run([exe, "-b", "n", "-z", "n", "-f", "out", "-o", str(out_dir), str(dicom_file)],
-                   check=True, capture_output=True, timeout=60)
-    return nib.load(out_dir / "out.nii")
 
 
 # --- synthetic ground truth -------------------------------------------------------------------
@@ -125,13 +113,13 @@ def test_load_series_of_enhanced_matches_synthetic_truth(tmp_path, case):
     np.testing.assert_allclose(volume.array, truth.array, atol=1e-4)
 
 
-def test_synthetic_enhanced_matches_dcm2niix(tmp_path):
+def test_synthetic_enhanced_matches_dcm2niix(tmp_path, run_dcm2niix):
     truth = synth.write_series(tmp_path / "in", modality="MR", shape=(9, 14, 12),
                                orientation="oblique", patient_position="FFS", multiframe=True)
     path = truth.paths[0]
     ds = pydicom.dcmread(path)
     volume, lps = sorted_volume(ds, enhanced.frame_planes(ds, path))
-    assert_same_image(to_nifti(volume, lps), run_dcm2niix(path, tmp_path / "out"), unscaled=True)
+    assert_same_image(to_nifti(volume, lps), nib.load(run_dcm2niix(path, tmp_path / "out") / "out.nii"), unscaled=True)
 
 
 # --- real scanner data via highdicom's legacy conversion ----------------------------------------

@@ -7,9 +7,6 @@ agree to 1e-3 mm and voxels to float32 precision.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -50,15 +47,9 @@ def _write(tmp_path, case, seed):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_matches_dcm2niix(tmp_path, case):
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+def test_matches_dcm2niix(tmp_path, case, run_dcm2niix):
     folder, truth = _write(tmp_path, case, CASES.index(case))
-    out = tmp_path / "nifti"
-    out.mkdir()
-    subprocess.run([exe, "-z", "n", "-b", "n", "-f", "ref", "-o", str(out), str(folder)],
-                   check=True, capture_output=True)
+    out = run_dcm2niix(folder, tmp_path / "nifti", "ref")
     (reference,) = out.glob("ref*.nii")
     volume = dicomml.load_series(folder)
     _assert_same_image(volume.to_nifti(), nib.load(reference))
@@ -88,7 +79,7 @@ def test_matches_simpleitk_image_series_reader(tmp_path, case):
     _assert_same_image(volume.to_nifti(), _sitk_volume(folder).to_nifti())
 
 
-def test_monochrome1_where_dcm2niix_and_the_header_disagree_we_follow_the_standard(tmp_path):
+def test_monochrome1_where_dcm2niix_and_the_header_disagree_we_follow_the_standard(tmp_path, run_dcm2niix):
     """PS3.3 C.7.6.3.1.2: MONOCHROME1 means the *minimum* value is displayed white.
 
     dcm2niix writes the Modality LUT output as stored (so bright tissue has low values in its
@@ -103,13 +94,7 @@ def test_monochrome1_where_dcm2niix_and_the_header_disagree_we_follow_the_standa
     gdcm = _sitk_volume(folder)
     np.testing.assert_allclose(ours.affine, gdcm.affine, atol=1e-6)
     np.testing.assert_allclose(ours.array, gdcm.array, atol=1e-3)
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
-    out = tmp_path / "nifti"
-    out.mkdir()
-    subprocess.run([exe, "-z", "n", "-b", "n", "-f", "ref", "-o", str(out), str(folder)],
-                   check=True, capture_output=True)
+    out = run_dcm2niix(folder, tmp_path / "nifti", "ref")
     (reference,) = out.glob("ref*.nii")
     mirror = (0 - 1024.0) + (4095 - 1024.0)  # rescale(lo) + rescale(hi), 12 unsigned bits
     inverted = Volume(ours.array, ours.affine)
@@ -118,23 +103,17 @@ def test_monochrome1_where_dcm2niix_and_the_header_disagree_we_follow_the_standa
     assert not np.allclose(_canonical(ours.to_nifti())[1], _canonical(nib.load(reference))[1])
 
 
-def test_gantry_tilt_where_dcm2niix_and_the_header_disagree_we_follow_the_standard(tmp_path):
+def test_gantry_tilt_where_dcm2niix_and_the_header_disagree_we_follow_the_standard(tmp_path, run_dcm2niix):
     """PS3.3 C.7.6.2.1.1: Image Position (Patient) is the centre of each slice's first voxel.
 
     With gantry tilt the positions drift in-plane from slice to slice. dcm2niix's uncorrected
     output uses an orthogonal affine, so slice k's first voxel lands away from IPP_k (it also
     writes a resampled "_Tilt_1" file). dicomml's sheared affine puts every slice at its IPP.
     """
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
     folder = tmp_path / "dicom"
     truth = synth.write_series(folder, modality="CT", shape=(10, 16, 16), gantry_tilt=20.0,
                                seed=4)
-    out = tmp_path / "nifti"
-    out.mkdir()
-    subprocess.run([exe, "-z", "n", "-b", "n", "-f", "ref", "-o", str(out), str(folder)],
-                   check=True, capture_output=True)
+    out = run_dcm2niix(folder, tmp_path / "nifti", "ref")
     reference = nib.load(out / "ref.nii")
     with pytest.warns(dicomml.errors.GeometryWarning, match="tilt"):
         volume = dicomml.load_series(folder)

@@ -9,9 +9,7 @@ and compared after ``nibabel.as_closest_canonical``: affines to 1e-3 mm, voxels 
 from __future__ import annotations
 
 import json
-import shutil
 import struct
-import subprocess
 
 import numpy as np
 import pydicom
@@ -76,7 +74,7 @@ def _replace_csa_value(raw: bytes, old: str, new: str) -> bytes:
     return raw.replace(old.encode() + b"\0", new.encode() + b"\0")
 
 
-def test_reversed_slice_normal_follows_csa_like_dcm2niix(mosaic_file, tmp_path):
+def test_reversed_slice_normal_follows_csa_like_dcm2niix(mosaic_file, tmp_path, run_dcm2niix):
     """Tiles advance along the CSA SliceNormalVector even when it opposes row x column cosines:
     negate it in a copy and check against dcm2niix run on that copy."""
     ds = pydicom.dcmread(mosaic_file)
@@ -88,20 +86,10 @@ def test_reversed_slice_normal_follows_csa_like_dcm2niix(mosaic_file, tmp_path):
     normal = mosaic.slice_normal(ds)
     cosines = np.array([float(v) for v in ds.ImageOrientationPatient])
     assert normal @ np.cross(cosines[:3], cosines[3:]) < -0.99  # really reversed
-    out = _run_dcm2niix(copy, tmp_path / "out")
+    out = run_dcm2niix(copy, tmp_path / "out") / "out.nii"
     planes = mosaic.mosaic_planes(ds, copy)
     volume = mosaic.untile(ds.pixel_array, planes)
     assert_matches_reference(nifti_from_planes(volume, planes, ds), out)
-
-
-def _run_dcm2niix(dicom_file, out_dir):
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        pytest.skip("dcm2niix not installed")
-    out_dir.mkdir()
-    subprocess.run([exe, "-b", "n", "-z", "n", "-f", "out", "-o", str(out_dir), str(dicom_file)],
-                   check=True, capture_output=True, timeout=60)
-    return out_dir / "out.nii"
 
 
 def test_without_csa_header_falls_back_to_private_count_and_cross_product(mosaic_file, ts_dir):

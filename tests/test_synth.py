@@ -6,8 +6,6 @@ from __future__ import annotations
 import doctest
 import glob
 import importlib
-import shutil
-import subprocess
 
 import numpy as np
 import pydicom
@@ -151,16 +149,11 @@ def test_affine_agrees_with_header_geometry(tmp_path, orientation, position):
 
 @pytest.mark.parametrize("position", ["HFS", "FFP", "HFDL"])
 @pytest.mark.parametrize("orientation", synth.ORIENTATIONS)
-def test_ground_truth_matches_dcm2niix(tmp_path, orientation, position):
+def test_ground_truth_matches_dcm2niix(tmp_path, orientation, position, run_dcm2niix):
     nib = pytest.importorskip("nibabel")
-    if shutil.which("dcm2niix") is None:
-        pytest.skip("dcm2niix not installed")
     truth = synth.write_series(tmp_path / "dicom", orientation=orientation,
                                patient_position=position, seed=3, **SMALL)
-    out = tmp_path / "nifti"
-    out.mkdir()
-    subprocess.run(["dcm2niix", "-z", "n", "-b", "n", "-o", str(out), "-f", "x",
-                    str(tmp_path / "dicom")], check=True, capture_output=True)
+    out = run_dcm2niix(tmp_path / "dicom", tmp_path / "nifti", "x")
     reference = nib.as_closest_canonical(nib.load(glob.glob(str(out / "*.nii"))[0]))
     ours = nib.as_closest_canonical(nib.Nifti1Image(
         np.transpose(truth.array, (2, 1, 0)).astype(np.float32),
