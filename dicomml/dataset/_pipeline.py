@@ -2,11 +2,9 @@
 
 A transform is *cacheable* when it says it is deterministic and can name its parameters:
 
-* ``t.deterministic`` (bool) when present; otherwise ``dicomml.transforms.RandomTransform``
-  instances are random, other ``dicomml.transforms.Transform`` instances deterministic, and any
-  other callable (a lambda, a user function) random — never cached;
-* ``t.cache_key()`` (a stable string of the class and every parameter) when present; otherwise
-  ``repr(t)`` for ``dicomml.transforms`` objects whose repr holds no memory address.
+* ``t.deterministic is True`` (every ``dicomml.transforms`` transform states it; any other
+  callable, a lambda or a user function, counts as random and is never cached);
+* ``t.cache_key()``: a stable string of the class and every parameter.
 
 Containers exposing ``.transforms`` (``Compose``) are flattened. The prefix ends at the first
 transform that is not cacheable. See /work/notes/dataset_to_transforms.md for the contract.
@@ -21,12 +19,9 @@ Example
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable, Mapping
 
 import torch
-
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 
 
 def flatten(transform) -> list[Callable]:
@@ -44,17 +39,8 @@ def flatten(transform) -> list[Callable]:
 
 
 def is_deterministic(t) -> bool:
-    """Whether ``t`` gives the same output for the same input (see the module docstring)."""
-    flag = getattr(t, "deterministic", None)
-    if isinstance(flag, bool):
-        return flag
-    try:
-        from dicomml.transforms._base import RandomTransform, Transform
-    except ImportError:  # transforms not installed: only explicit flags count
-        return False
-    if isinstance(t, RandomTransform):
-        return False
-    return isinstance(t, Transform)
+    """Whether ``t`` says it gives the same output for the same input."""
+    return getattr(t, "deterministic", None) is True
 
 
 def cache_key_of(t) -> str | None:
@@ -62,9 +48,6 @@ def cache_key_of(t) -> str | None:
     method = getattr(t, "cache_key", None)
     if callable(method):
         return f"{type(t).__module__}.{type(t).__qualname__}:{method()}"
-    text = repr(t)
-    if type(t).__module__.startswith("dicomml.transforms") and not _ADDRESS.search(text):
-        return f"{type(t).__module__}.{text}"
     return None
 
 
