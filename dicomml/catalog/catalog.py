@@ -73,7 +73,7 @@ class Catalog:
         return store.read_instances(self._parquet, columns)
 
     def __getstate__(self):  # picklable (DataLoader workers): read everything first
-        state = dict(self.__dict__, _instances=self.instances, _parquet=None)
+        state = dict(self.__dict__, _instances=self.instances, _parquet=None, _key_rows=None)
         return state
 
     # --- persistence ---
@@ -97,12 +97,22 @@ class Catalog:
     # --- per-series access (used by the loader) ---
     def series_instances(self, series_key: str) -> pd.DataFrame:
         """Instances of one series, sorted by InstanceNumber then path; a fresh index."""
-        rows = self.instances[self.instances["series_key"] == series_key]
+        positions = self._rows_by_key().get(series_key)
+        rows = self.instances.iloc[positions if positions is not None else []]
         if rows.empty:
             raise SeriesNotFoundError(f"no series {series_key!r} in the catalog",
                                       path=series_key)
         return rows.sort_values(["InstanceNumber", "path"], na_position="last") \
             .reset_index(drop=True)
+
+    def _rows_by_key(self) -> dict:
+        """``{series_key: row positions in instances}``, built once per catalog (catalogs are
+        immutable), so per-series lookups do not scan every row."""
+        cached = self.__dict__.get("_key_rows")
+        if cached is None:
+            cached = self.instances.groupby("series_key", sort=False).indices
+            self._key_rows = cached
+        return cached
 
     def files(self, series_key: str) -> list[str]:
         """Absolute paths of the files of one series, in ``series_instances`` order."""
