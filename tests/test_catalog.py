@@ -317,19 +317,6 @@ def test_public_api_and_empty_folder(tmp_path):
     assert assign_series(cat.instances).empty
 
 
-@pytest.mark.parametrize("module", ["dicomml.catalog", "dicomml.catalog.header",
-                                    "dicomml.catalog.walk", "dicomml.catalog.split",
-                                    "dicomml.catalog.table", "dicomml.catalog.store",
-                                    "dicomml.catalog.parallel", "dicomml.catalog.summary",
-                                    "dicomml.catalog.tags"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0
-
-
 def test_scan_a_list_of_files_and_folders(tmp_path):
     a = synth.write_series(tmp_path / "a", shape=(3, 6, 6), seed=50)
     b = synth.write_series(tmp_path / "b", shape=(2, 6, 6), seed=51)

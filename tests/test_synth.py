@@ -3,9 +3,7 @@ exactly what the returned ground truth says."""
 
 from __future__ import annotations
 
-import doctest
 import glob
-import importlib
 
 import numpy as np
 import pydicom
@@ -486,10 +484,3 @@ def test_corpus_is_mixed_and_readable(tmp_path):
         assert ds.PatientID == series.patient_id
 
 
-# --- docs -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("module", ["__init__", "_phantom", "_geometry", "_pixels", "_plan",
-                                    "_headers", "_enhanced", "_encode", "_series", "_corpus"])
-def test_doctests(module):
-    name = "dicomml.synth" if module == "__init__" else f"dicomml.synth.{module}"
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.attempted > 0 and result.failed == 0

@@ -10,6 +10,9 @@ timeout=60.0) -> np.ndarray``
     as pydicom does); ``rescale=True`` gives float32 ``slope * value + intercept``.
 ``read_many(paths, *, rescale=False, threads=None, decoder=None) -> np.ndarray``
     All frames of several files (a series), decoded concurrently, stacked on axis 0.
+    ``paths`` may also be a catalog's rows (``catalog.series_instances(key)``): the catalog's
+    Pixel Data offsets and group 0028 values are then used and no header is parsed again
+    (:mod:`dicomml.decode.located`; a file changed since the scan is read the full way).
 ``decoders() -> dict``
     The registry: transfer syntax UID -> ``{'name', 'available': [names, in the order
     tried], 'missing': [(name, package, install hint)], 'opt_in': [names]}``.
@@ -22,6 +25,9 @@ Lower level, for the loader and datasets
     decoding; sizes checked against what the file holds. The header is walked by a small
     bounded parser (:mod:`dicomml.decode.fastheader`, ~10x cheaper than a pydicom Dataset);
     files it does not handle go through ``pydicom.dcmread`` and keep ``.dataset``.
+``load_located(location) -> EncodedPixels``, ``locations_from_frame(rows)``
+    The same from a catalog's facts (:mod:`dicomml.decode.located`): one ``pread`` of the
+    Pixel Data value, no header walk; what ``load_series`` uses for compressed data.
 ``read_frames(encoded, frames=None, *, out=None, threads=None, decoder=None)``
     Decode some frames of a loaded file, optionally straight into ``out`` (e.g. a slice of
     the volume being built: ``read_frames(enc, out=volume[k:k + 1])``).
@@ -54,10 +60,11 @@ from __future__ import annotations
 from dicomml.decode.base import Decoder
 from dicomml.decode.frames import EncodedPixels, load_encoded
 from dicomml.decode.info import FrameInfo, frame_info
+from dicomml.decode.located import Location, load_located, locations_from_frame
 from dicomml.decode.pipeline import decode_frame
 from dicomml.decode.reader import read_frames, read_many, read_pixels
 from dicomml.decode.registry import decoders, decoders_for, get_decoder, register
 
-__all__ = ["Decoder", "EncodedPixels", "FrameInfo", "decode_frame", "decoders", "decoders_for",
-           "frame_info", "get_decoder", "load_encoded", "read_frames", "read_many",
-           "read_pixels", "register"]
+__all__ = ["Decoder", "EncodedPixels", "FrameInfo", "Location", "decode_frame", "decoders",
+           "decoders_for", "frame_info", "get_decoder", "load_encoded", "load_located",
+           "locations_from_frame", "read_frames", "read_many", "read_pixels", "register"]

@@ -37,21 +37,13 @@ _TEXT = {0x00280004: "PhotometricInterpretation", 0x00280008: "NumberOfFrames",
 # Their presence sends the file down pydicom's path (rare cases needing a full data set).
 _FALLBACK_TAGS = frozenset({0x7FE00001, 0x7FE00002, 0x7FE00008, 0x7FE00009, 0x00281201,
                             0x00281101})
-# One unpack per plain element: (group, element, VR, length); implicit VR has no VR bytes
-# (an empty string stands in) and a 32-bit length.
-_EXPLICIT = {o: struct.Struct(o + "HH2sH") for o in "<>"}
-
-
-class _ImplicitHeader:
-    def __init__(self, order: str):
-        self.struct = struct.Struct(order + "HHI")
-
-    def unpack_from(self, data, pos: int) -> tuple:
-        group, element, length = self.struct.unpack_from(data, pos)
-        return group, element, b"", length
-
-
-_IMPLICIT = {o: _ImplicitHeader(o) for o in "<>"}
+# One unpack per plain element of the 12 bytes at its start: (group, element, VR, length,
+# 32-bit length). Explicit VR: a 16-bit length, then the long VRs' 32-bit one (after their 2
+# reserved bytes). Implicit VR: no VR bytes (b"": never a long VR) and a 32-bit length; the
+# last 4 bytes (the value's start) are read and ignored.
+_EXPLICIT = {o: struct.Struct(o + "HH2sHI") for o in "<>"}
+_IMPLICIT = {o: struct.Struct(o + "HH0sII") for o in "<>"}
+_SHORT_HEADER = struct.Struct("<HH2sH")
 _MAX_DEPTH = 64  # as the catalog's parser (SR content trees nest deeply)
 
 
@@ -107,19 +99,22 @@ class Header:
 
 def _meta(data: bytes) -> tuple[str, int]:
     """Transfer syntax and the offset just past the file meta group."""
-    pos, syntax = 132, ""
-    while pos + 8 <= len(data):
-        group, element = struct.unpack_from("<HH", data, pos)
+    pos, syntax, size = 132, "", len(data)
+    unpack = _EXPLICIT["<"].unpack_from
+    while pos + 8 <= size:
+        if pos + 12 <= size:
+            group, element, vr, length, long_length = unpack(data, pos)
+        else:  # a short element at the very end (the group is then all there is)
+            (group, element, vr, length), long_length = _SHORT_HEADER.unpack_from(data, pos), 0
         if group != 0x0002:
             break
-        vr = data[pos + 4:pos + 6]
         if vr in _LONG_VRS:
-            (length,) = struct.unpack_from("<I", data, pos + 8)
-            start = pos + 12
+            if pos + 12 > size:
+                raise struct.error("file meta element header cut short")
+            length, start = long_length, pos + 12
         else:
-            (length,) = struct.unpack_from("<H", data, pos + 6)
             start = pos + 8
-        if length == _UNDEFINED or start + length > len(data):
+        if length == _UNDEFINED or start + length > size:
             raise _Unsupported
         if element == 0x0010:
             syntax = data[start:start + length].rstrip(b"\x00 ").decode("ascii", "replace")
@@ -135,6 +130,7 @@ class _Walker:
         self.data, self.implicit, self.partial = data, implicit, partial
         self.order = ">" if big else "<"
         self.values: dict = {}
+        self.ushort = struct.Struct(self.order + "H").unpack_from
         self.pixel = None
         self.fallback = False
 
@@ -187,37 +183,38 @@ class _Walker:
         return end
 
     def record(self, tag: int, start: int, length: int) -> None:
-        raw = self.data[start:start + length]
+        """Keep the value of a group 0028 element the decoder needs (others are skipped)."""
         if tag in _US:
             if length != 2:
                 raise _Unsupported
-            self.values[_US[tag]] = struct.unpack(self.order + "H", raw)[0]
+            self.values[_US[tag]] = self.ushort(self.data, start)[0]
         elif tag in _TEXT:
-            text = raw.decode("ascii", "replace").strip(" \x00")
+            text = self.data[start:start + length].decode("ascii", "replace").strip(" \x00")
             self.values[_TEXT[tag]] = text.split("\\")[0] if text else ""
 
     def walk(self, pos: int) -> None:
         """Walk top-level elements up to Pixel Data (raises :class:`TruncatedData`).
 
-        Plain elements outside groups 0028 and 7FE0 (most of a header) take a short path:
-        one unpack each; everything else goes through :meth:`step`.
+        Plain elements before group 7FE0 (most of a header) take a short path: one unpack of
+        the 12 bytes that may hold the element's header (tag, VR, 16- and 32-bit length);
+        group 0028 values are recorded; everything else goes through :meth:`step`.
         """
         data, size = self.data, len(self.data)
-        plain = _IMPLICIT[self.order] if self.implicit else _EXPLICIT[self.order]
-        long_length = struct.Struct(self.order + "I")
+        unpack = (_IMPLICIT if self.implicit else _EXPLICIT)[self.order].unpack_from
+        long_vrs, record = _LONG_VRS, self.record
         while pos < size:
             if pos + 12 <= size:
-                group, element, vr, length = plain.unpack_from(data, pos)
-                start = pos + 8
-                if vr in _LONG_VRS:
-                    (length,) = long_length.unpack_from(data, pos + 8)
-                    start += 4
+                group, element, vr, length, long_length = unpack(data, pos)
+                if vr in long_vrs:
+                    length, start = long_length, pos + 12
+                else:
+                    start = pos + 8
                 if group < 0x7FE0 and length != _UNDEFINED and start + length <= size:
                     if group == 0x0028:
                         tag = 0x00280000 | element
                         if tag in _FALLBACK_TAGS:
                             self.fallback = True
-                        self.record(tag, start, length)
+                        record(tag, start, length)
                     pos = start + length
                     continue
             try:

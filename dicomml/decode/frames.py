@@ -218,15 +218,27 @@ def _items(buf) -> list | None:
 
 def _simple_frames(buf, n: int) -> list | None:
     """Frames without pydicom for the common layouts: one frame (empty or single-entry
-    offset table; its fragments joined), or no offset table and one fragment per frame."""
+    offset table; its fragments joined), or one fragment per frame with no offset table or
+    one pointing at each fragment. None for anything else (pydicom's ``generate_frames``
+    then decides)."""
     items = _items(buf)
     if not items or len(items) < 2:
         return None
     table, fragments = bytes(items[0]), items[1:]
     if n == 1 and table in (b"", b"\0\0\0\0"):
         return [fragments[0] if len(fragments) == 1 else b"".join(fragments)]
-    if not table and len(fragments) == n:
+    if len(fragments) != n:
+        return None
+    if not table:
         return fragments
+    if len(table) == 4 * n:
+        starts = struct.unpack(f"<{n}I", table)
+        expected, position = [], 0
+        for fragment in fragments:  # each fragment's item starts 8 + length after the last
+            expected.append(position)
+            position += 8 + len(fragment)
+        if list(starts) == expected:
+            return fragments
     return None
 
 

@@ -53,14 +53,14 @@ class FrameInfo:
         kind = "i" if self.pixel_representation == 1 and self.bits_allocated > 1 else "u"
         return np.dtype(f"{kind}{nbytes}")
 
-    @property
+    @functools.cached_property
     def frame_shape(self) -> tuple[int, ...]:
         """``(rows, columns)`` or ``(rows, columns, samples)`` of one decoded frame."""
         if self.samples_per_pixel == 1:
             return (self.rows, self.columns)
         return (self.rows, self.columns, self.samples_per_pixel)
 
-    @property
+    @functools.cached_property
     def frame_pixels(self) -> int:
         """Number of samples in one frame (rows * columns * samples per pixel)."""
         return self.rows * self.columns * self.samples_per_pixel
@@ -79,6 +79,24 @@ class FrameInfo:
         if self.photometric_interpretation == "YBR_FULL_422":
             pixels = self.rows * self.columns * 2  # two luma + two chroma per pixel pair
         return pixels * math.ceil(self.bits_allocated / 8)
+
+    @functools.cached_property
+    def format_key(self) -> tuple:
+        """Every field but ``path`` and the rescale values: frames of two files with equal
+        keys decode the same way into arrays of the same shape and dtype."""
+        return (self.transfer_syntax, self.rows, self.columns, self.samples_per_pixel,
+                self.bits_allocated, self.bits_stored, self.pixel_representation,
+                self.photometric_interpretation, self.planar_configuration,
+                self.number_of_frames)
+
+    def with_path(self, path: str | None) -> FrameInfo:
+        """This description for another file (a cheap copy; cached properties kept)."""
+        if path == self.path:
+            return self
+        copy = object.__new__(FrameInfo)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__["path"] = path
+        return copy
 
     def replace(self, **changes) -> FrameInfo:
         """A copy with some fields changed."""
@@ -145,13 +163,32 @@ def _validate(info: FrameInfo) -> None:
                               path=path, tag="NumberOfFrames")
 
 
+#: FrameInfo of recently seen header value dicts (a series repeats one or a few)
+_RECENT: dict = {}
+_RECENT_MAX = 512
+
+
 def frame_info(ds, transfer_syntax: str, path=None) -> FrameInfo:
-    """Build a validated :class:`FrameInfo` from a pydicom ``Dataset``.
+    """Build a validated :class:`FrameInfo` from a pydicom ``Dataset`` (or the plain dict of
+    group 0028 values that :mod:`dicomml.decode.fastheader` returns).
 
     Raises :class:`~dicomml.errors.MissingTagError` / :class:`~dicomml.errors.InvalidTagError`
     naming ``path`` and the tag when the header cannot describe a frame.
     """
     path = None if path is None else str(path)
+    if type(ds) is not dict:
+        return _build(ds, transfer_syntax, path)
+    key = (transfer_syntax, tuple(ds.items()))  # the walker's values are hashable
+    known = _RECENT.get(key)
+    if known is None:
+        known = _build(ds, transfer_syntax, path)
+        if len(_RECENT) >= _RECENT_MAX:
+            _RECENT.clear()
+        _RECENT[key] = known
+    return known.with_path(path)
+
+
+def _build(ds, transfer_syntax: str, path: str | None) -> FrameInfo:
     for keyword in _REQUIRED:
         if keyword not in ds:
             raise MissingTagError(f"{keyword} is required to decode pixels", path=path,

@@ -87,7 +87,7 @@ def _conform_shape(arr, info: FrameInfo, decoder: Decoder) -> np.ndarray:
     if arr.dtype.itemsize > info.dtype.itemsize:
         raise ValueError(f"{decoder.name} returned {arr.dtype} samples, wider than "
                          f"BitsAllocated {info.bits_allocated}")
-    return arr.reshape(info.frame_shape)
+    return arr if arr.shape == info.frame_shape else arr.reshape(info.frame_shape)
 
 
 def _into_buffer(out: np.ndarray | None, info: FrameInfo, header: dict | None):
@@ -225,7 +225,11 @@ def decode_frame(src, info: FrameInfo, decoders: list[Decoder] | None = None, *,
 
         decoders = decoders_for(info.transfer_syntax, path=info.path)
     header = codestream_header(src, info, index, strict=strict)
-    arr, _ = run_decoders(src, info, decoders, index, _into_buffer(out, info, header))
+    into = _into_buffer(out, info, header)
+    arr, _ = run_decoders(src, info, decoders, index, into)
+    if into is not None and arr is into:  # decoded in place: only the bit corrections left
+        correct_bits(arr, info, header, out)  # in place, or a view of the same memory
+        return out
     arr = to_rgb(correct_bits(arr, info, header, out), output_photometric(info, header))
     if out is None:
         return arr if arr.flags.writeable else arr.copy()

@@ -19,14 +19,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
+from dicomml.decode.located import load_located, locations_from_frame
 from dicomml.decode.pipeline import decode_frame
 from dicomml.decode.registry import decoders_for
 from dicomml.decode.threads import default_threads
 from dicomml.errors import DecodeError, InvalidTagError
+
+if TYPE_CHECKING:
+    import pandas
 
 
 def frame_indices(frames, count: int, path=None) -> list[int]:
@@ -169,12 +174,30 @@ def read_pixels(path: str | os.PathLike, frames=None, *, rescale: bool = False,
     return arr
 
 
-def read_many(paths: Sequence[str | os.PathLike], *, rescale: bool = False,
-              threads: int | None = None, decoder: str | None = None) -> np.ndarray:
+def _sources(paths) -> tuple[list, list[str]]:
+    """(what to load, file names) for :func:`read_many`: paths, or catalog rows whose
+    :class:`~dicomml.decode.located.Location` skips the header walk."""
+    if hasattr(paths, "columns") and hasattr(paths, "iloc"):  # a catalog DataFrame
+        return locations_from_frame(paths), [str(p) for p in paths["path"].tolist()]
+    items = [os.fspath(p) for p in paths]
+    return items, [str(p) for p in items]
+
+
+def _load(item) -> EncodedPixels:
+    return load_encoded(item) if isinstance(item, str) else load_located(item)
+
+
+def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
+              rescale: bool = False, threads: int | None = None,
+              decoder: str | None = None) -> np.ndarray:
     """Decode every frame of several files (one series) concurrently; stacked on axis 0.
 
-    All files must share the frame count, shape and dtype (else DecodeError). Files are read
-    and decoded straight into the result in a thread pool (``threads`` as in :func:`read_pixels`; each file's own frames use one thread).
+    ``paths``: file paths, or a catalog's rows of one series (a DataFrame such as
+    ``catalog.series_instances(key)``): the catalog then says where each file's pixel data
+    lies and how it is stored, so no header is parsed again (a file changed since the scan
+    is read the full way). All files must share the frame count, shape and dtype (else
+    DecodeError). Files are read and decoded straight into the result in a thread pool
+    (``threads`` as in :func:`read_pixels`; each file's own frames use one thread).
 
     Example
     -------
@@ -182,37 +205,43 @@ def read_many(paths: Sequence[str | os.PathLike], *, rescale: bool = False,
     >>> read_many([get_testdata_file("CT_small.dcm")] * 2).shape
     (2, 128, 128)
     """
-    paths = list(paths)
-    if not paths:
+    items, names = _sources(paths)
+    if not items:
         raise ValueError("read_many needs at least one path")
-    first = load_encoded(paths[0])
+    first = _load(items[0])
     chain = decoders_for(first.info.transfer_syntax, path=first.info.path, prefer=decoder)
     if threads is None:
-        threads = default_threads(releases_gil=chain[0].releases_gil, tasks=len(paths))
+        threads = default_threads(releases_gil=chain[0].releases_gil, tasks=len(items))
     per_file = first.info.number_of_frames
-    shape = output_shape(first, len(paths) * per_file)
+    shape = output_shape(first, len(items) * per_file)
     if rescale:
         dtype = np.float32
     else:  # palette output takes the LUT's dtype: learn it from the first frame
         dtype = read_frames(first, 0).dtype if _is_palette(first) else first.info.dtype
     out = np.empty(shape, dtype)
+    plain = not rescale and not _is_palette(first)
+    first_format = first.info.format_key
 
     def work(i: int) -> None:
-        encoded = first if i == 0 else load_encoded(paths[i])
-        if output_shape(encoded, encoded.info.number_of_frames) != (per_file, *shape[1:]):
-            raise DecodeError(f"frame count or shape differs from {paths[0]}", path=paths[i])
+        encoded = first if i == 0 else _load(items[i])
         part = out[i * per_file:(i + 1) * per_file]
+        info = encoded.info
+        if plain and info.format_key == first_format:  # the common case: straight in
+            for index, frame in enumerate(encoded.frames):
+                decode_frame(frame, info, chain, index=index, out=part[index])
+            return
+        if output_shape(encoded, info.number_of_frames) != (per_file, *shape[1:]):
+            raise DecodeError(f"frame count or shape differs from {names[0]}", path=names[i])
         if rescale:
-            info = encoded.info
             part[...] = rescale_values(read_frames(encoded, threads=1, decoder=decoder),
                                        info.rescale_slope, info.rescale_intercept)
-        elif encoded.info.dtype == out.dtype or _is_palette(encoded):
-            same_syntax = encoded.info.transfer_syntax == first.info.transfer_syntax
+        elif info.dtype == out.dtype or _is_palette(encoded):
+            same_syntax = info.transfer_syntax == first.info.transfer_syntax
             read_frames(encoded, threads=1, decoder=decoder, out=part,
                         chain=chain if same_syntax else None)
         else:
-            raise DecodeError(f"pixel dtype {encoded.info.dtype} differs from {out.dtype} "
-                              f"of {paths[0]}", path=paths[i])
+            raise DecodeError(f"pixel dtype {info.dtype} differs from {out.dtype} "
+                              f"of {names[0]}", path=names[i])
 
-    _run(work, range(len(paths)), threads)
+    _run(work, range(len(items)), threads)
     return out

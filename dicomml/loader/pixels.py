@@ -104,12 +104,15 @@ def _read_files(jobs: list, flat: np.ndarray, dtype, formats: Formats) -> None:
 class NativeFormat(NamedTuple):
     """Facts about a plane that depend only on its format fields (:data:`FORMAT_FIELDS`):
     bytes of one stored frame, read directly or not, the stored dtype, what
-    :func:`~dicomml.loader.values.store` needs."""
+    :func:`~dicomml.loader.values.store` needs, and for compressed data at a known offset
+    the :class:`~dicomml.decode.FrameInfo` that lets it be decoded without parsing the
+    header again (None otherwise)."""
 
     frame_bytes: int
     native: bool
     stored: np.dtype | None
     values: StoreValues
+    info: object = None
 
 
 #: the plane-record fields that :class:`NativeFormat` depends on (with whether the Pixel Data
@@ -144,7 +147,26 @@ class Formats(dict):
         frame_bytes = _frame_bytes(plane)
         native = native_readable(plane)
         return NativeFormat(frame_bytes, native, _native_dtype(plane) if native else None,
-                            store_values(plane, self.rescale))
+                            store_values(plane, self.rescale),
+                            None if native else _frame_info(plane))
+
+
+def _frame_info(plane):
+    """The decoder's :class:`~dicomml.decode.FrameInfo` of a compressed plane whose Pixel
+    Data offset the catalog recorded (None: no offset, so the header must be read)."""
+    from dicomml.decode import frame_info
+
+    syntax = transfer_syntax(plane)
+    if syntax is None or int(value(plane, "pixel_data_offset", -1)) < 0:
+        return None
+    rows, columns = _frame_shape(plane)
+    values = {"Rows": rows, "Columns": columns,
+              "SamplesPerPixel": int(value(plane, "samples_per_pixel", 1)),
+              "PhotometricInterpretation": str(value(plane, "photometric", "") or ""),
+              "NumberOfFrames": int(value(plane, "number_of_frames", 1))}
+    values["BitsAllocated"], values["BitsStored"], signed = plane_format(plane)
+    values["PixelRepresentation"] = int(signed)
+    return frame_info(values, syntax, plane["path"])
 
 
 def _tasks_by_file(used: pd.DataFrame) -> dict[str, list]:
@@ -207,7 +229,7 @@ def _read_file(path: str, items, flat: np.ndarray, dtype, formats: Formats) -> N
     if known.native:
         images = _read_native(path, first, frames)
     else:
-        images = _decode(path, frames, _frame_shape(first))
+        images = _decode(path, frames, _frame_shape(first), first, known.info)
     by_frame = dict(zip(frames, images))
     tiles = [int(plane["tile"]) for _, plane in items]
     if max(tiles) >= 0:  # a mosaic: cut every frame into its tiles once
@@ -315,20 +337,22 @@ def _pread_into(handle: int, target: memoryview, offset: int) -> int:
     return done
 
 
-def _decode(path: str, frames: list[int], shape: tuple[int, int]) -> list[np.ndarray]:
-    """Decoded frames, each of ``shape`` (rows, columns), via dicomml.decode (pydicom's
-    pixel_array where that module is absent); DecodeError when the size disagrees."""
-    try:
-        from dicomml.decode import read_pixels
-    except ImportError:
-        read_pixels = None
-    if read_pixels is not None:
-        pixels = np.asarray(read_pixels(path, frames=frames, rescale=False))
-    else:  # pragma: no cover - decode module not installed
-        import pydicom
+def _decode(path: str, frames: list[int], shape: tuple[int, int], plane=None,
+            info=None) -> list[np.ndarray]:
+    """Decoded frames, each of ``shape`` (rows, columns), via :mod:`dicomml.decode`: at the
+    catalog's Pixel Data offset when ``info`` (the plane's FrameInfo) is known, else through
+    the file's header; DecodeError when the size disagrees."""
+    from dicomml.decode import read_frames, read_pixels
 
-        pixels = pydicom.dcmread(path, force=True).pixel_array
-        pixels = pixels.reshape(-1, *pixels.shape[-2:])[frames]
+    if info is not None:
+        from dicomml.decode.located import Location, load_located
+
+        length = int(value(plane, "pixel_data_length", -1))
+        location = Location(path, int(plane["pixel_data_offset"]),
+                            length if length >= 0 else None, info.with_path(path))
+        pixels = read_frames(load_located(location), frames)
+    else:
+        pixels = read_pixels(path, frames=frames, rescale=False)
     if pixels.shape[-2:] != shape or pixels.size != len(frames) * shape[0] * shape[1]:
         raise DecodeError(f"decoded {pixels.shape} pixels, but {len(frames)} frame(s) of "
                           f"Rows x Columns {shape[0]} x {shape[1]} were expected", path=path)

@@ -1,0 +1,171 @@
+"""Decoding at the catalog's Pixel Data offsets (``dicomml.decode.located``): the same voxels
+as the full path in every syntax the writer produces, and the full path whenever the catalog's
+facts cannot be trusted (file changed since the scan, palette color, deflated data)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+
+import dicomml
+from dicomml import synth
+from dicomml.decode import frame_info, located, read_many
+from dicomml.decode import syntaxes as ts
+from dicomml.errors import DecodeError, DicommlError
+
+_PIXEL_FORMAT = {ts.JPEG_BASELINE: {"bits_allocated": 8, "modality": "MR"},
+                 ts.JPEG_EXTENDED: {"bits_stored": 12, "modality": "MR"}}
+
+
+def _series(folder, syntax, **options):
+    options = {**_PIXEL_FORMAT.get(syntax, {}), **options}
+    truth = synth.write_series(folder, shape=(4, 20, 24), transfer_syntax=syntax, seed=5,
+                               **options)
+    catalog = dicomml.scan(folder, workers=1, progress=False)
+    return truth, catalog.series_instances(catalog.series["series_key"].iloc[0])
+
+
+@pytest.fixture
+def no_header_walk(monkeypatch):
+    """Fail the test if the located path falls back to parsing a header."""
+    def refuse(path, **_):
+        raise AssertionError(f"header of {path} was parsed")
+
+    monkeypatch.setattr(located, "load_encoded", refuse)
+
+
+@pytest.mark.parametrize("syntax", synth.supported_transfer_syntaxes())
+def test_catalog_rows_decode_like_paths_and_truth(tmp_path, syntax, no_header_walk):
+    truth, rows = _series(tmp_path, syntax, signed=syntax in (ts.RLE_LOSSLESS, ts.JPEG_LS_LOSSLESS))
+    paths = rows["path"].tolist()
+    by_rows = read_many(rows, threads=1) if syntax != ts.DEFLATED_EXPLICIT_VR_LE else None
+    if syntax == ts.DEFLATED_EXPLICIT_VR_LE:  # no offset in the catalog: never located
+        assert all(isinstance(item, str) for item in located.locations_from_frame(rows))
+        return
+    by_paths = np.stack([load_encoded_pixels(p) for p in paths])
+    np.testing.assert_array_equal(by_rows, by_paths)
+    if not synth.is_lossy(syntax):
+        index_of = {str(p): i for p, (_, i) in zip(truth.paths, truth.meta["index_of_path"])}
+        expected = np.stack([truth.stored[index_of[p]] for p in paths])
+        np.testing.assert_array_equal(by_rows, expected)
+
+
+def load_encoded_pixels(path):
+    """One file's frame through the full path (header walked)."""
+    return dicomml.read_pixels(path)[0]
+
+
+@pytest.mark.parametrize("syntax", [ts.RLE_LOSSLESS, ts.JPEG_LS_LOSSLESS, ts.JPEG2000_LOSSLESS,
+                                    ts.EXPLICIT_VR_LE])
+def test_multiframe_rows_use_the_offset_table_layout(tmp_path, syntax, no_header_walk):
+    truth = synth.write_series(tmp_path, shape=(5, 16, 12), transfer_syntax=syntax,
+                               multiframe=True, seed=2)
+    rows = dicomml.scan(tmp_path, workers=1, progress=False).instances
+    got = read_many(rows, threads=1)
+    np.testing.assert_array_equal(got, [truth.stored[s] for _, s in truth.meta["frame_index"]])
+
+
+def test_a_file_changed_since_the_scan_is_read_the_full_way(tmp_path):
+    truth, rows = _series(tmp_path / "a", ts.RLE_LOSSLESS)
+    other = synth.write_series(tmp_path / "b", shape=(4, 20, 24), seed=9,
+                               transfer_syntax=ts.JPEG_LS_LOSSLESS)
+    victim = rows["path"].iloc[0]
+    shutil.copyfile(other.paths[0], victim)  # other size, other syntax, other pixels
+    got = read_many(rows.iloc[:1], threads=1)
+    np.testing.assert_array_equal(got, dicomml.read_pixels(victim))
+
+
+def test_a_file_cut_short_since_the_scan_names_the_file(tmp_path):
+    _, rows = _series(tmp_path, ts.JPEG_LS_LOSSLESS)
+    victim = rows["path"].iloc[1]
+    with open(victim, "r+b") as handle:
+        handle.truncate(os.path.getsize(victim) - 40)
+    with pytest.raises(DicommlError) as caught:
+        read_many(rows, threads=1)
+    assert victim in str(caught.value)
+
+
+def test_same_size_rewrite_is_caught_by_mtime(tmp_path):
+    _, rows = _series(tmp_path, ts.RLE_LOSSLESS)
+    victim = rows["path"].iloc[0]
+    data = bytearray(open(victim, "rb").read())
+    data[-3] ^= 0xFF  # same size, different last RLE bytes
+    with open(victim, "wb") as handle:
+        handle.write(bytes(data))
+    stat = os.stat(victim)
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    location = located.locations_from_frame(rows.iloc[:1])[0]
+    assert located._read_at(location) is None  # so load_located takes the full path
+
+
+def test_palette_color_falls_back_to_the_full_path():
+    path = get_testdata_file("examples_palette.dcm")
+    rows = dicomml.scan(path, workers=1, progress=False).instances
+    loc = located.locations_from_frame(rows)[0]
+    assert loc.info.photometric_interpretation == "PALETTE COLOR"
+    encoded = located.load_located(loc)
+    assert encoded.dataset is not None  # pydicom's data set, for the LUTs
+    np.testing.assert_array_equal(read_many(rows), dicomml.read_pixels(path))
+
+
+def test_catalog_values_are_checked_like_header_values(tmp_path):
+    _, rows = _series(tmp_path, ts.RLE_LOSSLESS)
+    broken = rows.iloc[:1].copy()
+    broken["BitsStored"] = 20.0
+    with pytest.raises(DicommlError) as caught:
+        read_many(broken)
+    assert "BitsStored" in str(caught.value) and broken["path"].iloc[0] in str(caught.value)
+
+
+def test_rows_without_an_offset_are_read_from_their_path(tmp_path):
+    truth, rows = _series(tmp_path, ts.EXPLICIT_VR_LE)
+    rows = rows.copy()
+    rows["pixel_data_offset"] = -1
+    assert all(isinstance(item, str) for item in located.locations_from_frame(rows))
+    assert read_many(rows).shape == (4, 20, 24)
+
+
+def test_frame_info_cache_keeps_files_apart(tmp_path):
+    values = {"Rows": 4, "Columns": 5, "BitsAllocated": 16, "BitsStored": 12}
+    a = frame_info(values, ts.RLE_LOSSLESS, "a.dcm")
+    b = frame_info(values, ts.RLE_LOSSLESS, "b.dcm")
+    c = frame_info({**values, "PixelRepresentation": 1}, ts.RLE_LOSSLESS, "a.dcm")
+    assert (a.path, b.path) == ("a.dcm", "b.dcm") and a.dtype == b.dtype == np.uint16
+    assert c.dtype == np.int16 and a.format_key == b.format_key != c.format_key
+    with pytest.raises(DicommlError, match="BitsStored"):
+        frame_info({**values, "BitsStored": 17}, ts.RLE_LOSSLESS, "c.dcm")
+
+
+def test_loader_decodes_compressed_series_at_catalog_offsets(tmp_path, monkeypatch):
+    truth = synth.write_series(tmp_path, shape=(6, 16, 16), transfer_syntax=ts.JPEG_LS_LOSSLESS,
+                               seed=4)
+    catalog = dicomml.scan(tmp_path, workers=1, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the loader parsed a header again")
+
+    monkeypatch.setattr(located, "load_encoded", refuse)
+    monkeypatch.setattr("dicomml.decode.read_pixels", refuse)
+    volume = dicomml.load_series(catalog, catalog.series["series_key"].iloc[0])
+    np.testing.assert_allclose(volume.array, truth.array, atol=1e-3)
+    np.testing.assert_allclose(volume.affine, truth.affine, atol=1e-6)
+
+
+def test_decode_error_from_a_located_frame_names_the_file(tmp_path):
+    _, rows = _series(tmp_path, ts.JPEG_LS_LOSSLESS)
+    victim = rows["path"].iloc[2]
+    data = bytearray(open(victim, "rb").read())
+    start = int(rows["pixel_data_offset"].iloc[2])
+    sof = data.index(b"\xff\xf7", start)  # JPEG-LS start of frame: claim another width
+    data[sof + 7:sof + 9] = (999).to_bytes(2, "big")
+    with open(victim, "wb") as handle:
+        handle.write(bytes(data))
+    fresh = dicomml.scan(tmp_path, workers=1, progress=False)
+    rows = fresh.series_instances(fresh.series["series_key"].iloc[0])
+    with pytest.raises(DecodeError) as caught:
+        read_many(rows, threads=1)
+    assert victim in str(caught.value)
