@@ -9,7 +9,10 @@ temporary folder) is decoded, per transfer syntax, by:
   ``load_series`` and the datasets do), so no header is walked
 * ``dicomml``: ``read_many(paths)`` with the default thread pool
 * ``bare``: the first-choice decoder's ``decode()`` on the already-extracted frame bytes in a
-  tight loop (no file reading, no checks): the limit for one thread
+  tight loop (no file reading, no checks): the limit for one thread. Uncompressed syntaxes
+  have no decoder worth the name (a view of the bytes), so their limit is reading each
+  file's Pixel Data bytes at its known offset into a new array for the series (big endian:
+  plus the byte swap); for deflated files it is inflating each file's data set from memory
 * ``pydicom``: ``pydicom.dcmread(p).pixel_array`` for each file
 * ``sitk``: SimpleITK ``ImageSeriesReader`` (GDCM) on the file list
 * ``monai``: MONAI ``PydicomReader`` (if monai is installed)
@@ -35,6 +38,9 @@ import sys
 import tempfile
 import time
 import warnings
+import zlib
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,6 +48,7 @@ import dicomml  # noqa: E402
 from dicomml import synth  # noqa: E402
 from dicomml.decode import decoders_for, load_encoded, read_many  # noqa: E402
 from dicomml.decode import syntaxes as ts  # noqa: E402
+from dicomml.decode.fastheader import deflated_start, parse_header  # noqa: E402
 
 QUICK_SYNTAXES = [ts.RLE_LOSSLESS, ts.JPEG_LOSSLESS_SV1, ts.JPEG_LOSSLESS, ts.JPEG_LS_LOSSLESS,
                   ts.HTJ2K_LOSSLESS]
@@ -58,6 +65,8 @@ def peers(paths) -> dict:
     out = {"pydicom": lambda: [pydicom.dcmread(p).pixel_array for p in paths]}
     try:
         import SimpleITK as sitk
+
+        sitk.ProcessObject_SetGlobalWarningDisplay(False)  # it warns about the uneven order
 
         def run_sitk():
             reader = sitk.ImageSeriesReader()
@@ -87,6 +96,34 @@ def bare_loop(paths, decoder):
     return lambda: [decoder.decode(f, info) for f, info in frames]
 
 
+def read_limit(paths, syntax):
+    """The least an uncompressed series costs: each file's Pixel Data bytes read at their
+    offset into a new array for the series (big endian: swapped to native order as well)."""
+    headers = [parse_header(open(p, "rb").read()) for p in paths]
+    info = load_encoded(paths[0]).info
+
+    def run():
+        out = np.empty((len(paths), *info.frame_shape), info.dtype)
+        for path, header, slot in zip(paths, headers, out):
+            with open(path, "rb", buffering=0) as handle:
+                handle.seek(header.pixel_offset)
+                handle.readinto(memoryview(slot.reshape(-1).view("u1")))
+            if syntax == ts.EXPLICIT_VR_BE:
+                slot.byteswap(inplace=True)
+        return out
+
+    return run
+
+
+def inflate_limit(paths):
+    """The least a deflated series costs: each file's deflated data set inflated in memory."""
+    blobs = []
+    for path in paths:
+        data = open(path, "rb").read()
+        blobs.append(data[deflated_start(data):])
+    return lambda: [zlib.decompressobj(-zlib.MAX_WBITS).decompress(b) for b in blobs]
+
+
 def bench_syntax(folder, syntax, slices, repeat, all_decoders, with_peers=True,
                  clock=time.perf_counter) -> dict:
     """Throughputs (MB/s) for one syntax."""
@@ -101,7 +138,9 @@ def bench_syntax(folder, syntax, slices, repeat, all_decoders, with_peers=True,
     runs = {"dicomml-1t": lambda: read_many(paths, threads=1),
             "catalog-1t": lambda: read_many(rows, threads=1),
             "dicomml": lambda: read_many(paths),
-            "bare": bare_loop(paths, chain[0])}
+            "bare": (inflate_limit(paths) if syntax == ts.DEFLATED_EXPLICIT_VR_LE
+                     else read_limit(paths, syntax) if syntax in ts.NATIVE
+                     else bare_loop(paths, chain[0]))}
     if all_decoders:
         for dec in chain:
             runs[f"bare:{dec.name}"] = bare_loop(paths, dec)
@@ -128,7 +167,7 @@ def bench_syntax(folder, syntax, slices, repeat, all_decoders, with_peers=True,
 
 
 def fmt(value) -> str:
-    return f"{value:8.0f}" if isinstance(value, float) else f"{value[:8]:>8}"
+    return f"{value:10.0f}" if isinstance(value, float) else f"{value[:10]:>10}"
 
 
 def main(argv=None) -> int:
@@ -153,7 +192,7 @@ def main(argv=None) -> int:
           f"{args.repeat}; cores: {len(os.sched_getaffinity(0))}"
           + ("; CPU time" if args.cpu else "; wall-clock"))
     columns = ["dicomml-1t", "catalog-1t", "dicomml", "bare", "pydicom", "sitk", "monai"]
-    print(f"{'syntax':26} {'decoder':20}" + "".join(f"{c[:9]:>9}" for c in columns)
+    print(f"{'syntax':26} {'decoder':20}" + "".join(f"{c:>11}" for c in columns)
           + "  1t/bare cat/bare vs-best-peer")
     with tempfile.TemporaryDirectory() as folder:
         for syntax in syntaxes:

@@ -169,3 +169,33 @@ def test_decode_error_from_a_located_frame_names_the_file(tmp_path):
     with pytest.raises(DecodeError) as caught:
         read_many(rows, threads=1)
     assert victim in str(caught.value)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_uncompressed_rows_are_read_straight_into_the_result(tmp_path, signed, no_header_walk):
+    truth, rows = _series(tmp_path, ts.IMPLICIT_VR_LE, signed=signed, bits_stored=12)
+    out = np.empty((1, 20, 24), truth.stored.dtype)
+    location = located.locations_from_frame(rows)[0]
+    assert located.read_native_into(location, out)
+    np.testing.assert_array_equal(out[0], dicomml.read_pixels(location.path)[0])
+    assert not located.read_native_into(location, np.empty((1, 20, 24), np.float32))
+    with open(location.path, "ab") as handle:  # the file changed since the scan
+        handle.write(b"\0\0")
+    assert not located.read_native_into(location, out)
+
+
+def test_unused_high_bits_are_dropped_on_the_direct_read(tmp_path, no_header_walk):
+    truth, rows = _series(tmp_path, ts.EXPLICIT_VR_LE, bits_stored=12)
+    location = located.locations_from_frame(rows)[0]
+    data = bytearray(open(location.path, "rb").read())
+    pixels = np.frombuffer(data, "<u2", count=20 * 24, offset=location.offset).copy()
+    data[location.offset:location.offset + pixels.nbytes] = (pixels | 0xF000).tobytes()
+    with open(location.path, "wb") as handle:
+        handle.write(bytes(data))
+    fresh = located.locations_from_frame(dicomml.scan(location.path, workers=1,
+                                                      progress=False).instances)[0]
+    out = np.empty((1, 20, 24), np.uint16)
+    assert located.read_native_into(fresh, out)
+    np.testing.assert_array_equal(out[0], (pixels & 0x0FFF).reshape(20, 24))
+    raw = np.fromfile(location.path, "<u2", count=pixels.size, offset=location.offset)
+    assert (raw > 0x0FFF).all()  # the file really holds values with the unused bits set

@@ -25,6 +25,7 @@ Example
 from __future__ import annotations
 
 import os
+import threading
 from typing import NamedTuple
 
 from dicomml.decode import syntaxes as ts
@@ -145,8 +146,33 @@ def _readable(location: Location) -> bool:
     return info.transfer_syntax in ts.ENCAPSULATED and location.length is None
 
 
-def _read_at(location: Location) -> bytes | None:
-    """The Pixel Data value's bytes, or None when the file is not as it was scanned."""
+#: largest read (bytes) served from a thread's reusable buffer (larger ones get fresh memory,
+#: so that one huge file does not pin its size for the life of the thread)
+REUSED_READ_MAX = 16 << 20
+_LOCAL = threading.local()
+
+
+def thread_buffer() -> bytearray:
+    """This thread's reusable read buffer (see :func:`load_located`'s ``reuse``)."""
+    buffer = getattr(_LOCAL, "buffer", None)
+    if buffer is None:
+        buffer = _LOCAL.buffer = bytearray(1 << 20)
+    return buffer
+
+
+def _destination(size: int, reuse: bool):
+    """Where to read ``size`` bytes: a view of this thread's buffer, or None (fresh bytes)."""
+    if not reuse or size > REUSED_READ_MAX:
+        return None
+    buffer = thread_buffer()
+    if len(buffer) < size:  # a new buffer: views of the old one stay valid
+        buffer = _LOCAL.buffer = bytearray(max(size, 2 * len(buffer)))
+    return memoryview(buffer)[:size]
+
+
+def _read_at(location: Location, reuse: bool = False):
+    """The Pixel Data value's bytes (``reuse``: a view of this thread's read buffer), or None
+    when the file is not as it was scanned."""
     handle = os.open(location.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         stat = os.fstat(handle)
@@ -156,17 +182,47 @@ def _read_at(location: Location) -> bytes | None:
         end = stat.st_size if location.length is None else location.offset + location.length
         if location.offset >= stat.st_size or end > stat.st_size:
             return None  # the full path names the truncation
-        data = os.pread(handle, end - location.offset, location.offset)
-        return data if len(data) == end - location.offset else None
+        size = end - location.offset
+        target = _destination(size, reuse)
+        if target is None:
+            data = os.pread(handle, size, location.offset)
+            return data if len(data) == size else None
+        return target if _pread_into(handle, target, location.offset) == size else None
     finally:
         os.close(handle)
 
 
-def load_located(location: Location) -> EncodedPixels:
+def _pread_into(handle: int, target: memoryview, offset: int) -> int:
+    """Fill ``target`` from ``offset`` of the open file (short reads retried); bytes read."""
+    done = 0
+    while done < len(target):
+        got = os.preadv(handle, [target[done:]], offset + done) if hasattr(os, "preadv") \
+            else _read_chunk(handle, target[done:], offset + done)
+        if got <= 0:
+            break
+        done += got
+    return done
+
+
+def _read_chunk(handle: int, target: memoryview, offset: int) -> int:  # pragma: no cover
+    """Windows has no preadv: seek, read, copy."""
+    os.lseek(handle, offset, os.SEEK_SET)
+    chunk = os.read(handle, len(target))
+    target[:len(chunk)] = chunk
+    return len(chunk)
+
+
+def load_located(location: Location, *, reuse: bool = False) -> EncodedPixels:
     """:class:`~dicomml.decode.frames.EncodedPixels` of a located file (see the module
-    docstring for when this falls back to :func:`~dicomml.decode.frames.load_encoded`)."""
+    docstring for when this falls back to :func:`~dicomml.decode.frames.load_encoded`).
+
+    ``reuse=True`` reads into this thread's reusable buffer instead of new memory (saves an
+    allocation and keeps the bytes in cache: ~10% of an RLE decode): the frames are then
+    views of that buffer, valid only until this thread's next ``reuse`` read, so decode them
+    first (as ``read_many`` and ``load_series`` do).
+    """
     if _readable(location):
-        data = _read_at(location)
+        data = _read_at(location, reuse)
         if data is not None:
             info = location.info
             if info.transfer_syntax in ts.NATIVE:
@@ -175,3 +231,34 @@ def load_located(location: Location) -> EncodedPixels:
             if frames is not None:
                 return EncodedPixels(info, frames, None)
     return load_encoded(location.path)
+
+
+def read_native_into(location: Location, out) -> bool:
+    """Read an uncompressed little endian file's frames straight into ``out`` (a C-contiguous
+    ``(frames, rows, columns)`` array of ``location.info.dtype``) and apply the bit
+    corrections there: no intermediate copy. False (``out`` untouched) when this does not
+    apply (other syntaxes, color, 1-bit data, a file not as scanned); then use
+    :func:`load_located`.
+    """
+    from dicomml.decode.pipeline import correct_bits
+
+    info = location.info
+    if info.transfer_syntax not in (ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_LE) \
+            or info.samples_per_pixel != 1 or info.bits_allocated not in (8, 16, 32) \
+            or location.length is None or out.dtype != info.dtype \
+            or not out.flags.c_contiguous or out.shape != (info.number_of_frames, *info.frame_shape) \
+            or location.length < out.nbytes:
+        return False
+    handle = os.open(location.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        stat = os.fstat(handle)
+        if (location.file_size is not None and stat.st_size != location.file_size) or \
+                (location.mtime_ns is not None and stat.st_mtime_ns != location.mtime_ns):
+            return False
+        target = memoryview(out.reshape(-1).view("u1"))
+        if _pread_into(handle, target, location.offset) != out.nbytes:
+            return False  # cut short since the scan: the full path names it
+    finally:
+        os.close(handle)
+    correct_bits(out, info, None, out)  # same dtype: in place, or a view of out (no change)
+    return True

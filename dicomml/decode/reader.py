@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
-from dicomml.decode.located import load_located, locations_from_frame
+from dicomml.decode.located import load_located, locations_from_frame, read_native_into
 from dicomml.decode.pipeline import decode_frame
 from dicomml.decode.registry import decoders_for
 from dicomml.decode.threads import default_threads
@@ -178,13 +178,16 @@ def _sources(paths) -> tuple[list, list[str]]:
     """(what to load, file names) for :func:`read_many`: paths, or catalog rows whose
     :class:`~dicomml.decode.located.Location` skips the header walk."""
     if hasattr(paths, "columns") and hasattr(paths, "iloc"):  # a catalog DataFrame
-        return locations_from_frame(paths), [str(p) for p in paths["path"].tolist()]
+        items = locations_from_frame(paths)
+        return items, [item if isinstance(item, str) else item.path for item in items]
     items = [os.fspath(p) for p in paths]
     return items, [str(p) for p in items]
 
 
-def _load(item) -> EncodedPixels:
-    return load_encoded(item) if isinstance(item, str) else load_located(item)
+def _load(item, reuse: bool = False) -> EncodedPixels:
+    """Load a path or a :class:`~dicomml.decode.located.Location` (``reuse``: into this
+    thread's read buffer; decode before the thread's next reusing load)."""
+    return load_encoded(item) if isinstance(item, str) else load_located(item, reuse=reuse)
 
 
 def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
@@ -223,8 +226,11 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     first_format = first.info.format_key
 
     def work(i: int) -> None:
-        encoded = first if i == 0 else _load(items[i])
         part = out[i * per_file:(i + 1) * per_file]
+        if plain and i and not isinstance(items[i], str) and \
+                items[i].info.format_key == first_format and read_native_into(items[i], part):
+            return  # uncompressed: read straight into the result
+        encoded = first if i == 0 else _load(items[i], reuse=True)  # decoded right away
         info = encoded.info
         if plain and info.format_key == first_format:  # the common case: straight in
             for index, frame in enumerate(encoded.frames):

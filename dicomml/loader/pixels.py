@@ -350,7 +350,7 @@ def _decode(path: str, frames: list[int], shape: tuple[int, int], plane=None,
         length = int(value(plane, "pixel_data_length", -1))
         location = Location(path, int(plane["pixel_data_offset"]),
                             length if length >= 0 else None, info.with_path(path))
-        pixels = read_frames(load_located(location), frames)
+        pixels = read_frames(load_located(location, reuse=True), frames)  # decoded at once
     else:
         pixels = read_pixels(path, frames=frames, rescale=False)
     if pixels.shape[-2:] != shape or pixels.size != len(frames) * shape[0] * shape[1]:

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from dicomml.decode.pipeline import high_bits_clear
 from dicomml.errors import InvalidTagError
 
 from ._util import value
@@ -55,9 +56,10 @@ def plane_format(plane) -> tuple[int, int, bool]:
 
 
 def mask_bits(image: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-    """Keep the low ``bits_stored`` bits (sign-extend when signed); in place when possible."""
+    """Keep the low ``bits_stored`` bits (sign-extend when signed); in place when possible
+    (and not at all when no value has a bit to drop: a read-only check is cheaper)."""
     width = image.dtype.itemsize * 8
-    if bits_stored >= width:
+    if bits_stored >= width or high_bits_clear(image, width - bits_stored):
         return image
     if signed:
         shift = width - bits_stored
