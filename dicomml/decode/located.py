@@ -170,15 +170,26 @@ def _destination(size: int, reuse: bool):
     return memoryview(buffer)[:size]
 
 
+def _open_as_scanned(location: Location):
+    """``(handle, stat)`` of the file, or None (nothing left open) when its size or mtime is
+    not what the catalog recorded."""
+    handle = os.open(location.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    stat = os.fstat(handle)
+    if (location.file_size is not None and stat.st_size != location.file_size) or \
+            (location.mtime_ns is not None and stat.st_mtime_ns != location.mtime_ns):
+        os.close(handle)
+        return None
+    return handle, stat
+
+
 def _read_at(location: Location, reuse: bool = False):
     """The Pixel Data value's bytes (``reuse``: a view of this thread's read buffer), or None
     when the file is not as it was scanned."""
-    handle = os.open(location.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    opened = _open_as_scanned(location)
+    if opened is None:
+        return None
+    handle, stat = opened
     try:
-        stat = os.fstat(handle)
-        if (location.file_size is not None and stat.st_size != location.file_size) or \
-                (location.mtime_ns is not None and stat.st_mtime_ns != location.mtime_ns):
-            return None
         end = stat.st_size if location.length is None else location.offset + location.length
         if location.offset >= stat.st_size or end > stat.st_size:
             return None  # the full path names the truncation
@@ -187,13 +198,14 @@ def _read_at(location: Location, reuse: bool = False):
         if target is None:
             data = os.pread(handle, size, location.offset)
             return data if len(data) == size else None
-        return target if _pread_into(handle, target, location.offset) == size else None
+        return target if pread_into(handle, target, location.offset) == size else None
     finally:
         os.close(handle)
 
 
-def _pread_into(handle: int, target: memoryview, offset: int) -> int:
-    """Fill ``target`` from ``offset`` of the open file (short reads retried); bytes read."""
+def pread_into(handle: int, target: memoryview, offset: int) -> int:
+    """Fill ``target`` from ``offset`` of the open file ``handle`` (one ``preadv`` where the
+    OS has it; short reads retried); the bytes read."""
     done = 0
     while done < len(target):
         got = os.preadv(handle, [target[done:]], offset + done) if hasattr(os, "preadv") \
@@ -249,16 +261,14 @@ def read_native_into(location: Location, out) -> bool:
             or not out.flags.c_contiguous or out.shape != (info.number_of_frames, *info.frame_shape) \
             or location.length < out.nbytes:
         return False
-    handle = os.open(location.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    opened = _open_as_scanned(location)
+    if opened is None:
+        return False
     try:
-        stat = os.fstat(handle)
-        if (location.file_size is not None and stat.st_size != location.file_size) or \
-                (location.mtime_ns is not None and stat.st_mtime_ns != location.mtime_ns):
-            return False
         target = memoryview(out.reshape(-1).view("u1"))
-        if _pread_into(handle, target, location.offset) != out.nbytes:
+        if pread_into(opened[0], target, location.offset) != out.nbytes:
             return False  # cut short since the scan: the full path names it
     finally:
-        os.close(handle)
+        os.close(opened[0])
     correct_bits(out, info, None, out)  # same dtype: in place, or a view of out (no change)
     return True

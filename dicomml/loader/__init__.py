@@ -20,8 +20,9 @@ Pipeline (one path for every kind of source)
    ``Volume.metadata["findings"]``.
 5. **Pixels**: uncompressed little/big-endian data whose Pixel Data offset is known (the
    catalog records it) is read with ``os.preadv`` straight into a preallocated array — no
-   re-parsing; other transfer syntaxes go through ``dicomml.decode.read_pixels`` (pydicom
-   when that module is absent). Large series are read by ``threads`` reader threads, each
+   re-parsing; compressed data at a known offset is read from there and decoded
+   (:mod:`dicomml.decode.located`, again without parsing the header); anything else goes
+   through ``dicomml.decode.read_pixels``. Large series are read by ``threads`` reader threads, each
    taking runs of consecutive files; with a float output each slice is read into a small
    per-thread buffer and converted (bits, rescale, MONOCHROME1 — only the passes needed)
    into its slot while still in cache. ``allocate=`` lets the caller supply the output

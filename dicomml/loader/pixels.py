@@ -1,8 +1,10 @@
 """Read the pixels of a sorted plane table into one preallocated array.
 
 Uncompressed little/big-endian data whose Pixel Data offset the catalog recorded is read with
-``readinto`` at that offset — no header parsing; everything else (compressed, deflated, bare
-data sets without an offset) is decoded by :func:`dicomml.decode.read_pixels`. A Siemens mosaic
+``preadv`` at that offset — no header parsing; compressed data at a recorded offset is read
+from there and decoded (:func:`dicomml.decode.load_located`, no header parsing either);
+everything else (deflated files, bare data sets without an offset) is decoded by
+:func:`dicomml.decode.read_pixels`. A Siemens mosaic
 frame is decoded once and cut into its tiles (:func:`dicomml.geometry.mosaic.untile`).
 
 Before the output is allocated, every file must be able to hold what its header claims:
@@ -33,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from dicomml.decode.located import pread_into
 from dicomml.errors import DecodeError, InvalidTagError, TruncatedFileError
 
 from ._util import value
@@ -309,7 +312,7 @@ def _read_native_into(path: str, plane: dict, slot: np.ndarray, dtype,
     offset = int(plane["pixel_data_offset"]) + int(plane["frame"]) * buffer.nbytes
     handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        got = _pread_into(handle, memoryview(buffer).cast("B"), offset)
+        got = pread_into(handle, memoryview(buffer).cast("B"), offset)
     finally:
         os.close(handle)
     if got != buffer.nbytes:
@@ -317,24 +320,6 @@ def _read_native_into(path: str, plane: dict, slot: np.ndarray, dtype,
     if stored.byteorder == ">":
         buffer = buffer.astype(stored.newbyteorder("="))
     store(buffer, plane, slot, dtype, known.values if known is not None else None)
-
-
-def _pread_into(handle: int, target: memoryview, offset: int) -> int:
-    """Read ``len(target)`` bytes at ``offset`` of the open file ``handle`` into ``target``
-    (one ``preadv`` call where the OS has it; short reads are retried); bytes read."""
-    done = 0
-    while done < len(target):
-        if hasattr(os, "preadv"):
-            got = os.preadv(handle, [target[done:]], offset + done)
-        else:  # pragma: no cover - Windows
-            os.lseek(handle, offset + done, os.SEEK_SET)
-            chunk = os.read(handle, len(target) - done)
-            got = len(chunk)
-            target[done:done + got] = chunk
-        if got <= 0:
-            break
-        done += got
-    return done
 
 
 def _decode(path: str, frames: list[int], shape: tuple[int, int], plane=None,
