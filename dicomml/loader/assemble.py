@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from dicomml._columns import column_array
 from dicomml.geometry.affine import series_affine
 from dicomml.geometry.resample import deshear, regularise_spacing
 from dicomml.geometry.stack import Stack
@@ -95,9 +96,9 @@ def series_metadata(instances: pd.DataFrame, key: str, stack: Stack, planes: pd.
     for name in instances.columns:
         if name in _PER_FILE:
             continue
-        found = instances[name]
-        if found.dtype.kind in "fiu":  # numbers: one vectorised comparison
-            numbers = found.to_numpy()
+        found = column_array(instances, name)
+        if isinstance(found, np.ndarray) and found.dtype.kind in "fiu":  # one comparison
+            numbers = found
             first = numbers[0]
             same = np.isnan(numbers).all() if first != first else (numbers == first).all()
             if same:

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from dicomml._columns import column_list
 from dicomml.decode.located import pread_into
 from dicomml.errors import DecodeError, InvalidTagError, TruncatedFileError
 
@@ -175,7 +176,7 @@ def _frame_info(plane):
 def _tasks_by_file(used: pd.DataFrame) -> dict[str, list]:
     """{path: [(output slot, plane record)]}, records as plain dicts (no pandas per plane)."""
     names = [c for c in used.columns if c not in _GEOMETRY_COLUMNS]
-    columns = [used[c].tolist() for c in names]
+    columns = [column_list(used, c) for c in names]
     tasks: dict[str, list] = {}
     for slot, values in enumerate(zip(*columns)):
         record = dict(zip(names, values))
