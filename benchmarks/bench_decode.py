@@ -172,20 +172,21 @@ def fmt(value) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slices", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--slices", type=int, default=None, help="default 16 (--quick: 8)")
+    parser.add_argument("--repeat", type=int, default=None, help="default 3 (--quick: 9)")
     parser.add_argument("--decoders", action="store_true", help="time every decoder")
     parser.add_argument("--syntax", action="append", help="UID(s) to run (default: all)")
     parser.add_argument("--quick", action="store_true",
-                        help="8 slices, best of 9, the fast codecs only, no peers")
+                        help="8 slices, best of 9 (unless given), the fast codecs only, no peers")
     parser.add_argument("--cpu", action="store_true",
                         help="time CPU seconds of this process instead of wall-clock (steadier "
                              "on a shared machine; the threaded 'dicomml' column then sums "
                              "its threads' CPU time)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.slices, args.repeat = 8, 9
         args.syntax = args.syntax or QUICK_SYNTAXES
+    args.slices = args.slices or (8 if args.quick else 16)
+    args.repeat = args.repeat or (9 if args.quick else 3)
     writable = set(synth.supported_transfer_syntaxes())
     syntaxes = [s for s in (args.syntax or SYNTAXES) if s in writable]
     print(f"{args.slices} x 512x512 int16 CT slices, MB/s of output voxels, best of "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -199,3 +200,17 @@ def test_unused_high_bits_are_dropped_on_the_direct_read(tmp_path, no_header_wal
     np.testing.assert_array_equal(out[0], (pixels & 0x0FFF).reshape(20, 24))
     raw = np.fromfile(location.path, "<u2", count=pixels.size, offset=location.offset)
     assert (raw > 0x0FFF).all()  # the file really holds values with the unused bits set
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_runs_of_files_read_before_decoding_match_one_by_one(tmp_path, threads, monkeypatch):
+    truth = synth.write_series(tmp_path, shape=(21, 12, 10), transfer_syntax=ts.RLE_LOSSLESS,
+                               seed=6)
+    catalog = dicomml.scan(tmp_path, workers=1, progress=False)
+    rows = catalog.series_instances(catalog.series["series_key"].iloc[0])
+    expected = np.stack([dicomml.read_pixels(p)[0] for p in rows["path"]])
+    np.testing.assert_array_equal(read_many(rows, threads=threads), expected)
+    # a run larger than the reusable buffer: the overflow is read into fresh memory
+    monkeypatch.setattr(located, "REUSED_READ_MAX", 3 * os.path.getsize(truth.paths[0]))
+    monkeypatch.setattr(located, "_LOCAL", threading.local())
+    np.testing.assert_array_equal(read_many(rows, threads=threads), expected)

@@ -133,28 +133,42 @@ def _readable(location: Location) -> bool:
     return info.transfer_syntax in ts.ENCAPSULATED and location.length is None
 
 
-#: largest read (bytes) served from a thread's reusable buffer (larger ones get fresh memory,
-#: so that one huge file does not pin its size for the life of the thread)
+#: largest total (bytes) served from a thread's reusable read buffer (beyond it, reads get
+#: fresh memory, so that one huge file does not pin its size for the life of the thread)
 REUSED_READ_MAX = 16 << 20
 _LOCAL = threading.local()
 
 
-def thread_buffer() -> bytearray:
-    """This thread's reusable read buffer (see :func:`load_located`'s ``reuse``)."""
-    buffer = getattr(_LOCAL, "buffer", None)
-    if buffer is None:
-        buffer = _LOCAL.buffer = bytearray(1 << 20)
-    return buffer
+class _Arena:
+    """A thread's reusable read buffer, handed out front to back: a run of files is read
+    into consecutive views, then decoded (see :func:`load_located_run`)."""
+
+    def __init__(self) -> None:
+        self.data, self.used = bytearray(1 << 20), 0
+
+    def take(self, size: int):
+        """A writable view of ``size`` bytes, or None when the run exceeds the cap."""
+        if self.used + size > len(self.data):
+            if self.used + size > REUSED_READ_MAX:
+                return None
+            # a new buffer (views of the old one stay valid, keeping it alive meanwhile)
+            self.data = bytearray(min(REUSED_READ_MAX, max(2 * len(self.data),
+                                                           self.used + size)))
+        view = memoryview(self.data)[self.used:self.used + size]
+        self.used += size
+        return view
+
+
+def _arena() -> _Arena:
+    arena = getattr(_LOCAL, "arena", None)
+    if arena is None:
+        arena = _LOCAL.arena = _Arena()
+    return arena
 
 
 def _destination(size: int, reuse: bool):
     """Where to read ``size`` bytes: a view of this thread's buffer, or None (fresh bytes)."""
-    if not reuse or size > REUSED_READ_MAX:
-        return None
-    buffer = thread_buffer()
-    if len(buffer) < size:  # a new buffer: views of the old one stay valid
-        buffer = _LOCAL.buffer = bytearray(max(size, 2 * len(buffer)))
-    return memoryview(buffer)[:size]
+    return _arena().take(size) if reuse else None
 
 
 def _open_as_scanned(location: Location):
@@ -220,6 +234,20 @@ def load_located(location: Location, *, reuse: bool = False) -> EncodedPixels:
     views of that buffer, valid only until this thread's next ``reuse`` read, so decode them
     first (as ``read_many`` and ``load_series`` do).
     """
+    if reuse:
+        _arena().used = 0
+    return _load_one(location, reuse)
+
+
+def load_located_run(locations: list[Location]) -> list[EncodedPixels]:
+    """:func:`load_located` of several files, all read (into this thread's reusable buffer)
+    before any is decoded: reads and decodes then each keep their data in cache (~4% of an
+    RLE decode). The frames are valid until this thread's next reusing read."""
+    _arena().used = 0
+    return [_load_one(location, True) for location in locations]
+
+
+def _load_one(location: Location, reuse: bool) -> EncodedPixels:
     if _readable(location):
         data = _read_at(location, reuse)
         if data is not None:

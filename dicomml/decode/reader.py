@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
-from dicomml.decode.located import load_located, locations_from_frame, read_native_into
+from dicomml.decode.located import (
+    load_located,
+    load_located_run,
+    locations_from_frame,
+    read_native_into,
+)
 from dicomml.decode.pipeline import decode_frame
 from dicomml.decode.registry import decoders_for
 from dicomml.decode.threads import default_threads
@@ -184,10 +189,20 @@ def _sources(paths) -> tuple[list, list[str]]:
     return items, [str(p) for p in items]
 
 
-def _load(item, reuse: bool = False) -> EncodedPixels:
-    """Load a path or a :class:`~dicomml.decode.located.Location` (``reuse``: into this
-    thread's read buffer; decode before the thread's next reusing load)."""
-    return load_encoded(item) if isinstance(item, str) else load_located(item, reuse=reuse)
+def _load(item) -> EncodedPixels:
+    """Load a path or a :class:`~dicomml.decode.located.Location` (into new memory)."""
+    return load_encoded(item) if isinstance(item, str) else load_located(item)
+
+
+#: files per run in :func:`read_many` (read together, then decoded)
+RUN_FILES = 16
+
+
+def _runs(count: int, threads: int) -> list[range]:
+    """Consecutive runs of file indices: at most :data:`RUN_FILES` each, and about four per
+    thread when there are several (load balance)."""
+    size = RUN_FILES if threads <= 1 else max(1, min(RUN_FILES, -(-count // (4 * threads))))
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
@@ -225,12 +240,21 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     plain = not rescale and not _is_palette(first)
     first_format = first.info.format_key
 
-    def work(i: int) -> None:
+    def read_directly(i: int) -> bool:  # uncompressed at a known offset: straight in
+        return plain and i > 0 and not isinstance(items[i], str) and \
+            items[i].info.format_key == first_format and \
+            read_native_into(items[i], out[i * per_file:(i + 1) * per_file])
+
+    def work(run: range) -> None:
+        """Read a run of files, then decode them (reads and decodes each stay in cache)."""
+        pending = [i for i in run if not read_directly(i)]
+        located = [i for i in pending if i > 0 and not isinstance(items[i], str)]
+        loaded = dict(zip(located, load_located_run([items[i] for i in located])))
+        for i in pending:
+            decode_file(i, first if i == 0 else loaded.get(i) or _load(items[i]))
+
+    def decode_file(i: int, encoded: EncodedPixels) -> None:
         part = out[i * per_file:(i + 1) * per_file]
-        if plain and i and not isinstance(items[i], str) and \
-                items[i].info.format_key == first_format and read_native_into(items[i], part):
-            return  # uncompressed: read straight into the result
-        encoded = first if i == 0 else _load(items[i], reuse=True)  # decoded right away
         info = encoded.info
         if plain and info.format_key == first_format:  # the common case: straight in
             for index, frame in enumerate(encoded.frames):
@@ -249,5 +273,5 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
             raise DecodeError(f"pixel dtype {info.dtype} differs from {out.dtype} "
                               f"of {names[0]}", path=names[i])
 
-    _run(work, range(len(items)), threads)
+    _run(work, _runs(len(items), threads), threads)
     return out
