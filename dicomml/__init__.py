@@ -28,6 +28,7 @@ _EXPORTS = {
     "Volume": "dicomml.volume",
     "load_series": "dicomml.loader",
     "read_pixels": "dicomml.decode",
+    "read_many": "dicomml.decode",
     "decoders": "dicomml.decode",
     "DicomSeriesDataset": "dicomml.dataset",
     "DicomSliceDataset": "dicomml.dataset",

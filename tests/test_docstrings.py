@@ -23,3 +23,9 @@ def test_every_module_is_listed():
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_every_public_name_resolves():
+    for name in dicomml.__all__:
+        assert getattr(dicomml, name) is not None, name
+    assert dicomml.read_many.__module__ == "dicomml.decode.reader"
