@@ -8,7 +8,10 @@ Example
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from dicomml._columns import column_array
 
 
 def value(row, name: str, default=None):
@@ -19,8 +22,11 @@ def value(row, name: str, default=None):
     return found
 
 
-def column(frame: pd.DataFrame, name: str, default=None) -> pd.Series:
-    """A catalog column, or ``default`` everywhere when the catalog lacks it."""
+def column(frame: pd.DataFrame, name: str, default=None) -> np.ndarray:
+    """A catalog column as a numpy array (object dtype for text), or ``default`` everywhere
+    when the catalog lacks it. No pandas Series is built (see :mod:`dicomml._columns`)."""
     if name in frame.columns:
-        return frame[name]
-    return pd.Series([default] * len(frame), index=frame.index, dtype=object)
+        return np.asarray(column_array(frame, name))
+    out = np.empty(len(frame), dtype=object)
+    out[:] = [default] * len(frame)
+    return out

@@ -65,14 +65,14 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
     writable, C-contiguous array of exactly that shape and dtype (ValueError otherwise); it is
     called once, after every header and file size check has passed.
     """
-    used = planes.loc[order.ravel()]
-    tasks = _tasks_by_file(used)
+    records = _records(planes, order.ravel().tolist())
+    tasks = _tasks_by_file(records)
     formats = Formats(rescale=dtype is not None)
     for path, items in tasks.items():
         check_file_holds(path, [plane for _, plane in items], formats)
     first = next(iter(tasks.values()))[0][1]
     out = _allocated(allocate, order.shape + (int(first["rows"]), int(first["columns"])),
-                     output_dtype(used, dtype))
+                     output_dtype(records, dtype))
     flat = out.reshape(-1, *out.shape[2:])
     workers = threads or min(8, os.cpu_count() or 1)
     jobs = list(tasks.items())
@@ -173,13 +173,18 @@ def _frame_info(plane):
     return frame_info(values, syntax, plane["path"])
 
 
-def _tasks_by_file(used: pd.DataFrame) -> dict[str, list]:
-    """{path: [(output slot, plane record)]}, records as plain dicts (no pandas per plane)."""
-    names = [c for c in used.columns if c not in _GEOMETRY_COLUMNS]
-    columns = [column_list(used, c) for c in names]
+def _records(planes: pd.DataFrame, rows: list[int]) -> list[dict]:
+    """The plane table rows at positions ``rows`` (in that order) as plain dicts, geometry
+    columns left out (no pandas per plane, no row-subset DataFrame)."""
+    names = [c for c in planes.columns if c not in _GEOMETRY_COLUMNS]
+    table = list(zip(*(column_list(planes, c) for c in names)))
+    return [dict(zip(names, table[row])) for row in rows]
+
+
+def _tasks_by_file(records: list[dict]) -> dict[str, list]:
+    """{path: [(output slot, plane record)]}: slot i is ``records[i]``."""
     tasks: dict[str, list] = {}
-    for slot, values in enumerate(zip(*columns)):
-        record = dict(zip(names, values))
+    for slot, record in enumerate(records):
         tasks.setdefault(record["path"], []).append((slot, record))
     return tasks
 

@@ -80,11 +80,11 @@ def _special_kinds(instances: pd.DataFrame) -> pd.Series:
     """Per row: "mosaic", "enhanced" or "" (a plain single-frame image)."""
     image_type = [("" if _missing(v) else str(v)).upper()
                   for v in column(instances, "ImageType", "").tolist()]
-    no_count = pd.isna(column(instances, "NumberOfImagesInMosaic").to_numpy())
+    no_count = pd.isna(column(instances, "NumberOfImagesInMosaic"))
     frames = column(instances, "NumberOfFrames")
     if frames.dtype.kind not in "fiu":
         frames = pd.to_numeric(frames, errors="coerce")
-    frames = frames.to_numpy(dtype=np.float64, na_value=np.nan)
+    frames = np.asarray(frames, dtype=np.float64)
     frames = np.where(np.isnan(frames), 1.0, frames)
     kinds = ["mosaic" if not absent or "MOSAIC" in kind else "enhanced" if count > 1 else ""
              for absent, kind, count in zip(no_count.tolist(), image_type, frames.tolist())]
@@ -109,7 +109,7 @@ def _vectors(rows: pd.DataFrame, name: str, size: int) -> list[tuple]:
         array = None
     if array is not None and array.shape == (len(values), size) and np.isfinite(array).all():
         return [tuple(v) for v in array.tolist()]
-    return _vectors_by_row(rows["path"].tolist(), values, name, size)
+    return _vectors_by_row(column(rows, "path").tolist(), values, name, size)
 
 
 def _vectors_by_row(paths: list[str], values: list, name: str, size: int) -> list[tuple]:
@@ -136,7 +136,7 @@ def _numbers(rows: pd.DataFrame, *names: str, default=np.nan) -> np.ndarray:
         found = column(rows, name)
         if found.dtype.kind not in "fiu":
             found = pd.to_numeric(found, errors="coerce")
-        values = found.to_numpy(dtype=np.float64)
+        values = np.asarray(found, dtype=np.float64)
         result = np.where(np.isnan(result), values, result)
     return np.where(np.isnan(result), default, result)
 
@@ -144,7 +144,7 @@ def _numbers(rows: pd.DataFrame, *names: str, default=np.nan) -> np.ndarray:
 def _sizes(rows: pd.DataFrame, name: str) -> np.ndarray:
     """Rows or Columns of every file as int64, after :func:`check_count` on each value."""
     values = _numbers(rows, name)
-    for path, number in zip(rows["path"].tolist(), values.tolist()):
+    for path, number in zip(column(rows, "path").tolist(), values.tolist()):
         check_count(number, path=path, tag=name, high=MAX_MATRIX)
     return values.astype(np.int64)
 
@@ -152,7 +152,7 @@ def _sizes(rows: pd.DataFrame, name: str) -> np.ndarray:
 def _single_frame_planes(rows: pd.DataFrame) -> pd.DataFrame:
     """Plane table of single-frame images, built column-wise from the catalog rows."""
     table = {
-        "path": rows["path"].tolist(), "frame": 0, "tile": -1,
+        "path": column(rows, "path").tolist(), "frame": 0, "tile": -1,
         "position": _vectors(rows, "ImagePositionPatient", 3),
         "orientation": _vectors(rows, "ImageOrientationPatient", 6),
         "pixel_spacing": _vectors(rows, "PixelSpacing", 2),

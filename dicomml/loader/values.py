@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from dicomml.decode.pipeline import high_bits_clear
 from dicomml.errors import InvalidTagError
@@ -70,15 +69,14 @@ def mask_bits(image: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
     return image
 
 
-def output_dtype(planes: pd.DataFrame, dtype) -> np.dtype:
-    """The volume's dtype: ``dtype``, or (None) the stored integer type shared by all planes
-    (int32 / uint32 when they differ)."""
+def output_dtype(records: list[dict], dtype) -> np.dtype:
+    """The volume's dtype: ``dtype``, or (None) the stored integer type shared by all plane
+    ``records`` (int32 / uint32 when they differ)."""
     if dtype is not None:
         return np.dtype(dtype)
-    names = ["bits_allocated", "bits_stored", "pixel_representation"]
-    formats = {}  # stored format -> the first plane's file (by table order)
-    for row in zip(*(planes[name].tolist() for name in names + ["path"])):
-        formats.setdefault(plane_format(dict(zip(names, row[:3]))), row[3])
+    formats = {}  # stored format -> the first plane's file (in record order)
+    for record in records:
+        formats.setdefault(plane_format(record), record["path"])
     for (allocated, _, _), path in formats.items():
         if allocated not in (8, 16, 32):
             raise InvalidTagError(f"dtype=None keeps stored integers of 8, 16 or 32 bits only, "
