@@ -70,10 +70,14 @@ def build_planes(instances: pd.DataFrame) -> pd.DataFrame:
 
 
 def _refuse_colour(instances: pd.DataFrame) -> None:
-    colour = instances.get("SamplesPerPixel", pd.Series(dtype=float)).fillna(1) > 1
+    if "SamplesPerPixel" not in instances.columns:
+        return
+    samples = pd.to_numeric(column(instances, "SamplesPerPixel"), errors="coerce")
+    colour = np.nan_to_num(np.asarray(samples, dtype=np.float64), nan=1.0) > 1
     if colour.any():
         raise InvalidTagError("colour images (SamplesPerPixel > 1) cannot form a volume",
-                              path=instances.loc[colour.idxmax(), "path"], tag="SamplesPerPixel")
+                              path=column(instances, "path")[int(colour.argmax())],
+                              tag="SamplesPerPixel")
 
 
 def _special_kinds(instances: pd.DataFrame) -> pd.Series:
@@ -245,9 +249,9 @@ def _plainly_valid(planes: pd.DataFrame) -> bool:
     """True when every value :func:`check_planes` checks is numeric and clearly valid
     (a sufficient condition: False only means "check record by record")."""
     def numbers(name):
-        found = planes[name] if name in planes.columns else None
+        found = column(planes, name) if name in planes.columns else None
         return None if found is None or found.dtype.kind not in "fiu" else \
-            found.to_numpy(dtype=np.float64)
+            found.astype(np.float64)
 
     def whole(v, low, high, optional=False):
         ok = np.isfinite(v) & (v == np.floor(v)) & (v >= low) & (v <= high)
@@ -268,7 +272,7 @@ def _plainly_valid(planes: pd.DataFrame) -> bool:
     if any(v is None or not np.isfinite(v).all() for v in scale):
         return False
     try:
-        spacing = np.asarray(planes["pixel_spacing"].tolist(), dtype=np.float64)
+        spacing = np.asarray(column(planes, "pixel_spacing").tolist(), dtype=np.float64)
     except (TypeError, ValueError):
         return False
     return spacing.ndim == 2 and bool((np.isfinite(spacing) & (spacing > 0)).all())
@@ -279,7 +283,7 @@ def _distinct(planes: pd.DataFrame, names: list[str]) -> list[dict]:
     combination only, in table order (plain lists: no per-row pandas work)."""
     present = [n for n in names if n in planes.columns]
     seen, records = set(), []
-    for values in zip(*(planes[n].tolist() for n in present)):
+    for values in zip(*(column(planes, n).tolist() for n in present)):
         signature = tuple(map(str, values))
         if signature not in seen:
             seen.add(signature)
