@@ -266,3 +266,19 @@ def test_a_single_slice_uses_slice_thickness_for_the_third_axis(tmp_path):
     np.testing.assert_allclose(volume.affine[:3, 1:], truth.affine[:3, 1:], atol=1e-9)
     normal = np.cross(truth.orientation[:3], truth.orientation[3:])
     np.testing.assert_allclose(volume.affine[:3, 0], 3.0 * normal, atol=1e-6)
+
+
+def test_colour_files_are_refused_naming_the_file_and_tag(tmp_path):
+    """A volume has one value per voxel: RGB images are refused with a typed error."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from dicomml.errors import InvalidTagError
+
+    source = get_testdata_file("SC_rgb_small_odd.dcm")
+    target = tmp_path / "rgb.dcm"
+    shutil.copyfile(source, target)
+    with pytest.raises(InvalidTagError) as caught:
+        dicomml.load_series(tmp_path)
+    assert caught.value.tag == "SamplesPerPixel" and str(target) in str(caught.value)
