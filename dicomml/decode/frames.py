@@ -148,7 +148,7 @@ def _pixel_element(ds, path, truncated: TruncatedData | None = None):
                                 tag="PixelData") from exc
 
 
-def _native_frames(buf: bytes, info: FrameInfo, vr: str) -> list:
+def native_frames(buf: bytes, info: FrameInfo, vr: str) -> list:
     n = info.number_of_frames
     if info.bits_allocated == 1:
         pixels = info.rows * info.columns * info.samples_per_pixel
@@ -216,7 +216,7 @@ def _items(buf) -> list | None:
     return items if pos == len(view) else None
 
 
-def _simple_frames(buf, n: int) -> list | None:
+def simple_frames(buf, n: int) -> list | None:
     """Frames without pydicom for the common layouts: one frame (empty or single-entry
     offset table; its fragments joined), or one fragment per frame with no offset table or
     one pointing at each fragment. None for anything else (pydicom's ``generate_frames``
@@ -247,9 +247,9 @@ def _from_header(path: str, data: bytes, header) -> EncodedPixels:
     end = len(data) if header.pixel_length is None else header.pixel_offset + header.pixel_length
     buf = memoryview(data)[header.pixel_offset:end]
     if header.syntax in ts.NATIVE and header.pixel_length is not None:
-        frames = _native_frames(buf, info, header.pixel_vr or "OW")
+        frames = native_frames(buf, info, header.pixel_vr or "OW")
     else:
-        frames = _simple_frames(buf, info.number_of_frames) \
+        frames = simple_frames(buf, info.number_of_frames) \
             or _encapsulated_frames(bytes(buf), info, {})
     return EncodedPixels(info=info, frames=frames, dataset=None)
 
@@ -263,7 +263,7 @@ def _from_dataset(path: str, max_inflated_bytes: int,
     if buf is None:
         raise MissingTagError("PixelData is empty", path=path, tag="PixelData")
     if syntax in ts.NATIVE:
-        frames = _native_frames(buf, info, element.VR)
+        frames = native_frames(buf, info, element.VR)
     elif syntax in ts.ENCAPSULATED:
         frames = _encapsulated_frames(buf, info, ds)
     else:

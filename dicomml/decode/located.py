@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from dicomml._columns import column_list
 from dicomml.decode import syntaxes as ts
-from dicomml.decode.frames import EncodedPixels, _native_frames, _simple_frames, load_encoded
+from dicomml.decode.frames import EncodedPixels, load_encoded, native_frames, simple_frames
 from dicomml.decode.info import FrameInfo, frame_info
 
 #: catalog column -> the group 0028 keyword :func:`~dicomml.decode.info.frame_info` reads
@@ -253,8 +253,8 @@ def _load_one(location: Location, reuse: bool) -> EncodedPixels:
         if data is not None:
             info = location.info
             if info.transfer_syntax in ts.NATIVE:
-                return EncodedPixels(info, _native_frames(data, info, "OW"), None)
-            frames = _simple_frames(data, info.number_of_frames)
+                return EncodedPixels(info, native_frames(data, info, "OW"), None)
+            frames = simple_frames(data, info.number_of_frames)
             if frames is not None:
                 return EncodedPixels(info, frames, None)
     return load_encoded(location.path)
