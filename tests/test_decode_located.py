@@ -214,3 +214,14 @@ def test_runs_of_files_read_before_decoding_match_one_by_one(tmp_path, threads, 
     monkeypatch.setattr(located, "REUSED_READ_MAX", 3 * os.path.getsize(truth.paths[0]))
     monkeypatch.setattr(located, "_LOCAL", threading.local())
     np.testing.assert_array_equal(read_many(rows, threads=threads), expected)
+
+
+def test_read_many_decodes_into_a_given_buffer(tmp_path):
+    truth, rows = _series(tmp_path, ts.JPEG_LS_LOSSLESS)
+    buffer = np.full((4, 20, 24), 7, truth.stored.dtype)
+    assert read_many(rows, out=buffer) is buffer
+    np.testing.assert_array_equal(buffer, read_many(rows["path"].tolist()))
+    for wrong in (np.empty((4, 20, 24), np.float32), np.empty((3, 20, 24), truth.stored.dtype),
+                  np.empty((4, 24, 20), truth.stored.dtype).transpose(0, 2, 1)):
+        with pytest.raises(ValueError, match="out must be"):
+            read_many(rows, out=wrong)

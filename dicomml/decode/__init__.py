@@ -8,8 +8,9 @@ timeout=60.0) -> np.ndarray``
     channel last, as pydicom's ``pixel_array``; YBR_FULL/_422 converted; PALETTE COLOR looked
     up to RGB). Stored values in the BitsAllocated dtype (signedness and BitsStored handled
     as pydicom does); ``rescale=True`` gives float32 ``slope * value + intercept``.
-``read_many(paths, *, rescale=False, threads=None, decoder=None) -> np.ndarray``
-    All frames of several files (a series), decoded concurrently, stacked on axis 0.
+``read_many(paths, *, rescale=False, threads=None, decoder=None, out=None) -> np.ndarray``
+    All frames of several files (a series), decoded concurrently, stacked on axis 0
+    (into ``out`` when given).
     ``paths`` may also be a catalog's rows (``catalog.series_instances(key)``): the catalog's
     Pixel Data offsets and group 0028 values are then used and no header is parsed again
     (:mod:`dicomml.decode.located`; a file changed since the scan is read the full way).

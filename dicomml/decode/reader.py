@@ -189,6 +189,18 @@ def _sources(paths) -> tuple[list, list[str]]:
     return items, [str(p) for p in items]
 
 
+def _checked_out(out: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
+    """``out`` when it can hold the result (else ValueError), or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be a writable C-contiguous array of shape {shape} and "
+                         f"dtype {np.dtype(dtype)}, got {getattr(out, 'shape', None)} "
+                         f"{getattr(out, 'dtype', None)}")
+    return out
+
+
 def _load(item) -> EncodedPixels:
     """Load a path or a :class:`~dicomml.decode.located.Location` (into new memory)."""
     return load_encoded(item) if isinstance(item, str) else load_located(item)
@@ -207,7 +219,7 @@ def _runs(count: int, threads: int) -> list[range]:
 
 def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
               rescale: bool = False, threads: int | None = None,
-              decoder: str | None = None) -> np.ndarray:
+              decoder: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Decode every frame of several files (one series) concurrently; stacked on axis 0.
 
     ``paths``: file paths, or a catalog's rows of one series (a DataFrame such as
@@ -217,11 +229,17 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     DecodeError). Files are read and decoded straight into the result in a thread pool
     (``threads`` as in :func:`read_pixels`; each file's own frames use one thread).
 
+    ``out``: a writable C-contiguous array of the result's shape and dtype to decode into
+    (e.g. a buffer reused across series, or pinned / shared memory); ValueError otherwise.
+
     Example
     -------
     >>> from pydicom.data import get_testdata_file
     >>> read_many([get_testdata_file("CT_small.dcm")] * 2).shape
     (2, 128, 128)
+    >>> buffer = np.empty((2, 128, 128), np.int16)
+    >>> read_many([get_testdata_file("CT_small.dcm")] * 2, out=buffer) is buffer
+    True
     """
     items, names = _sources(paths)
     if not items:
@@ -236,7 +254,7 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
         dtype = np.float32
     else:  # palette output takes the LUT's dtype: learn it from the first frame
         dtype = read_frames(first, 0).dtype if _is_palette(first) else first.info.dtype
-    out = np.empty(shape, dtype)
+    out = _checked_out(out, shape, dtype)
     plain = not rescale and not _is_palette(first)
     first_format = first.info.format_key
 
