@@ -204,3 +204,20 @@ def test_damaged_headers_give_typed_errors(tmp_path, name):
             assert exc.path == str(path)
             outcomes.add("error")
     assert "error" in outcomes
+
+
+@pytest.mark.parametrize("syntax", [ts.EXPLICIT_VR_LE, ts.RLE_LOSSLESS])
+def test_pixel_data_with_a_non_ascii_vr_gives_a_typed_error(tmp_path, syntax):
+    """Found by the fuzzer (seed 9): a flipped VR byte of Pixel Data raised UnicodeDecodeError."""
+    truth = synth.write_series(tmp_path, shape=(1, 8, 8), transfer_syntax=syntax, seed=1)
+    path = truth.paths[0]
+    data = bytearray(open(path, "rb").read())
+    start = data.rindex(b"\xe0\x7f\x10\x00")
+    assert bytes(data[start + 4:start + 6]) in (b"OW", b"OB")
+    data[start + 4] = 0xCF
+    with open(path, "wb") as handle:
+        handle.write(bytes(data))
+    try:
+        read_pixels(path)
+    except DicommlError as exc:
+        assert str(path) in str(exc)

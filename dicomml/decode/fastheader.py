@@ -238,7 +238,7 @@ class _Walker:
             defined = None if length == _UNDEFINED else length
             if defined is not None and start + defined > len(self.data) and not self.partial:
                 raise TruncatedData(tag, pos)
-            self.pixel = (start, defined, vr.decode() if vr else "")
+            self.pixel = (start, defined, vr.decode("ascii", "replace") if vr else "")
             return None
         if tag > _PIXEL_DATA:
             return None
