@@ -125,6 +125,8 @@ def element_length_fields(data: bytes) -> list[tuple[int, int]]:
     while pos + 8 <= len(data):
         vr = data[pos + 4:pos + 6]
         if vr in LONG_VRS:
+            if pos + 12 > len(data):  # a long-VR header cut short (a mutated input)
+                break
             fields.append((pos + 8, 4))
             length = struct.unpack_from("<I", data, pos + 8)[0]
             pos = pos + 12 + (0 if length == 0xFFFFFFFF else length)
