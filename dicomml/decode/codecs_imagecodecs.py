@@ -26,6 +26,9 @@ class _Imagecodecs(Decoder):
     codec = ""  # imagecodecs' codec class name, checked for availability
     function = ""  # imagecodecs' decode function for one-sample frames
 
+    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
+        return getattr(self.lib, self.function)(src)
+
     def decode_into(self, src: bytes, info: FrameInfo, out: np.ndarray) -> np.ndarray:
         result = getattr(self.lib, self.function)(src, out=out)
         if result is not out:
@@ -61,9 +64,6 @@ class ImagecodecsLjpeg(_Imagecodecs):
     function = "ljpeg_decode"
     transfer_syntaxes = frozenset({ts.JPEG_LOSSLESS, ts.JPEG_LOSSLESS_SV1})
 
-    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
-        return self.lib.ljpeg_decode(src)
-
 
 class ImagecodecsJpegSof3(_Imagecodecs):
     """imagecodecs' own lossless JPEG (SOF3) decoder."""
@@ -73,9 +73,6 @@ class ImagecodecsJpegSof3(_Imagecodecs):
     function = "jpegsof3_decode"
     transfer_syntaxes = frozenset({ts.JPEG_LOSSLESS, ts.JPEG_LOSSLESS_SV1})
 
-    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
-        return self.lib.jpegsof3_decode(src)
-
 
 class ImagecodecsJpegls(_Imagecodecs):
     """CharLS (JPEG-LS lossless and near-lossless)."""
@@ -84,9 +81,6 @@ class ImagecodecsJpegls(_Imagecodecs):
     codec = "JPEGLS"
     function = "jpegls_decode"
     transfer_syntaxes = ts.JPEG_LS_FAMILY
-
-    def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
-        return self.lib.jpegls_decode(src)
 
 
 class ImagecodecsJpeg2k(_Imagecodecs):
