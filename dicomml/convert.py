@@ -48,14 +48,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=_run)
 
 
-def _open_catalog(source: Path):
-    from dicomml.catalog import Catalog, scan
-
-    if source.is_file():
-        return Catalog.load(source)
-    return scan(source, progress=False)
-
-
 def safe_name(key: str) -> str:
     """A file name for a series key: ``[A-Za-z0-9._-]`` kept, everything else ``_``."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(key)).strip("._") or "series"
@@ -110,7 +102,9 @@ def _run(args) -> int:
     if not source.exists():
         print(f"dicomml convert: {source} does not exist", file=sys.stderr)
         return 2
-    catalog = _open_catalog(source)
+    from dicomml.catalog import Catalog
+
+    catalog = Catalog.open(source)
     keys = [args.series] if args.series else list(catalog.series["series_key"])
     failed = 0
     for key in keys:

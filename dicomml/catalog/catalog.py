@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dicomml.errors import SeriesNotFoundError
+from dicomml.errors import CatalogError, SeriesNotFoundError
 
 from . import store
 from .split import assign_series, summarize_series
@@ -93,6 +93,39 @@ class Catalog:
         cat._instances, cat._parquet = None, parquet
         cat.series, cat.errors, cat.root = series, errors, root
         return cat
+
+    @classmethod
+    def open(cls, source, *, workers: int | None = None) -> Catalog:
+        """A catalog from ``source``: a Catalog (returned as is), a file saved by :meth:`save`,
+        or a folder of DICOM files (scanned, no progress bar; ``workers`` as in ``scan``).
+
+        Raises ``CatalogError`` for a path that does not exist, ``TypeError`` for anything
+        else.
+
+        Example
+        -------
+        >>> import tempfile, dicomml
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = dicomml.synth.write_series(folder, shape=(2, 4, 4))
+        >>> len(Catalog.open(folder).series)
+        1
+        """
+        import os
+        from pathlib import Path
+
+        from .scanner import scan
+
+        if isinstance(source, cls):
+            return source
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError("source must be a Catalog, a saved catalog path or a folder, "
+                            f"got {type(source).__name__}")
+        path = Path(source)
+        if not path.exists():
+            raise CatalogError("no such folder or catalog file", path=path)
+        if path.is_file():
+            return cls.load(path)
+        return scan(path, workers=workers, progress=False)
 
     # --- per-series access (used by the loader) ---
     def series_instances(self, series_key: str) -> pd.DataFrame:

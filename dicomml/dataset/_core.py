@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import torch
 
+from dicomml.catalog.catalog import Catalog
 from dicomml.errors import CacheError, DicommlError
 
 from . import _pipeline, _source
@@ -52,7 +53,7 @@ class SeriesSource:
         self.on_error = on_error
         self.metadata_keys = tuple(metadata)
         self.loader_options = dict(loader_options or {})
-        catalog = _source.select(_source.open_catalog(source, workers=scan_workers), filter)
+        catalog = _source.select(Catalog.open(source, workers=scan_workers), filter)
         table = _source.series_table(catalog, self.metadata_keys)
         self.label_report: LabelReport | None = None
         self._labels: list | None = None

@@ -7,7 +7,7 @@ Example
 >>> import tempfile, dicomml
 >>> folder = tempfile.mkdtemp()
 >>> _ = dicomml.synth.write_series(folder, shape=(3, 8, 8))
->>> table = series_table(open_catalog(folder))
+>>> table = series_table(dicomml.Catalog.open(folder))
 >>> int(table["n_slices"].iloc[0])
 3
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,23 +25,6 @@ from dicomml.errors import CatalogError
 ID_COLUMNS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "AccessionNumber")
 DEFAULT_METADATA = ("Modality", "SeriesNumber", "SeriesDescription", "StudyDate",
                     "BodyPartExamined", "Manufacturer")
-
-
-def open_catalog(source, *, workers: int | None = None):
-    """A ``Catalog`` from a Catalog, a saved catalog file/folder, or a folder of DICOM files."""
-    from dicomml.catalog import Catalog, scan
-
-    if isinstance(source, Catalog):
-        return source
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError("source must be a Catalog, a saved catalog path or a folder, "
-                        f"got {type(source).__name__}")
-    path = Path(source)
-    if not path.exists():
-        raise CatalogError("no such folder or catalog file", path=path)
-    if path.is_file():
-        return Catalog.load(path)
-    return scan(path, workers=workers, progress=False)
 
 
 def select(catalog, criteria) -> object:
