@@ -35,6 +35,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from dicomml._optional import require
 from dicomml.geometry.affine import direction_from_affine, spacing_from_affine
 from dicomml.geometry.orientation import lps_to_ras, orientation_code
 
@@ -123,10 +124,7 @@ class Volume:
 
     def to_nifti(self):
         """A ``nibabel.Nifti1Image`` (RAS, (column, row, slice[, volume])); needs ``nibabel``."""
-        try:
-            import nibabel
-        except ImportError as exc:  # pragma: no cover - optional extra
-            raise ImportError("to_nifti() needs nibabel: pip install 'dicomml[nifti]'") from exc
+        nibabel = require("nibabel", extra="nifti", needed_by="to_nifti()")
         image = nibabel.Nifti1Image(np.ascontiguousarray(self.nifti_array()), self.nifti_affine())
         image.set_qform(self.nifti_affine(), code=1)
         image.set_sform(self.nifti_affine(), code=1)

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from dicomml._optional import require
 from dicomml.interop.layout import (
     from_nifti_layout,
     restore_label,
@@ -32,11 +33,7 @@ from dicomml.transforms._base import IMAGE_KEYS, LABEL_KEYS, Transform, spacing_
 
 
 def _meta_tensor_class():
-    try:
-        from monai.data import MetaTensor
-    except ImportError as exc:  # pragma: no cover - optional extra
-        raise ImportError("MONAI interop needs monai: pip install 'dicomml[monai]'") from exc
-    return MetaTensor
+    return require("monai.data", extra="monai", needed_by="MONAI interop").MetaTensor
 
 
 def _metatensor(tensor: torch.Tensor, affine_lps) -> object:

@@ -18,16 +18,13 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from dicomml._optional import require
 from dicomml.interop.layout import from_nifti_layout, sample_geometry, to_nifti_layout
 from dicomml.transforms._base import spacing_of
 
 
 def _nib():
-    try:
-        import nibabel
-    except ImportError as exc:  # pragma: no cover - optional extra
-        raise ImportError("NIfTI interop needs nibabel: pip install 'dicomml[nifti]'") from exc
-    return nibabel
+    return require("nibabel", extra="nifti", needed_by="NIfTI interop")
 
 
 def sample_to_nifti(sample: Mapping, key: str = "image"):

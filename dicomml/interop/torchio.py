@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from dicomml._optional import require
 from dicomml.interop.layout import (
     from_nifti_layout,
     restore_label,
@@ -32,12 +33,7 @@ from dicomml.transforms._base import IMAGE_KEYS, LABEL_KEYS, Transform, spacing_
 
 
 def _tio():
-    try:
-        import torchio
-    except ImportError as exc:  # pragma: no cover - optional extra
-        raise ImportError("TorchIO interop needs torchio: pip install 'dicomml[torchio]'") \
-            from exc
-    return torchio
+    return require("torchio", extra="torchio", needed_by="TorchIO interop")
 
 
 def volume_to_scalar_image(volume):

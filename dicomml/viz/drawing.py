@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from dicomml._optional import require
+
 
 def _require_matplotlib():
     """Import matplotlib's Figure, with an install hint when the extra is missing."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
-        raise ImportError("dicomml.viz needs matplotlib: pip install 'dicomml[viz]'") from exc
-    return Figure
+    return require("matplotlib.figure", extra="viz", needed_by="dicomml.viz").Figure
 
 
 def _window(array, window):
