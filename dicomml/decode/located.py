@@ -70,7 +70,7 @@ def location_from_row(row) -> Location | None:
     Header values are checked as :func:`~dicomml.decode.info.frame_info` checks them
     (typed errors naming the file and tag).
     """
-    values = tuple(_integral(row.get(name)) for name in _VALUE_COLUMNS)
+    values = tuple(_integral_column([row.get(name) for name in _VALUE_COLUMNS]))
     return _location(*(row.get(name) for name in _FILE_COLUMNS), values, {})
 
 
@@ -106,20 +106,11 @@ def _location(path, syntax, offset, length, size, mtime, values: tuple,
 
 
 def _integral_column(values: list) -> list:
-    """:func:`_integral` of every value of a column (inlined: a call per value costs more)."""
-    return [None if v is None or v != v or v == "" else
-            int(v) if type(v) is float and v.is_integer() else v for v in values]
-
-
-def _integral(value):
     """Catalog numbers are float64 (NaN when absent): whole ones back to int, so that
-    :func:`frame_info`'s cache keys match those of the header walker; absent ones None."""
-    if isinstance(value, float):
-        if value != value:
-            return None
-        if value.is_integer():
-            return int(value)
-    return None if value == "" else value
+    :func:`frame_info`'s cache keys match those of the header walker; absent ones (None, NaN,
+    "") None. One comprehension for a whole column (a call per value costs more)."""
+    return [None if v is None or v != v or v == "" else
+            int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
 
 
 def _readable(location: Location) -> bool:
