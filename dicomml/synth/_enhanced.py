@@ -25,7 +25,13 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from ._geometry import ds_strings
-from ._headers import STUDY_DATE, STUDY_TIME, common_modules, sop_instance_uid
+from ._headers import (
+    STUDY_DATE,
+    STUDY_TIME,
+    common_modules,
+    pixel_description,
+    sop_instance_uid,
+)
 
 
 def enhanced_dataset(plan, frame_index: list[tuple[int, int]]) -> Dataset:
@@ -45,7 +51,7 @@ def enhanced_dataset(plan, frame_index: list[tuple[int, int]]) -> Dataset:
     ds.BurnedInAnnotation = "NO"
     ds.PresentationLUTShape = "INVERSE" if plan.photometric == "MONOCHROME1" else "IDENTITY"
     _enhanced_image_attributes(ds, plan)
-    _pixel_description(ds, plan)
+    pixel_description(ds, plan)
     ds.NumberOfFrames = len(frame_index)
     _dimensions(ds, plan)
     ds.SharedFunctionalGroupsSequence = [_shared_groups(plan)]
@@ -64,17 +70,6 @@ def _enhanced_image_attributes(ds: Dataset, plan) -> None:
         ds.MRAcquisitionType = "2D"
     else:
         ds.KVP = "120"
-
-
-def _pixel_description(ds: Dataset, plan) -> None:
-    fmt = plan.fmt
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = plan.photometric
-    ds.Rows, ds.Columns = plan.shape[-2:]
-    ds.BitsAllocated = fmt.bits_allocated
-    ds.BitsStored = fmt.bits_stored
-    ds.HighBit = fmt.bits_stored - 1
-    ds.PixelRepresentation = int(fmt.signed)
 
 
 def _item(**attributes) -> Dataset:

@@ -85,18 +85,23 @@ def common_modules(ds: Dataset, plan) -> None:
     ds.PositionReferenceIndicator = ""
 
 
-def _image_pixel_module(ds: Dataset, plan) -> None:
-    """Pixel description, spacing, rescale (CT) and window."""
+def pixel_description(ds: Dataset, plan) -> None:
+    """Samples, photometric interpretation, matrix and bit layout (single- and multi-frame)."""
     fmt = plan.fmt
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = plan.photometric
     ds.Rows, ds.Columns = plan.shape[-2:]
-    ds.PixelSpacing = ds_strings(plan.spacing[1:])
-    ds.SliceThickness = ds_strings([plan.spacing[0]])[0]
     ds.BitsAllocated = fmt.bits_allocated
     ds.BitsStored = fmt.bits_stored
     ds.HighBit = fmt.bits_stored - 1
     ds.PixelRepresentation = int(fmt.signed)
+
+
+def _image_pixel_module(ds: Dataset, plan) -> None:
+    """Pixel description, spacing, rescale (CT) and window."""
+    pixel_description(ds, plan)
+    ds.PixelSpacing = ds_strings(plan.spacing[1:])
+    ds.SliceThickness = ds_strings([plan.spacing[0]])[0]
     if plan.write_rescale:
         ds.RescaleIntercept = ds_strings([plan.intercept])[0]
         ds.RescaleSlope = ds_strings([plan.slope])[0]
