@@ -29,6 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_transforms import ct_like  # noqa: E402  (same folder: the benchmarks' CT phantom)
+
 from dicomml import transforms as T  # noqa: E402
 
 FAILURES: list[str] = []
@@ -38,17 +40,6 @@ def check(name: str, ok: bool, detail: str) -> None:
     print(f"  [{'ok' if ok else 'FAIL'}] {name}: {detail}")
     if not ok:
         FAILURES.append(name)
-
-
-def ct_like(shape, seed=0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    axes = [torch.linspace(-1, 1, n) for n in shape]
-    z, y, x = torch.meshgrid(*axes, indexing="ij")
-    body = (x**2 / 0.8 + y**2 / 0.6) < 1
-    image = torch.full(shape, -1000.0)
-    image[body] = 40.0
-    image[body & ((x - 0.3) ** 2 + y**2 < 0.02)] = 700.0
-    return (image + 20 * torch.randn(shape, generator=gen)).unsqueeze(0)
 
 
 def to_device(sample, device):
