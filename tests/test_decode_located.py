@@ -80,6 +80,17 @@ def test_a_file_changed_since_the_scan_is_read_the_full_way(tmp_path):
     np.testing.assert_array_equal(got, dicomml.read_pixels(victim))
 
 
+def test_first_file_of_another_shape_since_the_scan_names_it(tmp_path):
+    _, rows = _series(tmp_path / "a", ts.RLE_LOSSLESS)
+    other = synth.write_series(tmp_path / "b", shape=(2, 10, 12), seed=9,
+                               transfer_syntax=ts.RLE_LOSSLESS)
+    victim = rows["path"].iloc[0]
+    shutil.copyfile(other.paths[0], victim)  # the row still says 20 x 24
+    with pytest.raises(DecodeError, match="changed since the scan") as caught:
+        read_many(rows, threads=1)
+    assert caught.value.path == victim
+
+
 def test_a_file_cut_short_since_the_scan_names_the_file(tmp_path):
     _, rows = _series(tmp_path, ts.JPEG_LS_LOSSLESS)
     victim = rows["path"].iloc[1]

@@ -108,12 +108,15 @@ def _location(path, syntax, offset, length, size, mtime, values: tuple,
 def _integral_column(values: list) -> list:
     """Catalog numbers are float64 (NaN when absent): whole ones back to int, so that
     :func:`frame_info`'s cache keys match those of the header walker; absent ones (None, NaN,
-    "") None. One comprehension for a whole column (a call per value costs more)."""
+    "") None. A column of one value (one series: the usual case; ``count`` compares in C)
+    is converted once; others by one comprehension (a call per value costs more)."""
+    if len(values) > 1 and values.count(values[0]) == len(values):  # NaN != NaN: not here
+        return _integral_column(values[:1]) * len(values)
     return [None if v is None or v != v or v == "" else
             int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
 
 
-def _readable(location: Location) -> bool:
+def readable(location: Location) -> bool:
     """True when the catalog's facts are enough to read this file's frames directly."""
     info = location.info
     if info.photometric_interpretation == "PALETTE COLOR":
@@ -239,7 +242,7 @@ def load_located_run(locations: list[Location]) -> list[EncodedPixels]:
 
 
 def _load_one(location: Location, reuse: bool) -> EncodedPixels:
-    if _readable(location):
+    if readable(location):
         data = _read_at(location, reuse)
         if data is not None:
             info = location.info
@@ -258,14 +261,23 @@ def read_native_into(location: Location, out) -> bool:
     apply (other syntaxes, color, 1-bit data, a file not as scanned); then use
     :func:`load_located`.
     """
+    return reads_natively(location.info, out) and read_native_at(location, out)
+
+
+def reads_natively(info: FrameInfo, out) -> bool:
+    """True when :func:`read_native_into` can serve files described by ``info`` into arrays
+    like ``out`` (checked once for a series whose files share ``info.format_key``)."""
+    return info.transfer_syntax in (ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_LE) \
+        and info.samples_per_pixel == 1 and info.bits_allocated in (8, 16, 32) \
+        and out.dtype == info.dtype and out.flags.c_contiguous \
+        and out.shape == (info.number_of_frames, *info.frame_shape)
+
+
+def read_native_at(location: Location, out) -> bool:
+    """:func:`read_native_into` once :func:`reads_natively` holds for ``location.info``."""
     from dicomml.decode.pipeline import correct_bits
 
-    info = location.info
-    if info.transfer_syntax not in (ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_LE) \
-            or info.samples_per_pixel != 1 or info.bits_allocated not in (8, 16, 32) \
-            or location.length is None or out.dtype != info.dtype \
-            or not out.flags.c_contiguous or out.shape != (info.number_of_frames, *info.frame_shape) \
-            or location.length < out.nbytes:
+    if location.length is None or location.length < out.nbytes:
         return False
     opened = _open_as_scanned(location)
     if opened is None:
@@ -276,5 +288,5 @@ def read_native_into(location: Location, out) -> bool:
             return False  # cut short since the scan: the full path names it
     finally:
         os.close(opened[0])
-    correct_bits(out, info, None, out)  # same dtype: in place, or a view of out (no change)
+    correct_bits(out, location.info, None, out)  # same dtype: in place, or a view of out
     return True

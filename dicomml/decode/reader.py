@@ -25,10 +25,13 @@ import numpy as np
 
 from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
 from dicomml.decode.located import (
+    Location,
     load_located,
     load_located_run,
     locations_from_frame,
-    read_native_into,
+    read_native_at,
+    readable,
+    reads_natively,
 )
 from dicomml.decode.pipeline import decode_frame
 from dicomml.decode.registry import decoders_for
@@ -244,32 +247,39 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     items, names = _sources(paths)
     if not items:
         raise ValueError("read_many needs at least one path")
-    first = _load(items[0])
-    chain = decoders_for(first.info.transfer_syntax, path=first.info.path, prefer=decoder)
+    # the first file sets the result's shape and dtype: a catalog row tells them without a
+    # read; a path, palette color or an unusual layout is loaded first
+    first = None if isinstance(items[0], Location) and readable(items[0]) else _load(items[0])
+    series = items[0].info if first is None else first.info  # FrameInfo of the first file
+    preloaded = {} if first is None else {0: first}
+    chain = decoders_for(series.transfer_syntax, path=series.path, prefer=decoder)
     if threads is None:
         threads = default_threads(releases_gil=chain[0].releases_gil, tasks=len(items))
-    per_file = first.info.number_of_frames
-    shape = output_shape(first, len(items) * per_file)
+    per_file = series.number_of_frames
+    palette = first is not None and _is_palette(first)
+    shape = output_shape(first, len(items) * per_file) if first is not None \
+        else (len(items) * per_file, *series.frame_shape)
     if rescale:
         dtype = np.float32
     else:  # palette output takes the LUT's dtype: learn it from the first frame
-        dtype = read_frames(first, 0).dtype if _is_palette(first) else first.info.dtype
+        dtype = read_frames(first, 0).dtype if palette else series.dtype
     out = _checked_out(out, shape, dtype)
-    plain = not rescale and not _is_palette(first)
-    first_format = first.info.format_key
+    plain = not rescale and not palette
+    first_format = series.format_key
+    native = plain and reads_natively(series, out[:per_file])
 
     def read_directly(i: int) -> bool:  # uncompressed at a known offset: straight in
-        return plain and i > 0 and not isinstance(items[i], str) and \
+        return native and i not in preloaded and not isinstance(items[i], str) and \
             items[i].info.format_key == first_format and \
-            read_native_into(items[i], out[i * per_file:(i + 1) * per_file])
+            read_native_at(items[i], out[i * per_file:(i + 1) * per_file])
 
     def work(run: range) -> None:
         """Read a run of files, then decode them (reads and decodes each stay in cache)."""
         pending = [i for i in run if not read_directly(i)]
-        located = [i for i in pending if i > 0 and not isinstance(items[i], str)]
+        located = [i for i in pending if i not in preloaded and not isinstance(items[i], str)]
         loaded = dict(zip(located, load_located_run([items[i] for i in located])))
         for i in pending:
-            decode_file(i, first if i == 0 else loaded.get(i) or _load(items[i]))
+            decode_file(i, preloaded.get(i) or loaded.get(i) or _load(items[i]))
 
     def decode_file(i: int, encoded: EncodedPixels) -> None:
         part = out[i * per_file:(i + 1) * per_file]
@@ -279,17 +289,20 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
                 decode_frame(frame, info, chain, index=index, out=part[index])
             return
         if output_shape(encoded, info.number_of_frames) != (per_file, *shape[1:]):
-            raise DecodeError(f"frame count or shape differs from {names[0]}", path=names[i])
+            raise DecodeError(f"frame count or shape differs from {reference(i)}", path=names[i])
         if rescale:
             part[...] = rescale_values(read_frames(encoded, threads=1, decoder=decoder),
                                        info.rescale_slope, info.rescale_intercept)
         elif info.dtype == out.dtype or _is_palette(encoded):
-            same_syntax = info.transfer_syntax == first.info.transfer_syntax
+            same_syntax = info.transfer_syntax == series.transfer_syntax
             read_frames(encoded, threads=1, decoder=decoder, out=part,
                         chain=chain if same_syntax else None)
         else:
             raise DecodeError(f"pixel dtype {info.dtype} differs from {out.dtype} "
-                              f"of {names[0]}", path=names[i])
+                              f"of {reference(i)}", path=names[i])
+
+    def reference(i: int) -> str:  # what file i was compared with, for error messages
+        return names[0] if i else "what the catalog recorded for it (changed since the scan?)"
 
     _run(work, _runs(len(items), threads), threads)
     return out
