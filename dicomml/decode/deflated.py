@@ -106,7 +106,7 @@ def _locate(inflater: BoundedInflater, cap: int) -> Header:
         return header
 
 
-def inflate_dataset(path: str, data: bytes, max_bytes: int) -> tuple[bytes, Header] | None:
+def inflate_dataset(path: str, data: bytes, max_bytes: int) -> tuple[memoryview, Header] | None:
     """Inflate the data set of a deflated file, bounded; ``None`` if it is not deflated.
 
     Returns ``(inflated bytes up to the end of Pixel Data, Header with offsets into them)``.
@@ -129,4 +129,4 @@ def inflate_dataset(path: str, data: bytes, max_bytes: int) -> tuple[bytes, Head
     held = inflater.fill(end)
     pixel_length = min(length, held - header.pixel_offset)
     header.pixel_length = pixel_length  # frames.py reports a short one as truncated
-    return bytes(inflater.buf[:end]), header
+    return memoryview(inflater.buf)[:end], header  # a view: no copy of the inflated bytes
