@@ -3,9 +3,11 @@ justifies (never by the compressed stream's own say-so).
 
 Two phases, both incremental (``zlib.decompressobj().decompress(data, max_length)``):
 
-1. inflate the data set in growing pieces until the header walker finds Pixel Data, at most
-   :data:`MAX_HEADER_BYTES` (8 MiB, as the catalog's parser) - a bomb hidden before Pixel
-   Data fails here after inflating 8 MiB;
+1. inflate the data set in growing pieces (1 MiB, then 4x more each time) until the header
+   walker finds Pixel Data, at most :data:`MAX_HEADER_BYTES` (8 MiB, as the catalog's
+   parser) - a bomb hidden before Pixel Data fails here after inflating 8 MiB. A data set
+   of less than 1 MiB (a 512x512 16-bit slice) comes out of one ``decompress`` call and is
+   used as zlib returned it (no copy);
 2. inflate up to the end of Pixel Data, at most ``NumberOfFrames * Rows * Columns *
    SamplesPerPixel * BitsAllocated / 8`` bytes of it (what the header justifies); elements
    after Pixel Data are never inflated.
@@ -39,9 +41,9 @@ from dicomml.errors import InvalidDicomError, TruncatedFileError
 
 #: Largest inflated size of the elements before Pixel Data (bytes), as the catalog's parser.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
-_INPUT_CHUNK = 256 * 1024  # compressed bytes fed to zlib at a time
+_INPUT_CHUNK = 1024 * 1024  # compressed bytes fed to zlib at a time
 _OUTPUT_CHUNK = 4 * 1024 * 1024  # most bytes inflated per zlib call
-_FIRST_PREFIX = 64 * 1024
+_FIRST_PREFIX = 1024 * 1024
 
 
 class BoundedInflater:
@@ -54,7 +56,7 @@ class BoundedInflater:
         self.src = memoryview(compressed)
         self.path = path
         self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        self.buf = bytearray()
+        self.buf: bytes | bytearray = b""  # the first piece as zlib returned it
         self.read = 0
         self.eof = self.exhausted = False
 
@@ -74,7 +76,12 @@ class BoundedInflater:
         except zlib.error as exc:
             raise InvalidDicomError(f"deflated data set is corrupt: {exc}",
                                     path=self.path) from exc
-        self.buf += out
+        if not self.buf:
+            self.buf = out
+        else:
+            if type(self.buf) is bytes:
+                self.buf = bytearray(self.buf)
+            self.buf += out
         self.eof = self.inflater.eof
         if not out and not data:  # no input left and nothing pending: truncated
             self.exhausted = True
