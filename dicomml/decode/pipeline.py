@@ -248,12 +248,25 @@ def decode_frame(src, info: FrameInfo, decoders: list[Decoder] | None = None, *,
     if into is not None and arr is into:  # decoded in place: only the bit corrections left
         correct_bits(arr, info, header, out)  # in place, or a view of the same memory
         return out
+    if _copies_straight(arr, out, info, header):  # copy first: the check then reads cache
+        np.copyto(out, arr.view(out.dtype))
+        correct_bits(out, info, header, out)
+        return out
     arr = to_rgb(correct_bits(arr, info, header, out), output_photometric(info, header))
     if out is None:
         return arr if arr.flags.writeable else arr.copy()
     if not _same_buffer(arr, out):
         out[...] = arr
     return out
+
+
+def _copies_straight(arr: np.ndarray, out: np.ndarray | None, info: FrameInfo,
+                     header: dict | None) -> bool:
+    """True when ``arr`` (a decoder's output) goes into ``out`` as it is: same shape and
+    sample width, stored values (no cast) and no color conversion."""
+    return out is not None and arr.shape == out.shape and out.dtype == info.dtype \
+        and arr.dtype.itemsize == out.dtype.itemsize and out.flags.c_contiguous \
+        and output_photometric(info, header) not in ("YBR_FULL", "YBR_FULL_422")
 
 
 def _same_buffer(arr: np.ndarray, out: np.ndarray) -> bool:
