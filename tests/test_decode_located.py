@@ -14,8 +14,9 @@ from pydicom.data import get_testdata_file
 
 import dicomml
 from dicomml import synth
-from dicomml.decode import frame_info, located, read_many
+from dicomml.decode import frame_info, located, read_many, reader
 from dicomml.decode import syntaxes as ts
+from dicomml.decode.fastheader import parse_header
 from dicomml.errors import DecodeError, DicommlError
 
 _PIXEL_FORMAT = {ts.JPEG_BASELINE: {"bits_allocated": 8, "modality": "MR"},
@@ -211,6 +212,54 @@ def test_unused_high_bits_are_dropped_on_the_direct_read(tmp_path, no_header_wal
     np.testing.assert_array_equal(out[0], (pixels & 0x0FFF).reshape(20, 24))
     raw = np.fromfile(location.path, "<u2", count=pixels.size, offset=location.offset)
     assert (raw > 0x0FFF).all()  # the file really holds values with the unused bits set
+
+
+@pytest.mark.parametrize("syntax", [ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_LE])
+def test_uncompressed_paths_are_read_straight_into_the_result(tmp_path, syntax, monkeypatch):
+    """read_many(paths): only the first file is loaded whole; the others have their header
+    prefix walked and their pixel data read into the result, unused high bits dropped."""
+    truth = synth.write_series(tmp_path, shape=(5, 20, 24), transfer_syntax=syntax, seed=3,
+                               signed=True, bits_stored=12)
+    paths = [str(p) for p in truth.paths]
+    victim = paths[2]  # set the unused high bits in one file (its values stay the same)
+    header = parse_header(open(victim, "rb").read())
+    data = bytearray(open(victim, "rb").read())
+    pixels = np.frombuffer(data, "<i2", count=20 * 24, offset=header.pixel_offset).copy()
+    data[header.pixel_offset:header.pixel_offset + pixels.nbytes] = \
+        ((pixels.view("<u2") & 0x0FFF) | 0x7000).tobytes()  # sign bits wrong: 0111 not 1111
+    open(victim, "wb").write(bytes(data))
+    expected = np.stack([dicomml.read_pixels(p)[0] for p in paths])
+    np.testing.assert_array_equal(expected[2], pixels.reshape(20, 24))
+    loaded = []
+    real = reader.load_encoded
+    monkeypatch.setattr(reader, "load_encoded", lambda p, **k: loaded.append(p) or real(p, **k))
+    np.testing.assert_array_equal(read_many(paths, threads=1), expected)
+    assert loaded == [paths[0]]
+    loaded.clear()  # a header longer than the prefix walked: the full path, same result
+    monkeypatch.setattr(located, "HEADER_PREFIX", 200)
+    np.testing.assert_array_equal(read_many(paths, threads=1), expected)
+    assert loaded == paths
+
+
+def test_uncompressed_path_of_another_format_or_cut_short_takes_the_full_path(tmp_path):
+    truth = synth.write_series(tmp_path / "a", shape=(3, 20, 24), seed=3, signed=False,
+                               bits_stored=12, transfer_syntax=ts.EXPLICIT_VR_LE)
+    other = synth.write_series(tmp_path / "b", shape=(1, 20, 24), seed=4, signed=True,
+                               bits_stored=12, transfer_syntax=ts.EXPLICIT_VR_LE)
+    paths = [str(p) for p in truth.paths]
+    out = np.empty((1, 20, 24), truth.stored.dtype)
+    key = frame_info(parse_header(open(paths[0], "rb").read()).values,
+                             ts.EXPLICIT_VR_LE).format_key
+    assert located.read_native_file(paths[1], out, key)
+    assert not located.read_native_file(str(other.paths[0]), out, key)  # signed: another key
+    with pytest.raises(DecodeError, match="dtype"):
+        read_many([paths[0], str(other.paths[0])], threads=1)
+    with open(paths[1], "r+b") as handle:
+        handle.truncate(os.path.getsize(paths[1]) - 10)
+    assert not located.read_native_file(paths[1], out, key)
+    with pytest.raises(DicommlError) as caught:
+        read_many(paths, threads=1)
+    assert paths[1] in str(caught.value)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -283,10 +283,11 @@ def locate_pixels(data, syntax: str, *, partial: bool = False) -> Header | None:
     return Header(syntax, walker.values, offset, length, vr, walker.fallback or palette)
 
 
-def parse_header(data: bytes) -> Header | None:
+def parse_header(data: bytes, *, partial: bool = False) -> Header | None:
     """Parse a whole file's bytes; ``None`` when pydicom's path must handle it.
 
     Raises :class:`TruncatedData` when an element (Pixel Data included) runs past the end.
+    ``partial``: ``data`` is the file's first bytes only: Pixel Data's value may lie beyond.
     """
     if len(data) < 132 or data[128:132] != b"DICM":
         return None
@@ -295,7 +296,7 @@ def parse_header(data: bytes) -> Header | None:
         if syntax not in ts.NAMES or syntax == ts.DEFLATED_EXPLICIT_VR_LE:
             return None
         walker = _Walker(data, implicit=syntax == ts.IMPLICIT_VR_LE,
-                         big=syntax == ts.EXPLICIT_VR_BE)
+                         big=syntax == ts.EXPLICIT_VR_BE, partial=partial)
         walker.walk(pos)
     except (_Unsupported, struct.error):
         return None

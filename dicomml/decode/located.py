@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from dicomml._columns import column_list
 from dicomml.decode import syntaxes as ts
+from dicomml.decode.fastheader import TruncatedData, parse_header
 from dicomml.decode.frames import EncodedPixels, load_encoded, native_frames, simple_frames
 from dicomml.decode.info import FrameInfo, frame_info
 
@@ -271,6 +272,43 @@ def reads_natively(info: FrameInfo, out) -> bool:
         and info.samples_per_pixel == 1 and info.bits_allocated in (8, 16, 32) \
         and out.dtype == info.dtype and out.flags.c_contiguous \
         and out.shape == (info.number_of_frames, *info.frame_shape)
+
+
+#: bytes read to find Pixel Data in a file known only by its path (:func:`read_native_file`)
+HEADER_PREFIX = 32 * 1024
+
+
+def read_native_file(path: str, out, format_key: tuple) -> bool:
+    """:func:`read_native_into` for a file known only by its path: its first
+    :data:`HEADER_PREFIX` bytes are walked for the Pixel Data offset, then the pixel data is
+    read straight into ``out`` (no copy of the file in memory). False (``out`` untouched)
+    unless the file's :attr:`~dicomml.decode.info.FrameInfo.format_key` is ``format_key``
+    (one for which :func:`reads_natively` holds) and its header fits the prefix; then use
+    :func:`~dicomml.decode.frames.load_encoded`, which also names any problem.
+    """
+    from dicomml.decode.pipeline import correct_bits
+
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        try:
+            header = parse_header(os.pread(handle, HEADER_PREFIX, 0), partial=True)
+        except TruncatedData:
+            return False
+        if header is None or header.pixel_length is None or header.pixel_length < out.nbytes:
+            return False
+        try:
+            info = frame_info(header.values, header.syntax, path)
+        except Exception:  # noqa: BLE001 - the full path raises it, naming file and tag
+            return False
+        if info.format_key != format_key:
+            return False
+        target = memoryview(out.reshape(-1).view("u1"))
+        if pread_into(handle, target, header.pixel_offset) != out.nbytes:
+            return False
+    finally:
+        os.close(handle)
+    correct_bits(out, info, None, out)  # same dtype: in place, or a view of out
+    return True
 
 
 def read_native_at(location: Location, out) -> bool:

@@ -30,6 +30,7 @@ from dicomml.decode.located import (
     load_located_run,
     locations_from_frame,
     read_native_at,
+    read_native_file,
     readable,
     reads_natively,
 )
@@ -268,10 +269,13 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     first_format = series.format_key
     native = plain and reads_natively(series, out[:per_file])
 
-    def read_directly(i: int) -> bool:  # uncompressed at a known offset: straight in
-        return native and i not in preloaded and not isinstance(items[i], str) and \
-            items[i].info.format_key == first_format and \
-            read_native_at(items[i], out[i * per_file:(i + 1) * per_file])
+    def read_directly(i: int) -> bool:  # uncompressed little endian: straight in
+        if not native or i in preloaded:
+            return False
+        part = out[i * per_file:(i + 1) * per_file]
+        if isinstance(items[i], str):
+            return read_native_file(items[i], part, first_format)
+        return items[i].info.format_key == first_format and read_native_at(items[i], part)
 
     def work(run: range) -> None:
         """Read a run of files, then decode them (reads and decodes each stay in cache)."""
