@@ -185,8 +185,10 @@ def test_decode_error_from_a_located_frame_names_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_uncompressed_rows_are_read_straight_into_the_result(tmp_path, signed, no_header_walk):
-    truth, rows = _series(tmp_path, ts.IMPLICIT_VR_LE, signed=signed, bits_stored=12)
+@pytest.mark.parametrize("syntax", [ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_BE])
+def test_uncompressed_rows_are_read_straight_into_the_result(tmp_path, signed, syntax,
+                                                             no_header_walk):
+    truth, rows = _series(tmp_path, syntax, signed=signed, bits_stored=12)
     out = np.empty((1, 20, 24), truth.stored.dtype)
     location = located.locations_from_frame(rows)[0]
     assert located.read_native_into(location, out)
@@ -195,6 +197,14 @@ def test_uncompressed_rows_are_read_straight_into_the_result(tmp_path, signed, n
     with open(location.path, "ab") as handle:  # the file changed since the scan
         handle.write(b"\0\0")
     assert not located.read_native_into(location, out)
+
+
+def test_eight_bit_big_endian_is_not_read_directly(tmp_path):
+    _, rows = _series(tmp_path, ts.EXPLICIT_VR_BE, bits_allocated=8, modality="MR")
+    location = located.locations_from_frame(rows)[0]
+    out = np.empty((1, 20, 24), np.uint8)
+    assert not located.read_native_into(location, out)  # OW words: bytes swapped in pairs
+    np.testing.assert_array_equal(read_many(rows)[0], dicomml.read_pixels(location.path)[0])
 
 
 def test_unused_high_bits_are_dropped_on_the_direct_read(tmp_path, no_header_walk):
@@ -214,7 +224,7 @@ def test_unused_high_bits_are_dropped_on_the_direct_read(tmp_path, no_header_wal
     assert (raw > 0x0FFF).all()  # the file really holds values with the unused bits set
 
 
-@pytest.mark.parametrize("syntax", [ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_LE])
+@pytest.mark.parametrize("syntax", [ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_LE, ts.EXPLICIT_VR_BE])
 def test_uncompressed_paths_are_read_straight_into_the_result(tmp_path, syntax, monkeypatch):
     """read_many(paths): only the first file is loaded whole; the others have their header
     prefix walked and their pixel data read into the result, unused high bits dropped."""
@@ -224,9 +234,11 @@ def test_uncompressed_paths_are_read_straight_into_the_result(tmp_path, syntax, 
     victim = paths[2]  # set the unused high bits in one file (its values stay the same)
     header = parse_header(open(victim, "rb").read())
     data = bytearray(open(victim, "rb").read())
-    pixels = np.frombuffer(data, "<i2", count=20 * 24, offset=header.pixel_offset).copy()
-    data[header.pixel_offset:header.pixel_offset + pixels.nbytes] = \
-        ((pixels.view("<u2") & 0x0FFF) | 0x7000).tobytes()  # sign bits wrong: 0111 not 1111
+    order = ">" if syntax == ts.EXPLICIT_VR_BE else "<"
+    pixels = np.frombuffer(data, order + "i2", count=20 * 24, offset=header.pixel_offset)
+    pixels = pixels.astype(np.int16)
+    dirty = ((pixels.view(np.uint16) & 0x0FFF) | 0x7000).astype(order + "u2")  # sign bits 0111
+    data[header.pixel_offset:header.pixel_offset + pixels.nbytes] = dirty.tobytes()
     open(victim, "wb").write(bytes(data))
     expected = np.stack([dicomml.read_pixels(p)[0] for p in paths])
     np.testing.assert_array_equal(expected[2], pixels.reshape(20, 24))

@@ -269,7 +269,7 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     first_format = series.format_key
     native = plain and reads_natively(series, out[:per_file])
 
-    def read_directly(i: int) -> bool:  # uncompressed little endian: straight in
+    def read_directly(i: int) -> bool:  # uncompressed: straight in
         if not native or i in preloaded:
             return False
         part = out[i * per_file:(i + 1) * per_file]
