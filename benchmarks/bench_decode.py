@@ -109,7 +109,7 @@ def read_limit(paths, syntax):
                 handle.seek(header.pixel_offset)
                 handle.readinto(memoryview(slot.reshape(-1).view("u1")))
             if syntax == ts.EXPLICIT_VR_BE:
-                slot.byteswap(inplace=True)
+                np.copyto(slot, slot.view(slot.dtype.newbyteorder(">")))  # vectorised swap
         return out
 
     return run

@@ -39,12 +39,12 @@ import dicomml  # noqa: E402
 from dicomml import synth  # noqa: E402
 from dicomml.decode import decoders_for, read_many  # noqa: E402
 from dicomml.decode import syntaxes as ts  # noqa: E402
+from dicomml.decode.frames import simple_frames  # noqa: E402
 from dicomml.decode.located import (  # noqa: E402
     load_located,
     load_located_run,
     locations_from_frame,
 )
-from dicomml.decode.frames import simple_frames  # noqa: E402
 from dicomml.decode.pipeline import decode_frame, high_bits_clear  # noqa: E402
 
 
@@ -60,7 +60,7 @@ def read_new_array(locations, info):
             os.preadv(handle, [memoryview(slot.reshape(-1).view("u1"))], location.offset)
             os.close(handle)
             if swap:
-                slot.byteswap(inplace=True)
+                np.copyto(slot, slot.view(slot.dtype.newbyteorder(">")))  # vectorised swap
         return out
 
     return run
@@ -94,7 +94,7 @@ def floor(locations, info, decoder):
                 frames.append(simple_frames(target, 1)[0])
             os.close(handle)
             if swap:
-                out[k].byteswap(inplace=True)
+                np.copyto(out[k], out[k].view(out.dtype.newbyteorder(">")))
             if native:
                 check(out[k])
         for k, frame in enumerate(frames):
