@@ -1,4 +1,4 @@
-"""Mutation fuzzing of scan, load_series and read_pixels over real DICOM files.
+"""Mutation fuzzing of scan, load_series, read_pixels and read_many over real DICOM files.
 
 Seeds are real files: synthetic series written by :mod:`dicomml.synth` in several transfer
 syntaxes, and compressed files from pydicom's test data (RLE, JPEG, JPEG 2000, JPEG-LS,
@@ -8,10 +8,12 @@ element headers), chunk deletions/duplications. Inputs run in batches in a **chi
 (``python -c``) that logs each file before and after it, so a hard crash (segfault, abort,
 Rust panic) or a hang (timeout) is pinned on one input and the fuzzer goes on with the rest.
 
-Per input the child runs ``dicomml.scan(batch folder)`` once, then ``read_pixels(file)`` and
-``load_series(file)``. Outcomes: ``ok``, a :mod:`dicomml.errors` error (expected), or a
-finding: another exception type (``untyped``), a crash, a hang. The address space of the
-child is limited (``--memory-mb``) so a runaway allocation shows as MemoryError.
+Per input the child runs ``dicomml.scan(batch folder)`` once, then ``read_pixels(file)``,
+``load_series(file)``, ``read_many([file, file])`` (the second read after a header prefix walk
+where the data are uncompressed) and ``read_many`` of the file's catalog row. Outcomes:
+``ok``, a :mod:`dicomml.errors` error (expected), or a finding: another exception type
+(``untyped``), a crash, a hang. The address space of the child is limited (``--memory-mb``)
+so a runaway allocation shows as MemoryError.
 
 Usage::
 
@@ -75,10 +77,15 @@ def outcome(call):
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return f"X:{type(exc).__name__}: {str(exc)[:160]} @ {where.filename}:{where.lineno}"
 
+catalogs = []
 if scan_first:
     log.write("start\tscan\n")
     log.write("end\tscan\t" + json.dumps({"scan": outcome(
-        lambda: dicomml.scan(folder, workers=1, progress=False))}) + "\n")
+        lambda: catalogs.append(dicomml.scan(folder, workers=1, progress=False)))}) + "\n")
+rows_of = {}
+if catalogs:
+    found = catalogs[0].instances
+    rows_of = {os.path.basename(p): found.iloc[[i]] for i, p in enumerate(found["path"])}
 selftest = os.environ.get("DICOMML_FUZZ_SELFTEST") == "1"
 for name in names:
     path = folder + "/" + name
@@ -90,7 +97,10 @@ for name in names:
         if head == b"HANG!":
             time.sleep(3600)
     result = {"pixels": outcome(lambda: dicomml.read_pixels(path)),
-              "load": outcome(lambda: dicomml.load_series(path))}
+              "load": outcome(lambda: dicomml.load_series(path)),
+              "many": outcome(lambda: dicomml.read_many([path, path], threads=1))}
+    if name in rows_of:  # the catalog row's offsets and values (no header walked again)
+        result["rows"] = outcome(lambda: dicomml.read_many(rows_of[name], threads=1))
     log.write(f"end\t{name}\t{json.dumps(result)}\n")
 """
 

@@ -34,7 +34,7 @@ def test_harness_pins_crashes_and_hangs(fuzzer, tmp_path, monkeypatch):
     assert results["b_abort.dcm"].startswith("crash:rc=-6")
     assert results["c_hang.dcm"] == "hang"
     for name in ("a_empty.dcm", "d_empty.dcm"):  # before and after the crash and the hang
-        assert fuzzer.classify(results[name]) == ["typed", "typed"], results[name]
+        assert fuzzer.classify(results[name]) == ["typed"] * 3, results[name]
     assert fuzzer.classify(results["scan"]) == ["ok"]
 
 
@@ -57,5 +57,6 @@ def test_mutations_change_real_files_and_hit_length_fields(fuzzer, tmp_path):
 def test_short_fuzz_run_finds_no_crash_hang_or_untyped_error(fuzzer, tmp_path):
     summary = fuzzer.fuzz(30, seed=20261126, batch_size=30, timeout=30, work=tmp_path)
     outcomes = summary["outcomes"]
-    assert sum(outcomes.values()) == 2 * 30 + 1  # pixels + load per input, one batch scan
+    # one batch scan; pixels, load and many per input, and rows for those the scan catalogued
+    assert 3 * 30 + 1 < sum(outcomes.values()) <= 4 * 30 + 1, outcomes
     assert summary["findings"] == [], summary["findings"]
