@@ -260,10 +260,9 @@ def _load_one(location: Location, reuse: bool) -> EncodedPixels:
 def read_native_into(location: Location, out) -> bool:
     """Read an uncompressed file's frames straight into ``out`` (a C-contiguous
     ``(frames, rows, columns)`` array of ``location.info.dtype``), swap big endian samples and
-    apply the bit corrections there: no intermediate copy. False (``out`` untouched) when
-    this does not apply (compressed syntaxes, color, 1-bit data, 8-bit big endian, a file not
-    as scanned); then use
-    :func:`load_located`.
+    apply the bit corrections there: no intermediate copy. False when this does not apply
+    (compressed syntaxes, color, 1-bit data, 8-bit big endian, a file not as scanned or
+    shorter than that; ``out`` may then hold part of it): then use :func:`load_located`.
     """
     return reads_natively(location.info, out) and read_native_at(location, out)
 
@@ -285,13 +284,12 @@ HEADER_PREFIX = 32 * 1024
 def read_native_file(path: str, out, format_key: tuple) -> bool:
     """:func:`read_native_into` for a file known only by its path: its first
     :data:`HEADER_PREFIX` bytes are walked for the Pixel Data offset, then the pixel data is
-    read straight into ``out`` (no copy of the file in memory). False (``out`` untouched)
-    unless the file's :attr:`~dicomml.decode.info.FrameInfo.format_key` is ``format_key``
-    (one for which :func:`reads_natively` holds) and its header fits the prefix; then use
+    read straight into ``out`` (no copy of the file in memory). False unless the file's
+    :attr:`~dicomml.decode.info.FrameInfo.format_key` is ``format_key`` (one for which
+    :func:`reads_natively` holds), its header fits the prefix and its pixel data are all
+    there (``out`` may then hold part of them): then use
     :func:`~dicomml.decode.frames.load_encoded`, which also names any problem.
     """
-    from dicomml.decode.pipeline import correct_bits
-
     handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         try:
@@ -304,41 +302,33 @@ def read_native_file(path: str, out, format_key: tuple) -> bool:
             info = frame_info(header.values, header.syntax, path)
         except Exception:  # noqa: BLE001 - the full path raises it, naming file and tag
             return False
-        if info.format_key != format_key:
-            return False
-        target = memoryview(out.reshape(-1).view("u1"))
-        if pread_into(handle, target, header.pixel_offset) != out.nbytes:
-            return False
+        return info.format_key == format_key and _fill(handle, header.pixel_offset, out, info)
     finally:
         os.close(handle)
-    _to_native_order(out, info)
-    correct_bits(out, info, None, out)  # same dtype: in place, or a view of out
-    return True
 
 
 def read_native_at(location: Location, out) -> bool:
     """:func:`read_native_into` once :func:`reads_natively` holds for ``location.info``."""
-    from dicomml.decode.pipeline import correct_bits
-
     if location.length is None or location.length < out.nbytes:
         return False
     opened = _open_as_scanned(location)
     if opened is None:
         return False
-    try:
-        target = memoryview(out.reshape(-1).view("u1"))
-        if pread_into(opened[0], target, location.offset) != out.nbytes:
-            return False  # cut short since the scan: the full path names it
+    try:  # a file cut short since the scan: False, and the full path names it
+        return _fill(opened[0], location.offset, out, location.info)
     finally:
         os.close(opened[0])
-    _to_native_order(out, location.info)
-    correct_bits(out, location.info, None, out)  # same dtype: in place, or a view of out
-    return True
 
 
-def _to_native_order(out, info: FrameInfo) -> None:
-    """Swap the bytes of big endian samples just read into ``out`` (in place; a cast from a
-    big endian view is vectorised, ``byteswap(inplace=True)`` is not: 48 vs 169 us for
-    512x512 16-bit samples)."""
-    if info.transfer_syntax == ts.EXPLICIT_VR_BE:
+def _fill(handle: int, offset: int, out, info: FrameInfo) -> bool:
+    """Read ``out.nbytes`` from ``offset`` of the open file into ``out``, then swap big endian
+    samples and apply the bit corrections in place; False when the file ends first."""
+    from dicomml.decode.pipeline import correct_bits
+
+    if pread_into(handle, memoryview(out.reshape(-1).view("u1")), offset) != out.nbytes:
+        return False
+    if info.transfer_syntax == ts.EXPLICIT_VR_BE:  # a cast from a big endian view is
+        # vectorised, byteswap(inplace=True) is not: 48 vs 169 us for 512x512 16-bit samples
         np.copyto(out, out.view(out.dtype.newbyteorder(">")))
+    correct_bits(out, info, None, out)  # same dtype: in place, or a view of out
+    return True
