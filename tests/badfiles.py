@@ -87,6 +87,19 @@ def _one_good_file(folder: Path, **options) -> Path:
     return _base_series(folder, shape=(1, 16, 16), **options).paths[0]
 
 
+def _good_file_bytes(folder: Path) -> bytes:
+    """The bytes of a one-slice synthetic CT file, written in ``folder / "_src"`` and removed
+    again (a case folder holds only its bad files)."""
+    data = _one_good_file(folder / "_src").read_bytes()
+    shutil.rmtree(folder / "_src")
+    return data
+
+
+def _good_dataset(folder: Path):
+    """:func:`_good_file_bytes` as a pydicom data set."""
+    return pydicom.dcmread(io.BytesIO(_good_file_bytes(folder)))
+
+
 def _element_offset(data: bytes, tag: int, vr: bytes) -> int:
     """Byte offset of an explicit VR little endian element header (tag, vr) in ``data``."""
     needle = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr
@@ -154,9 +167,7 @@ def make_text_named_dcm(root) -> BadCase:
 def make_no_dicm_with_preamble(root) -> BadCase:
     """A 128-byte preamble, then the meta header without the DICM prefix."""
     folder = _new_case_folder(root, "no_dicm_with_preamble")
-    good = _one_good_file(folder / "_src")
-    data = good.read_bytes()
-    shutil.rmtree(folder / "_src")
+    data = _good_file_bytes(folder)
     path = folder / "nodicm.dcm"
     preamble = np.random.default_rng(5).bytes(128)
     path.write_bytes(preamble + data[132:])
@@ -170,9 +181,7 @@ def make_bare_dataset_no_preamble(root) -> BadCase:
     Tolerated: errors.NotDicomError is only for files that do not parse as a bare data set.
     """
     folder = _new_case_folder(root, "bare_dataset_no_preamble")
-    good = _one_good_file(folder / "_src")
-    ds = pydicom.dcmread(good)
-    shutil.rmtree(folder / "_src")
+    ds = _good_dataset(folder)
     path = folder / "bare.dcm"
     path.write_bytes(_dataset_bytes(ds, implicit=True))
     assert path.read_bytes()[:2] == b"\x08\x00"
@@ -183,9 +192,7 @@ def make_bare_dataset_no_preamble(root) -> BadCase:
 # --- truncation and lengths ----------------------------------------------------------------------
 def make_truncated_header(root) -> BadCase:
     folder = _new_case_folder(root, "truncated_header")
-    good = _one_good_file(folder / "_src")
-    data = good.read_bytes()
-    shutil.rmtree(folder / "_src")
+    data = _good_file_bytes(folder)
     cut = _element_offset(data, 0x00280030, b"DS") + 10  # inside Pixel Spacing's value
     path = folder / "cut_header.dcm"
     path.write_bytes(data[:cut])
@@ -211,9 +218,7 @@ def make_truncated_pixels(root) -> BadCase:
 def make_length_beyond_file(root) -> BadCase:
     """A private OB element whose 32-bit length says ~4 GiB in a file of a few KiB."""
     folder = _new_case_folder(root, "length_beyond_file")
-    src = _one_good_file(folder / "_src")
-    ds = pydicom.dcmread(src)
-    shutil.rmtree(folder / "_src")
+    ds = _good_dataset(folder)
     block = ds.private_block(0x0009, "DICOMML BADFILES", create=True)
     block.add_new(0x01, "OB", b"\x00" * 8)
     buffer = io.BytesIO()
@@ -230,8 +235,7 @@ def make_length_beyond_file(root) -> BadCase:
 def make_pixel_length_beyond_file(root) -> BadCase:
     """Pixel Data declares 2 GiB; the file holds 512 bytes of it."""
     folder = _new_case_folder(root, "pixel_length_beyond_file")
-    data = bytearray(_one_good_file(folder / "_src").read_bytes())
-    shutil.rmtree(folder / "_src")
+    data = bytearray(_good_file_bytes(folder))
     at = _pixel_data_offset(bytes(data))
     struct.pack_into("<I", data, at + 8, 0x7FFFFFFE)
     path = folder / "huge_pixels.dcm"
@@ -245,8 +249,7 @@ def make_pixel_length_beyond_file(root) -> BadCase:
 def make_invalid_vr(root) -> BadCase:
     """An explicit VR element whose VR bytes are not a VR at all ("ZZ")."""
     folder = _new_case_folder(root, "invalid_vr")
-    data = bytearray(_one_good_file(folder / "_src").read_bytes())
-    shutil.rmtree(folder / "_src")
+    data = bytearray(_good_file_bytes(folder))
     at = _element_offset(bytes(data), 0x00080060, b"CS")  # Modality
     data[at + 4:at + 6] = b"ZZ"
     path = folder / "bad_vr.dcm"
@@ -311,8 +314,7 @@ def make_deflate_bomb(root) -> BadCase:
     parsing allocates over 1 GiB.
     """
     folder = _new_case_folder(root, "deflate_bomb")
-    ds = pydicom.dcmread(_one_good_file(folder / "_src"))
-    shutil.rmtree(folder / "_src")
+    ds = _good_dataset(folder)
     block = ds.private_block(0x0009, "DICOMML BADFILES", create=True)
     block.add_new(0x01, "OB", b"\x00" * 8)
     plain = _dataset_bytes(ds, implicit=False)
@@ -510,8 +512,7 @@ def make_dicomdir_outside(root) -> BadCase:
 def make_deep_sequence(root) -> BadCase:
     """Sequences nested 5000 deep (undefined lengths) before the pixel data."""
     folder = _new_case_folder(root, "deep_sequence")
-    data = _one_good_file(folder / "_src").read_bytes()
-    shutil.rmtree(folder / "_src")
+    data = _good_file_bytes(folder)
     depth = 5000
     opening = struct.pack("<HH2sHI", 0x0009, 0x1010, b"SQ", 0, 0xFFFFFFFF) + \
         struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
