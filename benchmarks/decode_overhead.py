@@ -4,8 +4,8 @@ A synthetic 512x512 CT series (``--slices`` files, written by ``dicomml.synth``,
 catalog) is decoded by loops that add one cost at a time, all timed round-robin in this
 process (process CPU time, best of ``--repeat``), per frame and as a ratio to the bare decode:
 
-* ``bare``: the first-choice decoder on frames already in memory (the benchmark's limit); for
-  uncompressed syntaxes each file's Pixel Data read into a new array (``bench_decode``'s limit)
+* ``bare``: ``bench_decode``'s limit, the same functions: the first-choice decoder on frames
+  already in memory; for uncompressed syntaxes each file's Pixel Data read into a new array
 * ``floor``: the least any reader of catalogued files must add to ``bare``, with no library
   code: per file ``os.open``, ``os.fstat`` (a file changed since the scan must be noticed),
   ``os.preadv`` at the known offset, ``os.close``; the decoder writing into the result; the
@@ -35,6 +35,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_decode import bare_loop, read_limit  # noqa: E402  (same folder: the same limits)
+
 import dicomml  # noqa: E402
 from dicomml import synth  # noqa: E402
 from dicomml.decode import decoders_for, read_many  # noqa: E402
@@ -46,24 +48,6 @@ from dicomml.decode.located import (  # noqa: E402
     locations_from_frame,
 )
 from dicomml.decode.pipeline import decode_frame, high_bits_clear  # noqa: E402
-
-
-def read_new_array(locations, info):
-    """Uncompressed limit: every file's Pixel Data read into a new series array (big endian:
-    swapped to native order as well)."""
-    swap = info.transfer_syntax == ts.EXPLICIT_VR_BE
-
-    def run():
-        out = np.empty((len(locations), *info.frame_shape), info.dtype)
-        for location, slot in zip(locations, out):
-            handle = os.open(location.path, os.O_RDONLY)
-            os.preadv(handle, [memoryview(slot.reshape(-1).view("u1"))], location.offset)
-            os.close(handle)
-            if swap:
-                np.copyto(slot, slot.view(slot.dtype.newbyteorder(">")))  # vectorised swap
-        return out
-
-    return run
 
 
 def floor(locations, info, decoder):
@@ -114,14 +98,10 @@ def steps(folder: str, syntax: str, slices: int) -> dict:
     locations = locations_from_frame(rows)
     chain = decoders_for(syntax)
     decoder = chain[0]
-    frames = [(bytes(e.frames[0]), e.info) for e in (load_located(loc) for loc in locations)]
-    info = frames[0][1]
+    paths = [location.path for location in locations]
+    info = locations[0].info
     reused = np.empty((slices, *info.frame_shape), info.dtype)
     raw = reused.view(f"u{info.dtype.itemsize}")
-
-    def bare():
-        for src, frame_info in frames:
-            decoder.decode(src, frame_info)
 
     def with_read():
         for k, location in enumerate(locations):
@@ -142,8 +122,9 @@ def steps(folder: str, syntax: str, slices: int) -> dict:
 
     last = {"read_many": lambda: read_many(rows, threads=1)}
     if syntax in ts.NATIVE:
-        return {"bare": read_new_array(locations, info), "floor": floor(locations, info, None),
+        return {"bare": read_limit(paths, syntax), "floor": floor(locations, info, None),
                 **last}
+    bare = bare_loop(paths, decoder)
     runs = {"bare": bare, "+bit check": with_check, "+new array": with_new_array, **last}
     if decoder.decodes_into:
         runs = {"bare": bare, "floor": floor(locations, info, decoder), "+read": with_read,
