@@ -258,7 +258,7 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
         threads = default_threads(releases_gil=chain[0].releases_gil, tasks=len(items))
     per_file = series.number_of_frames
     palette = first is not None and _is_palette(first)
-    shape = output_shape(first, len(items) * per_file) if first is not None \
+    shape = output_shape(first, len(items) * per_file) if palette \
         else (len(items) * per_file, *series.frame_shape)
     if rescale:
         dtype = np.float32
