@@ -316,3 +316,52 @@ def test_header_work_is_bounded(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 3 * MAX_HEADER_BYTES
+
+
+# --- Philips private per-frame group (2005,xx0F) ---------------------------------------------------
+def _enhanced_with_private_group(path, creator: str, block: int = 0x14, top_echo=None):
+    """A minimal enhanced-style file whose first per-frame item holds a private sequence."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = generate_uid(), generate_uid()
+    if top_echo is not None:
+        ds.EchoNumbers = top_echo
+    private = Dataset()
+    private.EchoNumbers, private.EchoTime, private.TemporalPositionIdentifier = 3, 12.5, 2
+    frame = Dataset()
+    frame.add_new((0x2005, block), "LO", creator)
+    frame.add_new((0x2005, block << 8 | 0x0F), "SQ", Sequence([private]))
+    ds.PerFrameFunctionalGroupsSequence = Sequence([frame])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_philips_private_per_frame_group(tmp_path):
+    """Philips keeps EchoNumbers, EchoTime and TemporalPositionIdentifier of each frame of an
+    enhanced MR file in (2005,xx0F) under "Philips MR Imaging DD 005": read from there (any
+    block), never from another creator's block, and a top-level value wins."""
+    for block in (0x14, 0x31):
+        path = _enhanced_with_private_group(tmp_path / f"p{block}.dcm", T.PHILIPS_CREATOR, block)
+        row = row_as_dict(parse_file(str(path)))
+        assert (row["EchoNumbers"], row["EchoTime"], row["TemporalPositionIdentifier"]) == \
+            (3, 12.5, 2)
+        assert_matches_pydicom(path)
+    other = _enhanced_with_private_group(tmp_path / "o.dcm", "SOMEONE ELSE")
+    row = row_as_dict(parse_file(str(other)))
+    assert (row["EchoNumbers"], row["EchoTime"], row["TemporalPositionIdentifier"]) == \
+        (None, None, None)
+    top = _enhanced_with_private_group(tmp_path / "t.dcm", T.PHILIPS_CREATOR, top_echo=1)
+    assert row_as_dict(parse_file(str(top)))["EchoNumbers"] == 1
+
+
+def test_shared_philips_enhanced_echo_numbers(shared_data):
+    enh = shared_data / "dcm_qa_philips_enh" / "In" / "enh" / "1901_WIP_3DpCASL_real.dcm"
+    ds = pydicom.dcmread(enh, stop_before_pixels=True)
+    private = ds.PerFrameFunctionalGroupsSequence[0][0x2005, 0x140F].value[0]
+    row = row_as_dict(parse_file(str(enh)))
+    assert row["EchoNumbers"] == int(private.EchoNumbers) == 1
+    assert row["header_source"] == "functional_groups"

@@ -102,7 +102,10 @@ def _actions(little: bool) -> dict[int, tuple]:
     for tag in (ITEM, ITEM_END, SEQ_END):
         table[tag] = _DELIMITER
     for block in range(0x10, 0x20):
-        table[0x00190000 | block] = (_CREATOR, block)
+        table[0x00190000 | block] = (_CREATOR, 0x0019, block)
+    for group, _ in T.PRIVATE_SEQUENCES:
+        for block in range(0x10, 0x100):
+            table[group << 16 | block] = (_CREATOR, group, block)
     return {_raw_key(tag, little): action for tag, action in table.items()}
 
 
@@ -363,7 +366,7 @@ class _Parser:
                     if vr is None or vr == b"SQ" or vr == b"UN":
                         self._sequence(vpos, vpos + length, depth, vr == b"UN")
                 elif code == _CREATOR:
-                    self._siemens_creator(action[1], vpos, length)
+                    self._private_creator(action[1], action[2], vpos, length)
                     special = self.special
                 elif code == _SIEMENS:
                     self._siemens_value(action[1], vpos, length)
@@ -418,13 +421,24 @@ class _Parser:
         i = vpos - self.src.base
         return self.src.buf[i:i + length]
 
-    def _siemens_creator(self, block: int, vpos: int, length: int) -> None:
-        """(0019,00xx) = "SIEMENS MR HEADER": watch (0019,xx0A) mosaic and (0019,xx0C) b."""
+    def _private_creator(self, group: int, block: int, vpos: int, length: int) -> None:
+        """A private creator (group,00xx): watch the elements wanted from that block.
+
+        (0019,00xx) = "SIEMENS MR HEADER": (0019,xx0A) mosaic and (0019,xx0C) b value;
+        a creator of ``tags.PRIVATE_SEQUENCES``: descend into its sequence (group,xxEE)."""
         raw = self._value_bytes(vpos, length)
-        if raw is None or raw.strip(b" \x00").decode("latin-1") != T.SIEMENS_CREATOR:
+        if raw is None:
             return
-        extra = {_raw_key(0x00190000 | block << 8 | 0x0A, self.little): (_SIEMENS, "mosaic"),
-                 _raw_key(0x00190000 | block << 8 | 0x0C, self.little): (_SIEMENS, "b")}
+        creator = raw.strip(b" \x00").decode("latin-1")
+        first = group << 16 | block << 8
+        if group == 0x0019 and creator == T.SIEMENS_CREATOR:
+            extra = {_raw_key(first | 0x0A, self.little): (_SIEMENS, "mosaic"),
+                     _raw_key(first | 0x0C, self.little): (_SIEMENS, "b")}
+        elif (group, creator) in T.PRIVATE_SEQUENCES:
+            element = T.PRIVATE_SEQUENCES[group, creator]
+            extra = {_raw_key(first | element, self.little): (_SEQUENCE,)}
+        else:
+            return
         self.special = {**self.special, **extra}
 
     def _siemens_value(self, which: str, vpos: int, length: int) -> None:

@@ -101,9 +101,21 @@ DESCEND = frozenset({
 })
 
 #: Tags whose value is also accepted from inside the functional groups above.
+#: EchoNumbers, EchoTime and TemporalPositionIdentifier are classic attributes that the
+#: Enhanced MR IOD replaced (MR Echo and Frame Content macros); Philips keeps them per frame in
+#: its private per-frame sequence (see ``PHILIPS_PER_FRAME``), where they are the only per-frame
+#: echo number an enhanced multi-echo file carries.
 FROM_GROUPS = frozenset({
     0x00280030, 0x00180050, 0x00180088, 0x00200037, 0x00200032,
     0x00281052, 0x00281053, 0x00281050, 0x00281051, 0x00189087,
+    0x00180086, 0x00180081, 0x00200100,
 })
+
+#: Private sequences the parser descends into, by (group, creator) -> element byte: the
+#: sequence is (group, block << 8 | element) where (group, 00block) holds the creator.
+#: Philips' per-frame private group (2005,xx0F) of "Philips MR Imaging DD 005" sits in each
+#: per-frame functional group item of enhanced MR (Philips MR DICOM conformance statements).
+PHILIPS_CREATOR = "Philips MR Imaging DD 005"
+PRIVATE_SEQUENCES = {(0x2005, PHILIPS_CREATOR): 0x0F}
 
 SIEMENS_CREATOR = "SIEMENS MR HEADER"
