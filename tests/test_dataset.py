@@ -14,7 +14,7 @@ import torch
 
 import dicomml
 from dicomml import synth
-from dicomml.dataset import DicomSeriesDataset, collate
+from dicomml.dataset import DicomSeriesDataset, FailedSample, collate
 from dicomml.errors import DicommlError, TruncatedFileError
 
 SHAPES = [(6, 24, 20), (5, 16, 16), (7, 20, 24), (4, 16, 16)]
@@ -165,6 +165,98 @@ def test_collate_stacks_equal_shapes_without_mask():
     assert padded["label"][0, 0, 2].eq(-1).all()  # label padding is -1 (ignore index)
 
 
+@pytest.fixture(scope="module")
+def t1_and_dti(tmp_path_factory):
+    """A 3D MR series (C = 1) and a 4D one of 13 volumes (C = 13), other grids."""
+    root = tmp_path_factory.mktemp("t1_dti")
+    synth.write_series(root / "t1", modality="MR", shape=(4, 12, 12), seed=1, series_number=1)
+    synth.write_series(root / "dti", modality="MR", shape=(13, 3, 10, 12), seed=2,
+                       series_number=2, multiframe=True)  # one file: one 4D series
+    ds = DicomSeriesDataset(dicomml.scan(root, progress=False))
+    return sorted((ds[i] for i in range(len(ds))), key=lambda s: s["image"].shape[0])
+
+
+def test_collate_refuses_to_invent_channels(t1_and_dti):
+    t1, dti = t1_and_dti
+    assert t1["image"].shape == (1, 4, 12, 12) and dti["image"].shape == (13, 3, 10, 12)
+    with pytest.raises(ValueError, match="different channel counts") as info:
+        collate([t1, dti])
+    for sample in (t1, dti):  # names each sample and its shape
+        assert sample["series_key"] in str(info.value)
+        assert str(tuple(sample["image"].shape)) in str(info.value)
+    loader = torch.utils.data.DataLoader([t1, dti], batch_size=2, num_workers=2,
+                                         collate_fn=collate, multiprocessing_context="fork")
+    with pytest.raises(ValueError, match="different channel counts"):
+        next(iter(loader))
+    as_lists = collate([t1, dti], pad=False)
+    assert [tuple(x.shape) for x in as_lists["image"]] == [(1, 4, 12, 12), (13, 3, 10, 12)]
+
+
+def test_collate_pad_channels_records_every_padded_axis(t1_and_dti):
+    t1, dti = t1_and_dti
+    batch = collate([t1, dti], pad_channels=True)
+    assert batch["image"].shape == batch["mask"].shape == (2, 13, 4, 12, 12)
+    mask = batch["mask"]
+    assert mask[0, :1, :4, :12, :12].all() and not mask[0, 1:].any()  # 12 invented channels
+    assert mask[1, :, :3, :10, :].all() and not mask[1, :, 3:].any() and not mask[1, :, :, 10:].any()
+    for i, s in enumerate((t1, dti)):
+        assert int(mask[i].sum()) == s["image"].numel()
+        assert torch.equal(batch["image"][i][mask[i]], s["image"].reshape(-1))
+        assert not batch["image"][i][~mask[i]].any()
+
+
+def test_collate_masks_every_padded_key():
+    a = {"image": torch.ones(1, 2, 4, 4), "t2": torch.ones(1, 2, 4, 4), "bvals": torch.ones(3)}
+    b = {"image": torch.ones(1, 3, 4, 5), "t2": torch.ones(1, 3, 4, 5), "bvals": torch.ones(5)}
+    batch = collate([a, b])
+    for key, mask in (("image", "mask"), ("t2", "t2_mask"), ("bvals", "bvals_mask")):
+        assert batch[mask].shape == batch[key].shape and batch[mask].dtype == torch.bool
+        assert [int(m.sum()) for m in batch[mask]] == [a[key].numel(), b[key].numel()]
+    with pytest.raises(ValueError, match="'mask' key"):
+        collate([{**a, "mask": 1}, {**b, "mask": 2}])
+
+
+def test_image_tensor_keeps_a_read_only_array_read_only():
+    from dicomml.dataset._core import image_tensor
+
+    frozen = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    frozen.setflags(write=False)
+    tensor = image_tensor(frozen)
+    tensor += 1  # a transform working in place
+    assert not frozen.flags.writeable and frozen[0, 0, 0] == 0
+    writable = np.zeros((2, 3, 4), np.float32)
+    assert image_tensor(writable).data_ptr() == writable.ctypes.data  # shared, no copy
+
+
+def test_samples_never_write_through_a_volume(corpus):
+    from dicomml.dataset._core import _Lender, volume_sample
+
+    root, truths, catalog = corpus
+    key = catalog.series["series_key"].iloc[0]
+    volume = dicomml.load_series(catalog, key)
+    before = volume.array.copy()
+    sample = volume_sample(volume, {}, {})
+    sample["image"].mul_(0)
+    assert not volume.array.flags.writeable and np.array_equal(volume.array, before)
+    ds = DicomSeriesDataset(catalog)  # decodes into a tensor the dataset owns, then hands it out
+    index = ds.series_keys.index(key)
+    ds[index]["image"].mul_(0)  # writable, and nothing else sees it
+    assert torch.equal(ds[index]["image"][0], torch.from_numpy(before))
+    assert _Lender._lent == {}  # nothing left lent after a load
+
+
+def test_series_source_public_surface(corpus):
+    _, truths, catalog = corpus
+    ds = DicomSeriesDataset(catalog, labels={t.patient_id: i for i, t in enumerate(truths)},
+                            on="PatientID")
+    source = ds.source
+    assert source.has_labels and not DicomSeriesDataset(catalog).source.has_labels
+    assert [source.series_key(i) for i in range(len(source))] == ds.series_keys
+    shape_of = {t.series_uid: t.shape for t in truths}
+    assert source.slice_counts == [shape_of[ds[i]["SeriesInstanceUID"]][0] for i in range(len(ds))]
+    assert source.cached_transforms == () and source.random_transforms == ()
+
+
 def _corrupt_pixel_data(path) -> None:
     """Cut the file in the middle of its pixel data (what a failed copy leaves behind)."""
     size = os.path.getsize(path)
@@ -192,20 +284,25 @@ def test_on_error_raise_names_the_damaged_file(damaged):
     assert os.path.samefile(info.value.path, bad.paths[2])
 
 
-def test_on_error_skip_logs_and_returns_the_next_series(damaged, caplog):
+def test_on_error_skip_logs_and_returns_a_marker_not_another_series(damaged, caplog):
     catalog, bad, bad_index = damaged
     ds = DicomSeriesDataset(catalog, on_error="skip")
     with caplog.at_level(logging.WARNING, logger="dicomml.dataset"):
-        sample = ds[bad_index]
-    next_key = ds.series_keys[(bad_index + 1) % len(ds)]
-    assert sample["series_key"] == next_key
+        marker = ds[bad_index]
+    assert isinstance(marker, FailedSample)  # not the next series: an epoch never repeats one
+    record = marker.record
+    assert record["series_index"] == bad_index and record["series_key"] == ds.series_keys[bad_index]
+    assert os.path.samefile(record["file"], bad.paths[2])
+    assert record["error_type"] == "TruncatedFileError" and record["message"]
     assert bad_index in ds.failed and "TruncatedFileError" in ds.failed[bad_index]
+    assert [r["series_index"] for r in ds.failures()] == [bad_index]
     assert any(ds.series_keys[bad_index] in r.getMessage() for r in caplog.records)
-    again = ds[bad_index]  # deterministic: the same replacement every time
-    assert again["series_key"] == next_key
-    assert torch.equal(again["image"], sample["image"])
-    seen = [ds[i]["SeriesInstanceUID"] for i in range(len(ds))]
-    assert bad.series_uid not in seen and len(seen) == len(ds)
+    assert ds[bad_index].record == record  # known failure: the same marker, no new attempt
+    seen = [ds[i] for i in range(len(ds))]
+    uids = [s["SeriesInstanceUID"] for s in seen if not isinstance(s, FailedSample)]
+    assert bad.series_uid not in uids and len(uids) == len(set(uids)) == len(ds) - 1
+    batch = collate(seen)  # the marker is dropped and listed
+    assert batch["image"].shape[0] == len(ds) - 1 and batch["failed"] == [record]
 
 
 def test_on_error_skip_through_dataloader_workers(damaged):
@@ -213,8 +310,12 @@ def test_on_error_skip_through_dataloader_workers(damaged):
     ds = DicomSeriesDataset(catalog, on_error="skip")
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate,
                                          multiprocessing_context="fork")
-    uids = [uid for batch in loader for uid in batch["SeriesInstanceUID"]]
-    assert len(uids) == len(ds) and bad.series_uid not in uids
+    batches = list(loader)
+    uids = [uid for batch in batches for uid in batch["SeriesInstanceUID"]]
+    assert sorted(uids) == sorted(t for t in ds.catalog.series["SeriesInstanceUID"]
+                                  if t != bad.series_uid)
+    assert [r["series_index"] for b in batches for r in b.get("failed", [])] == [bad_index]
+    assert list(ds.failed) == [bad_index]  # recorded in a worker, visible here
 
 
 def test_seeded_random_transforms_are_reproducible(corpus):

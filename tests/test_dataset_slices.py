@@ -3,6 +3,8 @@ synthetic writer's ground truth (values and slice positions)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,13 @@ from test_dataset import by_series_uid, make_corpus
 from torch.utils.data import DataLoader
 
 import dicomml
-from dicomml.dataset import DicomSeriesDataset, DicomSliceDataset, PatchSampler, collate
+from dicomml.dataset import (
+    DicomSeriesDataset,
+    DicomSliceDataset,
+    FailedSample,
+    PatchSampler,
+    collate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +184,13 @@ def test_slice_dataset_skips_a_damaged_series(tmp_path):
     with open(bad.paths[1], "r+b") as f:  # cut inside the pixel data
         f.truncate(f.seek(0, 2) - 50)
     ds = DicomSliceDataset(catalog, on_error="skip")
-    uids = [ds[i]["SeriesInstanceUID"] for i in range(len(ds))]
-    assert len(uids) == 9 and bad.series_uid not in uids
+    samples = [ds[i] for i in range(len(ds))]
+    uids = [s["SeriesInstanceUID"] for s in samples if not isinstance(s, FailedSample)]
+    assert len(uids) == 6 and bad.series_uid not in uids  # the other two series, 3 slices each
+    failed = [s.record for s in samples if isinstance(s, FailedSample)]
+    assert [r["slice_index"] for r in failed] == [0, 1, 2]
+    assert {r["error_type"] for r in failed} == {"TruncatedFileError"}
+    assert os.path.samefile(ds.failures()[0]["file"], bad.paths[1])
     with pytest.raises(dicomml.errors.TruncatedFileError):
         strict = DicomSliceDataset(catalog)
         [strict[i] for i in range(len(strict))]

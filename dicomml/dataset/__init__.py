@@ -5,7 +5,10 @@
   volumes (:mod:`dicomml.dataset.cache`).
 - :class:`DicomSliceDataset`: one 2D sample per slice or slab of slices.
 - :class:`PatchSampler`: fixed-size 3D patches (uniform or label-weighted) from a dataset.
-- :func:`collate`: a DataLoader ``collate_fn`` that stacks, pads with a mask, or lists.
+- :func:`collate`: a DataLoader ``collate_fn`` that stacks, pads with a full-shape mask
+  (never across different channel counts unless asked), or lists; it drops the
+  :class:`FailedSample` markers that ``on_error="skip"`` returns for series that failed to
+  load and lists them in ``batch["failed"]``.
 
 Shapes: ``image`` is channel-first (C, slices, rows, columns); ``affine`` maps
 (slice, row, column, 1) to LPS mm (docs/conventions.md).
@@ -23,6 +26,7 @@ torch.Size([1, 1, 4, 16, 16])
 
 from __future__ import annotations
 
+from ._failures import FailedSample
 from .cache import VolumeCache
 from .collate import collate
 from .labels import LabelReport, join_labels
@@ -33,6 +37,7 @@ from .slices import DicomSliceDataset
 __all__ = [
     "DicomSeriesDataset",
     "DicomSliceDataset",
+    "FailedSample",
     "LabelReport",
     "PatchSampler",
     "VolumeCache",

@@ -26,7 +26,8 @@ import torch
 from dicomml.catalog.catalog import Catalog
 from dicomml.errors import CacheError, DicommlError
 
-from . import _pipeline, _source
+from . import _pipeline, _shm, _source
+from ._failures import FailedSample, FailureLog, describe, failure_record
 from .cache import VolumeCache, entry_key
 from .labels import LabelReport, join_labels
 
@@ -70,7 +71,8 @@ class SeriesSource:
         if cache_dir is not None:
             _refuse_inside_data(cache_dir, getattr(catalog, "root", None))
             self.cache = VolumeCache(cache_dir, mmap=cache_mmap)
-        self._failed: dict[int, str] = {}
+        self._failed: dict[int, dict] = {}  # this process's failure records, by index
+        self._log = FailureLog() if on_error == "skip" else None
         self._files: dict[str, list[str]] | None = None
 
     # --- labels ---------------------------------------------------------------------------------
@@ -97,10 +99,43 @@ class SeriesSource:
         """The series keys, in dataset index order."""
         return list(self._keys)
 
+    def series_key(self, index: int) -> str:
+        """The series key of series ``index``."""
+        return self._keys[index]
+
+    @property
+    def slice_counts(self) -> list[int]:
+        """Slices per volume of each series, from the catalog (no decoding), in index order."""
+        return list(self._n_slices)
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether labels were joined (then :meth:`label` gives each series' label)."""
+        return self._labels is not None
+
+    @property
+    def cached_transforms(self) -> tuple:
+        """The deterministic prefix of the transform chain, applied before caching."""
+        return tuple(self._prefix)
+
+    @property
+    def random_transforms(self) -> tuple:
+        """The rest of the transform chain, to apply on every access."""
+        return tuple(self._rest)
+
+    def failures(self) -> list[dict]:
+        """The series skipped by ``on_error="skip"`` so far, in any process of this dataset
+        (DataLoader workers included): one record per series, by index, with ``series_index``,
+        ``series_key``, ``file``, ``error_type``, ``message`` and ``tag``
+        (:mod:`dicomml.dataset._failures`)."""
+        records = {r["series_index"]: r for r in self._log.read()} if self._log else {}
+        records.update(self._failed)
+        return [records[i] for i in sorted(records)]
+
     @property
     def failed(self) -> dict[int, str]:
-        """Index -> error text of the series skipped so far *in this process*."""
-        return dict(self._failed)
+        """Index -> ``"ErrorType: file: message"`` of :meth:`failures`."""
+        return {r["series_index"]: describe(r) for r in self.failures()}
 
     def files(self, index: int) -> list[str]:
         """The files of series ``index`` (grouped once per process from the catalog)."""
@@ -146,32 +181,46 @@ class SeriesSource:
     def _decode(self, index: int) -> dict:
         from dicomml.loader import load_series
 
-        volume = load_series(self.catalog, self._keys[index], **self.loader_options)
-        sample = volume_sample(volume, self.identifiers(index), self._meta[index])
+        options = dict(self.loader_options)
+        lender = None
+        if "allocate" not in options:
+            lender = options["allocate"] = _Lender()
+        try:
+            volume = load_series(self.catalog, self._keys[index], **options)
+            sample = volume_sample(volume, self.identifiers(index), self._meta[index])
+        finally:
+            if lender is not None:
+                lender.close()
+        del volume  # the sample's image may be the buffer this volume viewed: drop the view
         return _pipeline.apply_chain(self._prefix, sample)
 
-    def load_or_skip(self, index: int) -> tuple[int, dict]:
-        """``(index actually used, sample)``: with ``on_error="skip"`` a failing series is
-        logged and the next index (cyclically) is tried, so the choice is deterministic."""
+    def load_or_skip(self, index: int) -> dict | FailedSample:
+        """Series ``index`` (see :meth:`load`); with ``on_error="skip"`` a series that fails
+        is logged, recorded (:meth:`failures`) and returned as a :class:`FailedSample` — this
+        time and, without a new attempt, every later time in any process."""
         n = len(self)
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for {n} series")
-        first_error = None
-        for step in range(n if self.on_error == "skip" else 1):
-            candidate = (index + step) % n
-            if candidate in self._failed:
-                continue
-            try:
-                return candidate, self.load(candidate)
-            except SERIES_ERRORS as exc:
-                if self.on_error == "raise":
-                    raise
-                first_error = first_error or exc
-                self._failed[candidate] = f"{type(exc).__name__}: {exc}"
-                log.warning("skipping series %s (index %d): %s: %s", self._keys[candidate],
-                            candidate, type(exc).__name__, exc)
-        raise DicommlError(f"every series failed to load; first error: {first_error}",
-                           path=self._keys[index])
+        if self.on_error == "skip":
+            known = self._failed.get(index) or (self._log.get(index) if self._log else None)
+            if known is not None:
+                return FailedSample(known)
+        try:
+            return self.load(index)
+        except SERIES_ERRORS as exc:
+            if self.on_error == "raise":
+                raise
+            return self.skip(index, exc)
+
+    def skip(self, index: int, exc: BaseException) -> FailedSample:
+        """Log and record that series ``index`` failed with ``exc``; its marker sample."""
+        record = failure_record(index, self._keys[index], exc)
+        self._failed[index] = record
+        if self._log is not None:
+            self._log.record(record)
+        log.warning("skipping series %s (index %d): %s", self._keys[index], index,
+                    describe(record))
+        return FailedSample(record)
 
     def warm(self, index: int) -> tuple[str, str]:
         """Fill the cache entry of series ``index``: ``(series_key, "cached" | "present")``."""
@@ -221,20 +270,64 @@ def volume_sample(volume, identifiers: Mapping, metadata: Mapping) -> dict:
 
 
 def image_tensor(array: np.ndarray) -> torch.Tensor:
-    """(C, slices, rows, columns) float32 tensor sharing ``array``'s memory when possible.
+    """``array`` as a (C, slices, rows, columns) float32 tensor (a 3D array gets C = 1).
 
-    The loader's arrays are read-only views of a buffer nobody else holds, so the flag is lifted
-    instead of copying a whole volume (which would double the peak memory per worker).
+    Never a writable alias of a read-only array (a :class:`~dicomml.volume.Volume`'s array
+    stays immutable): a writable float32 array is shared, a read-only one is copied — unless
+    its memory is a tensor that :class:`SeriesSource` lent to ``load_series(allocate=...)``
+    for this very sample (then that tensor is returned: the dataset owns the buffer and the
+    Volume, a read-only view of it, is dropped), which spares a copy of every decoded volume.
+
+    >>> ro = np.zeros((2, 3, 4), np.float32); ro.setflags(write=False)
+    >>> t = image_tensor(ro); t += 1
+    >>> t.shape, float(ro.sum()), ro.flags.writeable
+    (torch.Size([1, 2, 3, 4]), 0.0, False)
     """
-    if array.dtype != np.float32:
-        array = array.astype(np.float32)
-    elif not array.flags.writeable:
-        try:
-            array.setflags(write=True)
-        except ValueError:
+    tensor = _Lender.claim(array)
+    if tensor is None:
+        if array.dtype != np.float32:
+            array = array.astype(np.float32)
+        elif not array.flags.writeable:
             array = array.copy()
-    tensor = torch.from_numpy(array)
+        tensor = torch.from_numpy(array)
     return tensor[None] if tensor.dim() == 3 else tensor
+
+
+class _Lender:
+    """``allocate=`` for ``load_series``: float32 outputs go into tensors the dataset owns
+    (in shared memory inside a DataLoader worker, so that handing the sample to the main
+    process copies nothing); :func:`image_tensor` claims them back. Entries live from the
+    allocation to :meth:`close` (the end of one ``_decode``), keyed by data pointer."""
+
+    _lent: dict[int, torch.Tensor] = {}
+
+    def __init__(self):
+        self._mine: list[int] = []
+
+    def __call__(self, shape, dtype) -> np.ndarray:
+        if np.dtype(dtype) != np.float32:
+            return np.empty(shape, dtype)
+        tensor = _shm.empty(shape, torch.float32)
+        self._lent[tensor.data_ptr()] = tensor
+        self._mine.append(tensor.data_ptr())
+        return tensor.numpy()
+
+    @classmethod
+    def claim(cls, array: np.ndarray) -> torch.Tensor | None:
+        """The lent tensor whose whole buffer ``array`` views (C order, float32), or None."""
+        if not cls._lent or array.dtype != np.float32 or not array.flags.c_contiguous:
+            return None
+        pointer = array.__array_interface__["data"][0]
+        tensor = cls._lent.get(pointer)
+        if tensor is None or tensor.numel() != array.size:
+            return None
+        cls._lent.pop(pointer, None)
+        return tensor.view(array.shape)
+
+    def close(self) -> None:
+        for pointer in self._mine:
+            self._lent.pop(pointer, None)
+        self._mine.clear()
 
 
 def _label_value(value):

@@ -7,7 +7,9 @@ A transform is *cacheable* when it says it is deterministic and can name its par
 * ``t.cache_key()``: a stable string of the class and every parameter.
 
 Containers exposing ``.transforms`` (``Compose``) are flattened. The prefix ends at the first
-transform that is not cacheable. See /work/notes/dataset_to_transforms.md for the contract.
+transform that is not cacheable: everything after it runs on every access, with a
+``torch.Generator`` for transforms that take one (``t(sample, generator)``). A transform takes
+and returns a sample dict (see :mod:`dicomml.transforms`).
 
 Example
 -------

@@ -3,7 +3,8 @@
 :class:`PatchSampler` wraps a map-style dataset of sample dicts (e.g. ``DicomSeriesDataset``):
 ``sampler[i]`` loads volume ``i`` once and returns a list of ``patches_per_volume`` patch dicts;
 :func:`dicomml.dataset.collate` flattens those lists, so a batch of ``B`` volumes yields
-``B * patches_per_volume`` patches. Being map-style, it works with any ``num_workers``, start
+``B * patches_per_volume`` patches (a volume that failed to load under ``on_error="skip"``
+gives one :class:`~dicomml.dataset.FailedSample`, which collate drops). Being map-style, it works with any ``num_workers``, start
 method and ``DistributedSampler`` (which shards volumes).
 
 Each patch: ``image`` (C, *patch_size) float32 (padded at the far end with ``pad_value`` where
@@ -46,6 +47,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ._failures import FailedSample
+
 MODES = ("uniform", "weighted")
 
 
@@ -86,6 +89,8 @@ class PatchSampler(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> list[dict]:
         sample = self.dataset[index]
+        if isinstance(sample, FailedSample):  # on_error="skip": collate drops it
+            return [sample]
         rng = self._rng(index)
         starts = self.draw_starts(sample, rng)
         return [crop_patch(sample, start, self.patch_size, self.pad_value) for start in starts]

@@ -22,6 +22,7 @@ import torch
 
 from . import _pipeline, _shm, _source
 from ._core import SeriesSource
+from ._failures import FailedSample
 
 
 class DicomSeriesDataset(torch.utils.data.Dataset):
@@ -49,8 +50,11 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
     cache_dir : a folder for decoded volumes (see :mod:`dicomml.dataset.cache`); never the
         data folder. None: decode on every access.
     cache_mmap : read cached arrays with memory mapping (pages load when touched).
-    on_error : ``"raise"``, or ``"skip"``: log a failing series and return the next series
-        (cyclically) instead — deterministic, so an epoch may repeat a series.
+    on_error : ``"raise"``, or ``"skip"``: a series that fails to load is logged, recorded
+        and returned as a :class:`~dicomml.dataset.FailedSample` marker, which
+        :func:`dicomml.collate` drops from the batch and lists in ``batch["failed"]``; an
+        epoch yields every loadable series exactly once. :meth:`failures` lists what failed
+        in any process, DataLoader workers included.
     metadata : catalog columns copied into ``sample["metadata"]``.
     loader_options : keyword arguments for ``dicomml.load_series`` (``policy``, ``dtype``,
         ``resample``, ``threads``); part of the cache key.
@@ -80,13 +84,15 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> dict | FailedSample:
         index = _check_index(index, len(self))
-        used, sample = self.source.load_or_skip(index)
+        sample = self.source.load_or_skip(index)
+        if isinstance(sample, FailedSample):
+            return sample
         generator = _generator(self.seed, self.epoch, index)
-        sample = _pipeline.apply_chain(self.source._rest, sample, generator)
-        if self.source._labels is not None:  # after the transforms: they treat "label" as a map
-            sample["label"] = self.source.label(used)
+        sample = _pipeline.apply_chain(self.source.random_transforms, sample, generator)
+        if self.source.has_labels:  # after the transforms: they treat "label" as a map
+            sample["label"] = self.source.label(index)
         return _shm.share_large(sample)
 
     def set_epoch(self, epoch: int) -> None:
@@ -108,9 +114,15 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
         """:class:`~dicomml.dataset.labels.LabelReport` of the label join (None without labels)."""
         return self.source.label_report
 
+    def failures(self) -> list[dict]:
+        """The series skipped by ``on_error="skip"``, in this process and in its DataLoader
+        workers: one dict per series (by index) with ``series_index``, ``series_key``,
+        ``file``, ``error_type``, ``message``, ``tag``. Read it after (or during) an epoch."""
+        return self.source.failures()
+
     @property
     def failed(self) -> dict[int, str]:
-        """Series skipped by ``on_error="skip"`` in this process: index -> error."""
+        """Index -> ``"ErrorType: file: message"`` of each series in :meth:`failures`."""
         return self.source.failed
 
     @property
@@ -120,8 +132,8 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return (f"DicomSeriesDataset({len(self)} series, cache={self.source.cache!r}, "
-                f"cached transforms={len(self.source._prefix)}, "
-                f"random transforms={len(self.source._rest)}, on_error={self.source.on_error!r})")
+                f"cached transforms={len(self.source.cached_transforms)}, "
+                f"random transforms={len(self.source.random_transforms)}, on_error={self.source.on_error!r})")
 
 
 def _check_index(index, n: int) -> int:

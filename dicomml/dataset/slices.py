@@ -16,8 +16,14 @@ channels are merged after it.
 
 4D series: the catalog's ``n_slices`` counts slices per volume, and a sample holds that slab
 of every volume (C = the volumes). Should a volume hold fewer slices than the catalog says (a
-stale catalog), the sample raises :class:`~dicomml.errors.InconsistentSeriesError` (skipped
-with ``on_error="skip"``).
+stale catalog), every sample of the series raises
+:class:`~dicomml.errors.InconsistentSeriesError` (with ``on_error="skip"`` the series fails
+as a whole: none of its slabs is served).
+
+``on_error="skip"``: every sample of a series that fails to load is a
+:class:`~dicomml.dataset.FailedSample` (its record plus ``slice_index``), which
+:func:`dicomml.collate` drops and lists in ``batch["failed"]``; :meth:`failures` reads what
+failed in any process.
 
 Example
 -------
@@ -41,6 +47,7 @@ from dicomml.errors import InconsistentSeriesError
 
 from . import _pipeline, _source
 from ._core import SeriesSource
+from ._failures import FailedSample
 from .patches import _shifted_affine
 from .series import _check_index, _generator
 
@@ -70,7 +77,7 @@ class DicomSliceDataset(torch.utils.data.Dataset):
         self.slab, self.stride = int(slab), int(stride)
         self.transform = _pipeline.flatten(transform)
         self.seed, self.epoch = seed, 0
-        self._series, self._starts = self._build_index(self.source._n_slices)
+        self._series, self._starts = self._build_index(self.source.slice_counts)
         self._recent: tuple[int, int, dict] | None = None
 
     def _build_index(self, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,36 +93,64 @@ class DicomSliceDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self._series.size)
 
+    @property
+    def series_keys(self) -> list[str]:
+        """Series keys in series index order (``failures()`` records' ``series_index``)."""
+        return self.source.series_keys
+
     def position(self, index: int) -> tuple[str, int]:
         """``(series_key, first slice)`` of sample ``index`` (no decoding)."""
         index = _check_index(index, len(self))
-        return self.source._keys[self._series[index]], int(self._starts[index])
+        return self.source.series_key(int(self._series[index])), int(self._starts[index])
 
-    def _volume(self, series_index: int) -> tuple[int, dict]:
-        """``(series index used, volume sample)``; the last one is kept per process."""
+    def _volume(self, series_index: int) -> dict | FailedSample:
+        """The volume sample (or failure marker) of a series; the last one is kept per process."""
         if self._recent is None or self._recent[0] != series_index:
-            self._recent = (series_index, *self.source.load_or_skip(series_index))
-        return self._recent[1], self._recent[2]
+            self._recent = (series_index, self._load(series_index))
+        return self._recent[1]
 
-    def __getitem__(self, index: int) -> dict:
+    def _load(self, series_index: int) -> dict | FailedSample:
+        """``load_or_skip``, and a volume with fewer slices than the catalog counts (a stale
+        catalog) fails as a whole: no slab of it is served."""
+        volume = self.source.load_or_skip(series_index)
+        if isinstance(volume, FailedSample):
+            return volume
+        n, expected = int(volume["image"].shape[-3]), self.source.slice_counts[series_index]
+        if n >= expected:
+            return volume
+        exc = InconsistentSeriesError(
+            f"the catalog counts {expected} slices per volume, the volume holds {n}; "
+            "a stale catalog (rescan)", path=self.source.series_key(series_index))
+        if self.source.on_error == "raise":
+            raise exc
+        return self.source.skip(series_index, exc)
+
+    def __getitem__(self, index: int) -> dict | FailedSample:
         index = _check_index(index, len(self))
         series_index, start = int(self._series[index]), int(self._starts[index])
-        used, volume = self._volume(series_index)
+        volume = self._volume(series_index)
+        if isinstance(volume, FailedSample):
+            return FailedSample({**volume.record, "slice_index": start})
         sample = _pipeline.apply_chain(self.transform, self._slab(volume, start),
                                        _generator(self.seed, self.epoch, index))
         image = sample["image"]
         sample["image"] = image.reshape(-1, *image.shape[-2:])
-        if self.source._labels is not None:
-            sample["label"] = self.source.label(used)
+        if self.source.has_labels:
+            sample["label"] = self.source.label(series_index)
         return sample
+
+    def failures(self) -> list[dict]:
+        """The series skipped by ``on_error="skip"`` (in this process and its DataLoader
+        workers); see :meth:`dicomml.DicomSeriesDataset.failures`."""
+        return self.source.failures()
+
+    @property
+    def failed(self) -> dict[int, str]:
+        """Series index -> ``"ErrorType: file: message"`` of each series in :meth:`failures`."""
+        return self.source.failed
 
     def _slab(self, volume: Mapping, start: int) -> dict:
         image = volume["image"]
-        n = int(image.shape[-3])
-        if start + self.slab > n:
-            raise InconsistentSeriesError(
-                f"the catalog counts more slices than the volume holds ({n}); 4D series or a "
-                "stale catalog (rescan)", path=volume.get("series_key"))
         sample = {k: v for k, v in volume.items() if k != "image"}
         sample["image"] = image[:, start:start + self.slab].clone()
         sample["affine"] = _shifted_affine(volume["affine"], (start, 0, 0))
