@@ -14,10 +14,24 @@ Column types (the same after a scan and after ``Catalog.load``):
   stored as-is), ``pixel_data_length`` (bytes; -1: undefined length = encapsulated/compressed;
   0: no Pixel Data).
 
+Derived after parsing (:func:`add_object_columns`), so a row says what kind of object it is:
+
+- ``has_pixels`` (bool): the file holds pixel data (Pixel Data of any length and encoding;
+  Float / Double Float Pixel Data, which only Parametric Map objects carry, is recognised by
+  that SOP class, since the parser stops at it without recording it);
+- ``object_kind`` (str, one of :data:`OBJECT_KINDS`): ``"image"`` for images (any image SOP
+  class, or an unknown class with pixels), else what the SOP Class UID says: ``"segmentation"``,
+  ``"rt dose"``, ``"rt structure set"``, ``"rt plan"``, ``"structured report"`` (SR and key
+  object selection), ``"presentation state"``, ``"waveform"``, ``"encapsulated document"``
+  (PDF, CDA, STL...), ``"raw data"`` (e.g. Philips ``*_Raw`` / ``XX_*`` objects), or
+  ``"other non-image"``. Only ``"image"`` objects are image series (``Catalog.series``).
+
 Example
 -------
 >>> instances_frame([]).shape[0]
 0
+>>> object_kind("1.2.840.10008.5.1.4.1.1.481.3", False), object_kind("1.2.840.10008.5.1.4.1.1.2", True)
+('rt structure set', 'image')
 """
 
 from __future__ import annotations
@@ -29,7 +43,30 @@ from . import tags as T
 
 FILE_COLUMNS = ("path", "file_size", "mtime", "mtime_ns")
 ERROR_COLUMNS = ("path", "file_size", "mtime", "mtime_ns", "error_type", "reason", "tag")
-INSTANCE_COLUMNS = FILE_COLUMNS + T.COLUMNS
+#: Columns derived from the parsed ones (:func:`add_object_columns`).
+OBJECT_COLUMNS = ("has_pixels", "object_kind")
+INSTANCE_COLUMNS = FILE_COLUMNS + T.COLUMNS + OBJECT_COLUMNS
+_BOOL_COLUMNS = ("has_pixels",)
+
+#: Every ``object_kind`` value, images first.
+OBJECT_KINDS = ("image", "segmentation", "rt dose", "rt structure set", "rt plan",
+                "structured report", "presentation state", "waveform", "encapsulated document",
+                "raw data", "other non-image")
+_STORAGE = "1.2.840.10008.5.1.4.1.1."  # root of the Storage SOP classes (PS3.4 Annex B)
+#: SOP classes (PS3.6 Annex A) whose kind is not "image" / "other non-image", exact UIDs.
+_KIND_OF_CLASS = {_STORAGE + suffix: kind for suffix, kind in (
+    ("66", "raw data"),
+    ("66.4", "segmentation"), ("66.5", "segmentation"), ("66.7", "segmentation"),
+    ("481.2", "rt dose"), ("481.3", "rt structure set"),
+    ("481.5", "rt plan"), ("481.8", "rt plan"), ("481.10", "rt plan"),  # RT (Ion) Plan
+)}
+#: Families of SOP classes: every UID under the prefix has the kind.
+_KIND_OF_FAMILY = tuple((_STORAGE + suffix + ".", kind) for suffix, kind in (
+    ("88", "structured report"), ("11", "presentation state"), ("9", "waveform"),
+    ("104", "encapsulated document"),
+))
+#: SOP classes whose pixels may be Float / Double Float Pixel Data (Parametric Map).
+_FLOAT_PIXEL_CLASSES = frozenset({_STORAGE + "30"})
 
 #: Never missing -> plain int64.
 _INT_COLUMNS = ("pixel_data_offset", "pixel_data_length", "file_size", "mtime_ns",
@@ -37,7 +74,8 @@ _INT_COLUMNS = ("pixel_data_offset", "pixel_data_length", "file_size", "mtime_ns
 #: Numeric tags, integer ones included (Rows, InstanceNumber...): float64, NaN when absent,
 #: so that ``pd.isna``/``math.isnan`` and comparisons work the usual way (no ``pd.NA``).
 _FLOAT_COLUMNS = tuple(k for k, kind in T.KIND_OF.items() if kind != T.TEXT and
-                       kind != T.FLOATS) + ("NumberOfImagesInMosaic", "mtime")
+                       kind != T.FLOATS) + ("NumberOfImagesInMosaic", "mtime", "StoredRows",
+                                          "StoredColumns")
 LIST_COLUMNS = tuple(k for k, kind in T.KIND_OF.items() if kind == T.FLOATS)
 
 
@@ -45,7 +83,7 @@ def instances_frame(records: list) -> pd.DataFrame:
     """``records``: ``(path, size, mtime_ns, row)`` tuples -> typed instances DataFrame."""
     if not records:
         return normalize(pd.DataFrame({c: pd.Series(dtype=object) for c in INSTANCE_COLUMNS}),
-                         INSTANCE_COLUMNS)
+                         INSTANCE_COLUMNS)  # has_pixels: an empty bool column
     paths, sizes, mtimes, rows = zip(*records)
     columns = dict(zip(T.COLUMNS, zip(*rows)))  # transpose in C
     mtime_ns = np.array(mtimes, dtype=np.int64)
@@ -53,7 +91,73 @@ def instances_frame(records: list) -> pd.DataFrame:
             "mtime": mtime_ns / 1e9, "mtime_ns": mtime_ns}
     for name in T.COLUMNS:
         data[name] = _typed(name, columns[name])
-    return pd.DataFrame(data)
+    return add_object_columns(pd.DataFrame(data))
+
+
+def object_kind(sop_class_uid, has_pixels: bool) -> str:
+    """What a DICOM object is (one of :data:`OBJECT_KINDS`), from its SOP Class UID and
+    whether it holds pixel data.
+
+    >>> object_kind("1.2.840.10008.5.1.4.1.1.88.33", False)
+    'structured report'
+    >>> object_kind(None, True), object_kind(None, False)
+    ('image', 'other non-image')
+    """
+    uid = "" if sop_class_uid is None or sop_class_uid != sop_class_uid else \
+        str(sop_class_uid).strip()
+    kind = _KIND_OF_CLASS.get(uid)
+    if kind is None:
+        kind = next((k for prefix, k in _KIND_OF_FAMILY if uid.startswith(prefix)), None)
+    if kind is not None:
+        return kind
+    if has_pixels or uid in _FLOAT_PIXEL_CLASSES:
+        return "image"
+    from dicomml.errors import sop_class_name
+
+    # an image SOP class without pixels is a damaged image: listed as one, so that loading
+    # it says what is missing instead of the series silently disappearing
+    return "image" if "Image Storage" in sop_class_name(uid) else "other non-image"
+
+
+def add_object_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (instances: ``SOPClassUID``, ``pixel_data_length``...) with ``has_pixels``
+    and ``object_kind`` (see the module docstring), added when absent; a new frame.
+
+    >>> frame = pd.DataFrame({"SOPClassUID": ["1.2.840.10008.5.1.4.1.1.66"],
+    ...                       "pixel_data_length": [0]})
+    >>> add_object_columns(frame)[["has_pixels", "object_kind"]].values.tolist()
+    [[False, 'raw data']]
+    """
+    if all(name in frame for name in OBJECT_COLUMNS):
+        return frame
+    out = frame.copy()
+    has_pixels, kinds = object_columns(frame)
+    out["has_pixels"] = has_pixels
+    out["object_kind"] = pd.Series(kinds, index=frame.index, dtype=object)
+    return out
+
+
+def object_columns(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(has_pixels, object_kind)`` arrays for the rows of ``frame``; an object's class is
+    ``SOPClassUID``, else the file meta's ``MediaStorageSOPClassUID``."""
+    n = len(frame)
+    uids = _column_or_none(frame, "SOPClassUID", n)
+    media = _column_or_none(frame, "MediaStorageSOPClassUID", n)
+    uids = [u if isinstance(u, str) and u else m for u, m in zip(uids, media)]
+    length = frame["pixel_data_length"] if "pixel_data_length" in frame else \
+        pd.Series(0, index=frame.index)
+    has_pixels = (pd.to_numeric(length, errors="coerce").fillna(0).to_numpy() != 0)
+    has_pixels |= np.array([u in _FLOAT_PIXEL_CLASSES for u in uids], dtype=bool)
+    memo: dict = {}
+    kinds = _objects([memo[key] if key in memo else memo.setdefault(key, object_kind(*key))
+                      for key in zip(uids, has_pixels.tolist())])
+    return has_pixels, kinds
+
+
+def _column_or_none(frame: pd.DataFrame, name: str, n: int) -> list:
+    if name not in frame:
+        return [None] * n
+    return [v if isinstance(v, str) else None for v in frame[name].tolist()]
 
 
 def _objects(values) -> np.ndarray:
@@ -86,6 +190,8 @@ def normalize(frame: pd.DataFrame, columns) -> pd.DataFrame:
         col = frame[name]
         if name in _INT_COLUMNS:
             out[name] = col if col.dtype == "int64" else pd.to_numeric(col).astype("int64")
+        elif name in _BOOL_COLUMNS:
+            out[name] = col if col.dtype == bool else col.fillna(False).astype(bool)
         elif name in _FLOAT_COLUMNS and col.dtype == "float64":
             out[name] = col
         elif name in _FLOAT_COLUMNS:
