@@ -154,6 +154,32 @@ def object_columns(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return has_pixels, kinds
 
 
+def require_pixels(rows: pd.DataFrame) -> None:
+    """Raise :class:`~dicomml.errors.NoPixelDataError` for the first of ``rows`` (catalog
+    instances) without pixel data, naming the file and its SOP class; rows from a frame
+    lacking the needed columns pass.
+
+    >>> require_pixels(pd.DataFrame({"path": ["a.dcm"], "pixel_data_length": [0],
+    ...                              "SOPClassUID": ["1.2.840.10008.5.1.4.1.1.88.33"]}))
+    Traceback (most recent call last):
+    dicomml.errors.NoPixelDataError: a.dcm: has no Pixel Data (Comprehensive SR Storage) [tag PixelData]
+    """
+    if "has_pixels" in rows:
+        has_pixels = rows["has_pixels"].to_numpy(dtype=bool)
+    elif "pixel_data_length" in rows:
+        has_pixels = object_columns(rows)[0]
+    else:
+        return
+    if has_pixels.all():
+        return
+    from dicomml.errors import NoPixelDataError
+
+    first = rows.iloc[int(np.flatnonzero(~has_pixels)[0])]
+    uid = first.get("SOPClassUID")
+    uid = uid if isinstance(uid, str) and uid else first.get("MediaStorageSOPClassUID")
+    raise NoPixelDataError(path=first.get("path"), sop_class_uid=uid)
+
+
 def _column_or_none(frame: pd.DataFrame, name: str, n: int) -> list:
     if name not in frame:
         return [None] * n

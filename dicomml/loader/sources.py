@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from dicomml import errors
+from dicomml.catalog.table import require_pixels
 from dicomml.errors import MultipleSeriesError, SeriesNotFoundError
 
 from ._util import value
@@ -46,8 +47,10 @@ def resolve_source(source, key: str | None = None) -> tuple[pd.DataFrame, str]:
     else:
         instances, scan_errors = _scan(source)
     keys = list(pd.unique(instances["series_key"]))
-    if key is None:
-        key = _only_key(keys, instances, source, scan_errors)
+    if key is None:  # objects without pixels (SR, raw data...) are no candidates
+        images = instances[instances["has_pixels"]] if "has_pixels" in instances else instances
+        key = _only_key(list(pd.unique(images["series_key"])) or keys, instances, source,
+                        scan_errors)
     rows = instances[instances["series_key"] == key]
     if rows.empty and "SeriesInstanceUID" in instances:
         # a SeriesInstanceUID whose files the catalog split (by echo, temporal position,
@@ -55,6 +58,7 @@ def resolve_source(source, key: str | None = None) -> tuple[pd.DataFrame, str]:
         rows = instances[instances["SeriesInstanceUID"] == key]
     if rows.empty:
         raise SeriesNotFoundError(f"no series with key {key!r}", path=_source_name(source))
+    require_pixels(rows)  # an SR, RT structure set, raw data...: say so, by file and class
     return rows.reset_index(drop=True), str(key)
 
 
