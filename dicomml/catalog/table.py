@@ -139,14 +139,18 @@ def add_object_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def object_columns(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """``(has_pixels, object_kind)`` arrays for the rows of ``frame``; an object's class is
-    ``SOPClassUID``, else the file meta's ``MediaStorageSOPClassUID``."""
+    ``SOPClassUID``, else the file meta's ``MediaStorageSOPClassUID``. Without a
+    ``pixel_data_length`` column (rows not from the parser) every row counts as having
+    pixels."""
     n = len(frame)
     uids = _column_or_none(frame, "SOPClassUID", n)
     media = _column_or_none(frame, "MediaStorageSOPClassUID", n)
     uids = [u if isinstance(u, str) and u else m for u, m in zip(uids, media)]
-    length = frame["pixel_data_length"] if "pixel_data_length" in frame else \
-        pd.Series(0, index=frame.index)
-    has_pixels = (pd.to_numeric(length, errors="coerce").fillna(0).to_numpy() != 0)
+    if "pixel_data_length" in frame:  # 0: no Pixel Data; -1: encapsulated; > 0: native
+        length = pd.to_numeric(frame["pixel_data_length"], errors="coerce")
+        has_pixels = length.fillna(0).to_numpy() != 0
+    else:  # rows not from the parser (a hand-made table): assumed to be images
+        has_pixels = np.ones(n, dtype=bool)
     has_pixels |= np.array([u in _FLOAT_PIXEL_CLASSES for u in uids], dtype=bool)
     memo: dict = {}
     kinds = _objects([memo[key] if key in memo else memo.setdefault(key, object_kind(*key))
