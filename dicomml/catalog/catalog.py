@@ -127,7 +127,8 @@ class Catalog:
         return store.read_instances(self._parquet, columns)
 
     def __getstate__(self):  # picklable (DataLoader workers): read everything first
-        state = dict(self.__dict__, _instances=self.instances, _parquet=None, _key_rows=None)
+        state = dict(self.__dict__, _instances=self.instances, _parquet=None, _key_rows=None,
+                     _series_view=None)
         return state
 
     # --- persistence ---

@@ -143,19 +143,31 @@ def object_columns(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     ``pixel_data_length`` column (rows not from the parser) every row counts as having
     pixels."""
     n = len(frame)
-    uids = _column_or_none(frame, "SOPClassUID", n)
-    media = _column_or_none(frame, "MediaStorageSOPClassUID", n)
-    uids = [u if isinstance(u, str) and u else m for u, m in zip(uids, media)]
+    uids = _class_uids(frame, n)
     if "pixel_data_length" in frame:  # 0: no Pixel Data; -1: encapsulated; > 0: native
         length = pd.to_numeric(frame["pixel_data_length"], errors="coerce")
         has_pixels = length.fillna(0).to_numpy() != 0
     else:  # rows not from the parser (a hand-made table): assumed to be images
         has_pixels = np.ones(n, dtype=bool)
-    has_pixels |= np.array([u in _FLOAT_PIXEL_CLASSES for u in uids], dtype=bool)
-    memo: dict = {}
-    kinds = _objects([memo[key] if key in memo else memo.setdefault(key, object_kind(*key))
-                      for key in zip(uids, has_pixels.tolist())])
-    return has_pixels, kinds
+    codes, classes = pd.factorize(uids, use_na_sentinel=False)
+    has_pixels |= np.isin(np.asarray(classes, dtype=object),
+                          list(_FLOAT_PIXEL_CLASSES))[codes] if n else has_pixels
+    pairs = codes.astype(np.int64) * 2 + has_pixels  # one kind per (class, pixels) pair
+    kinds = np.empty(2 * len(classes), dtype=object)
+    for pair in np.unique(pairs).tolist():
+        kinds[pair] = object_kind(classes[pair // 2], bool(pair % 2))
+    return has_pixels, kinds[pairs]
+
+
+def _class_uids(frame: pd.DataFrame, n: int) -> np.ndarray:
+    """SOPClassUID per row, else MediaStorageSOPClassUID, else None (object array)."""
+    out = np.full(n, None, dtype=object)
+    for name in ("MediaStorageSOPClassUID", "SOPClassUID"):  # the latter wins
+        if name in frame:
+            values = frame[name].to_numpy(dtype=object)
+            good = ~pd.isna(values) & (values != "")
+            out[good] = values[good]
+    return out
 
 
 def require_pixels(rows: pd.DataFrame) -> None:
@@ -182,12 +194,6 @@ def require_pixels(rows: pd.DataFrame) -> None:
     uid = first.get("SOPClassUID")
     uid = uid if isinstance(uid, str) and uid else first.get("MediaStorageSOPClassUID")
     raise NoPixelDataError(path=first.get("path"), sop_class_uid=uid)
-
-
-def _column_or_none(frame: pd.DataFrame, name: str, n: int) -> list:
-    if name not in frame:
-        return [None] * n
-    return [v if isinstance(v, str) else None for v in frame[name].tolist()]
 
 
 def _objects(values) -> np.ndarray:
