@@ -210,3 +210,18 @@ def test_non_mosaic_series_stored_size_equals_rows(tmp_path):
     synth.write_series(tmp_path, shape=(3, 10, 12), seed=1)
     row = scan(tmp_path, progress=False, workers=1).series.iloc[0]
     assert (row.Rows, row.Columns, row.StoredRows, row.StoredColumns) == (10, 12, 10, 12)
+
+
+def test_an_image_file_without_pixels_stays_in_its_series_and_is_named(tmp_path):
+    truth = synth.write_series(tmp_path, shape=(3, 8, 8), seed=2)
+    stripped = sorted(tmp_path.iterdir())[1]
+    ds = pydicom.dcmread(stripped)
+    del ds.PixelData
+    ds.save_as(stripped)
+    cat = scan(tmp_path, progress=False, workers=1)
+    assert cat.series.series_key.tolist() == [truth.series_uid]  # not split off
+    assert cat.instances.has_pixels.tolist().count(False) == 1
+    assert (cat.instances.object_kind == "image").all()
+    with pytest.raises(NoPixelDataError) as info:
+        dicomml.load_series(cat, truth.series_uid)
+    assert info.value.path == str(stripped) and "CT Image Storage" in str(info.value)

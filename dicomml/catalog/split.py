@@ -12,10 +12,11 @@ Rules (applied per SeriesInstanceUID, on header values only):
    each slice (or each table step) as its own acquisition cover distinct positions, so they
    stay one series.
 
-Objects without pixel data that share a SeriesInstanceUID with images (a Philips raw-data
+Objects that are not images but share a SeriesInstanceUID with images (a Philips raw-data
 object beside its images, an SR in an image series) take no part in the rules: they get the
-key ``UID#<object kind>`` (``1.2.3#raw-data``; kinds from :mod:`.table`) and
-``split_reason`` ``"object"``, and the images are split as if they were alone.
+key ``UID#<object kind>`` (``1.2.3#raw-data``; ``object_kind`` from :mod:`.table`) and
+``split_reason`` ``"object"``, and the images are split as if they were alone. (An image
+file whose pixels were stripped stays in its series, whose loading then names it.)
 
 Rules 3-5 apply only to single-slice images. When every file of the series is itself a volume
 (a Siemens mosaic, ``NumberOfImagesInMosaic`` > 0 or ``MOSAIC`` in ImageType, or a
@@ -166,17 +167,15 @@ def assign_series(instances: pd.DataFrame) -> pd.DataFrame:
     if n:
         cols = {name: _column(out, name) for name in _SPLIT_COLUMNS}
         groups = out.groupby("SeriesInstanceUID", sort=False).indices
-        if "has_pixels" in out and "object_kind" in out:
-            has_pixels = out["has_pixels"].to_numpy(dtype=bool)
-            kinds = out["object_kind"].tolist()
-        else:
-            has_pixels, kinds = object_columns(out)
+        kinds = out["object_kind"].to_numpy(dtype=object) if "object_kind" in out else \
+            object_columns(out)[1]
+        image = kinds == "image"
         for uid, idx in groups.items():
-            bare = idx[~has_pixels[idx]]
-            if 0 < len(bare) < len(idx):  # objects without pixels beside images: apart
-                for i in bare:
+            other = idx[~image[idx]]
+            if 0 < len(other) < len(idx):  # objects that are not images beside images: apart
+                for i in other:
                     keys[i], reasons[i] = f"{uid}#{kinds[i].replace(' ', '-')}", "object"
-                idx = idx[has_pixels[idx]]
+                idx = idx[image[idx]]
             labels, rules = _labels_for_group(cols, idx)
             if not rules:
                 continue
