@@ -212,11 +212,17 @@ def _run(args) -> int:
 
 
 def _open(source: Path, *, progress: bool):
-    """A Catalog from a saved catalog file or a folder (scanned with a progress bar)."""
+    """A Catalog from a saved catalog file, or from a folder or DICOM file (scanned, with a
+    progress bar)."""
     from dicomml.catalog import Catalog, scan
+    from dicomml.errors import CatalogError
 
-    if source.is_file() and source.suffix == ".parquet":
-        return Catalog.load(source)
+    if source.is_file():
+        try:
+            return Catalog.load(source)
+        except CatalogError:
+            if source.suffix == ".parquet":
+                raise
     return scan(source, progress=progress)
 
 
