@@ -225,3 +225,23 @@ def test_an_image_file_without_pixels_stays_in_its_series_and_is_named(tmp_path)
     with pytest.raises(NoPixelDataError) as info:
         dicomml.load_series(cat, truth.series_uid)
     assert info.value.path == str(stripped) and "CT Image Storage" in str(info.value)
+
+
+def test_a_split_uid_loads_without_the_objects_beside_it(tmp_path):
+    """Key = a SeriesInstanceUID split into sub-series: the 4D load takes its images, not
+    the non-image object (here an SR) filed under the same UID."""
+    truth = synth.write_series(tmp_path, modality="MR", shape=(3, 8, 8), seed=3)
+    for i, path in enumerate(sorted(tmp_path.iterdir())):  # two echoes at each position
+        ds = pydicom.dcmread(path)
+        ds.EchoNumbers = 1
+        ds.save_as(path)
+        ds.EchoNumbers, ds.SOPInstanceUID = 2, pydicom.uid.generate_uid()
+        ds.save_as(tmp_path / f"echo2_{i}.dcm")
+    sr = pydicom.dcmread(TEST_FILES / "test-SR.dcm")
+    sr.SeriesInstanceUID, sr.StudyInstanceUID = truth.series_uid, truth.study_uid
+    sr.save_as(tmp_path / "report.dcm")
+    cat = scan(tmp_path, progress=False, workers=1)
+    assert sorted(cat.series.series_key) == [truth.series_uid + "#e1", truth.series_uid + "#e2"]
+    assert cat.objects.series_key.tolist().count(truth.series_uid + "#structured-report") == 1
+    volume = dicomml.load_series(cat, truth.series_uid)
+    assert volume.shape == (2, 3, 8, 8)

@@ -56,6 +56,8 @@ def resolve_source(source, key: str | None = None) -> tuple[pd.DataFrame, str]:
         # a SeriesInstanceUID whose files the catalog split (by echo, temporal position,
         # acquisition) into sub-series: load all of them, as a 4D volume
         rows = instances[instances["SeriesInstanceUID"] == key]
+        if "object_kind" in rows and (rows["object_kind"] == "image").any():
+            rows = rows[rows["object_kind"] == "image"]  # not the UID's raw data, SR...
     if rows.empty:
         raise SeriesNotFoundError(f"no series with key {key!r}", path=_source_name(source))
     require_pixels(rows)  # an SR, RT structure set, raw data...: say so, by file and class
