@@ -245,3 +245,10 @@ def test_a_split_uid_loads_without_the_objects_beside_it(tmp_path):
     assert cat.objects.series_key.tolist().count(truth.series_uid + "#structured-report") == 1
     volume = dicomml.load_series(cat, truth.series_uid)
     assert volume.shape == (2, 3, 8, 8)
+
+
+def test_datasets_iterate_image_series_only(mixed):
+    series = dicomml.DicomSeriesDataset(mixed)
+    assert len(series) == 2
+    keys = {series[i]["series_key"] for i in range(len(series))}
+    assert keys == set(mixed.series.series_key)
