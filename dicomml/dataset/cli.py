@@ -101,7 +101,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         transform = load_object(args.transform) if args.transform else None
-        source = SeriesSource(args.catalog, transform=transform, cache_dir=args.cache_dir)
+        catalog = args.catalog
+        if os.path.isdir(catalog):  # a folder: scan it with a progress bar on stderr
+            from dicomml.catalog import scan
+
+            catalog = scan(catalog, progress=not args.no_progress)
+        source = SeriesSource(catalog, transform=transform, cache_dir=args.cache_dir)
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"dicomml cache: error: {exc}", file=sys.stderr)
         return 2
