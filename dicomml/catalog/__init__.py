@@ -9,8 +9,8 @@ headers only, in parallel processes, and returns a :class:`Catalog` with three D
   ``pixel_data_offset``/``pixel_data_length`` (where the Pixel Data value lies in the file;
   -1 offset: none or deflated; -1 length: encapsulated), ``header_source``, ``series_key``,
   ``split_reason``, and ``has_pixels`` / ``object_kind`` (``"image"``, ``"structured report"``,
-  ``"rt structure set"``, ``"raw data"``...; :mod:`.table`). Types (:mod:`.table`): numeric tags float64 with NaN when absent,
-  IPP/IOP/PixelSpacing as ``list[float]`` (Parquet list columns), text as ``str``/None.
+  ``"rt structure set"``, ``"raw data"``...; :mod:`.table`). Types (:mod:`.table`): numeric
+  tags float64 with NaN when absent, IPP/IOP/PixelSpacing as ``list[float]`` (Parquet list columns), text as ``str``/None.
 - ``series``: one row per *image* series key, with ``n_instances``, ``n_frames``,
   ``n_slices``, ``n_volumes``, ``split_reason``, ``folder`` (:func:`.split.summarize_series`);
   ``Rows`` / ``Columns`` the image matrix (a mosaic's tile), ``StoredRows`` /

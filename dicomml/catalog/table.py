@@ -30,8 +30,10 @@ Example
 -------
 >>> instances_frame([]).shape[0]
 0
->>> object_kind("1.2.840.10008.5.1.4.1.1.481.3", False), object_kind("1.2.840.10008.5.1.4.1.1.2", True)
-('rt structure set', 'image')
+>>> object_kind("1.2.840.10008.5.1.4.1.1.481.3", False)
+'rt structure set'
+>>> object_kind("1.2.840.10008.5.1.4.1.1.2", True)
+'image'
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ def require_pixels(rows: pd.DataFrame) -> None:
     >>> require_pixels(pd.DataFrame({"path": ["a.dcm"], "pixel_data_length": [0],
     ...                              "SOPClassUID": ["1.2.840.10008.5.1.4.1.1.88.33"]}))
     Traceback (most recent call last):
-    dicomml.errors.NoPixelDataError: a.dcm: has no Pixel Data (Comprehensive SR Storage) [tag PixelData]
+    dicomml.errors.NoPixelDataError: a.dcm: has no Pixel Data (Comprehensive SR Storage) ...
     """
     if "has_pixels" in rows:
         has_pixels = rows["has_pixels"].to_numpy(dtype=bool)
