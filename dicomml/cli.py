@@ -29,9 +29,16 @@ _COMMANDS = {
 }
 
 
+DESCRIPTION = ("dicomml turns folders of DICOM files into training-ready PyTorch data: it "
+               "indexes headers, sorts slices, decodes every transfer syntax and assembles "
+               "volumes with an exact affine.")
+EPILOG = ("Run 'dicomml COMMAND --help' for the options of a command. A problem with the "
+          "data prints 'dicomml: error: <file>: <message>' and exits with status 1.")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``command``, only that command's module is imported."""
-    parser = argparse.ArgumentParser(prog="dicomml", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dicomml", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version",
                         version=f"dicomml {importlib.import_module('dicomml').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

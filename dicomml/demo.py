@@ -60,7 +60,9 @@ def register(subparsers) -> None:
     """Add the ``demo`` command to the ``dicomml`` command line."""
     parser = subparsers.add_parser(
         "demo", help="write a synthetic corpus, scan, load and iterate it",
-        description=__doc__.split("\n\n")[0])
+        description="Write a small synthetic corpus of CT and MR series, scan it, load one "
+                    "series and compare it with the writer's ground truth, then iterate a "
+                    "DataLoader over the corpus, in a few seconds.")
     parser.add_argument("--out", metavar="DIR",
                         help="write the corpus into DIR, which must be new or empty "
                              "(default: a temporary folder, removed afterwards)")

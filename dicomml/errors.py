@@ -67,6 +67,42 @@ class MissingTagError(DicommlError):
     """A tag the operation needs is absent or empty (``tag`` names it)."""
 
 
+class NoPixelDataError(MissingTagError):
+    """The object has no Pixel Data: it is not an image (a structured report, an RT structure
+    set, a Philips raw-data object...). ``sop_class_uid`` is its SOP Class UID (None when
+    unknown); the message names the SOP class, e.g. ``has no Pixel Data (RT Structure Set
+    Storage)``; ``tag`` is ``"PixelData"``.
+
+    Example
+    -------
+    >>> str(NoPixelDataError(path="rs.dcm", sop_class_uid="1.2.840.10008.5.1.4.1.1.481.3"))
+    'rs.dcm: has no Pixel Data (RT Structure Set Storage) [tag PixelData]'
+    """
+
+    def __init__(self, message: str | None = None, *, path=None,
+                 sop_class_uid: str | None = None):
+        self.sop_class_uid = sop_class_uid
+        if message is None:
+            message = f"has no Pixel Data ({sop_class_name(sop_class_uid)})"
+        super().__init__(message, path=path, tag="PixelData")
+
+
+def sop_class_name(uid) -> str:
+    """The name of a SOP Class UID (PS3.6 Annex A, via pydicom's UID dictionary), the UID
+    itself when it is not a standard one, ``"unknown SOP class"`` when absent.
+
+    >>> sop_class_name("1.2.840.10008.5.1.4.1.1.66")
+    'Raw Data Storage'
+    """
+    if uid is None or (isinstance(uid, float) and uid != uid) or not str(uid).strip():
+        return "unknown SOP class"
+    from pydicom.uid import UID
+
+    uid = str(uid).strip()
+    name = UID(uid).name
+    return name if name and name != uid else f"SOP class {uid}"
+
+
 class InvalidTagError(DicommlError):
     """A tag is present but its value is unusable (NaN spacing, 5 orientation values, ...)."""
 

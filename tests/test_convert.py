@@ -13,6 +13,10 @@ from dicomml.cli import main
 nib = pytest.importorskip("nibabel")
 
 
+def _sidecar_of(nifti):
+    return nifti.with_name(nifti.name.replace(".nii.gz", ".json"))
+
+
 def _canonical(image):
     image = nib.as_closest_canonical(image)
     return image.affine, np.asarray(image.get_fdata())
@@ -30,8 +34,9 @@ def test_convert_folder_writes_every_series(tmp_path):
     niftis = sorted(out.glob("*.nii.gz"))
     assert len(niftis) == 2
     for truth in (a, b):
-        (path,) = [p for p in niftis if p.name.startswith(truth.series_uid)]
-        sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+        (path,) = [p for p in niftis if json.loads(_sidecar_of(p).read_text())[
+            "SeriesInstanceUID"] == truth.series_uid]
+        sidecar = json.loads(_sidecar_of(path).read_text())
         assert sidecar["SeriesInstanceUID"] == truth.series_uid
         assert sidecar["findings"] == []
         np.testing.assert_allclose(sidecar["affine_lps"], truth.affine, atol=1e-6)
@@ -83,4 +88,4 @@ def test_convert_from_a_saved_catalog(tmp_path):
     out = tmp_path / "out"
     assert main(["convert", str(catalog), "-o", str(out)]) == 0
     (path,) = out.glob("*.nii.gz")
-    assert path.name.startswith(truth.series_uid)
+    assert json.loads(_sidecar_of(path).read_text())["SeriesInstanceUID"] == truth.series_uid

@@ -8,10 +8,14 @@ headers only, in parallel processes, and returns a :class:`Catalog` with three D
   plus ``path``, ``file_size``, ``mtime``/``mtime_ns``, ``NumberOfImagesInMosaic`` (Siemens),
   ``pixel_data_offset``/``pixel_data_length`` (where the Pixel Data value lies in the file;
   -1 offset: none or deflated; -1 length: encapsulated), ``header_source``, ``series_key``,
-  ``split_reason``. Types (:mod:`.table`): numeric tags float64 with NaN when absent,
-  IPP/IOP/PixelSpacing as ``list[float]`` (Parquet list columns), text as ``str``/None.
-- ``series``: one row per series key, with ``n_instances``, ``n_frames``, ``n_slices``,
-  ``n_volumes``, ``split_reason``, ``folder`` (:func:`.split.summarize_series`).
+  ``split_reason``, and ``has_pixels`` / ``object_kind`` (``"image"``, ``"structured report"``,
+  ``"rt structure set"``, ``"raw data"``...; :mod:`.table`). Types (:mod:`.table`): numeric
+  tags float64 with NaN when absent, IPP/IOP/PixelSpacing as ``list[float]`` (Parquet list columns), text as ``str``/None.
+- ``series``: one row per *image* series key, with ``n_instances``, ``n_frames``,
+  ``n_slices``, ``n_volumes``, ``split_reason``, ``folder`` (:func:`.split.summarize_series`);
+  ``Rows`` / ``Columns`` the image matrix (a mosaic's tile), ``StoredRows`` /
+  ``StoredColumns`` the stored frame. ``objects``: the same for every object kind (SR, RT
+  structure sets, segmentations, raw data... beside the images).
 - ``errors``: one row per skipped file: ``path``, ``error_type``, ``reason``, ``tag``.
 
 Design decisions (details in each submodule):

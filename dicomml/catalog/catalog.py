@@ -2,8 +2,14 @@
 
 - ``instances``: one row per readable DICOM file (columns: see :mod:`dicomml.catalog.table`),
   plus ``series_key`` and ``split_reason``;
-- ``series``: one row per (sub-)series (``series_key``), the first instance's header values
-  and the counts ``n_instances``, ``n_frames``, ``n_slices``, ``n_volumes``, and ``folder``;
+- ``series``: one row per image (sub-)series (``series_key``), the first instance's header
+  values and the counts ``n_instances``, ``n_frames``, ``n_slices``, ``n_volumes``, and
+  ``folder``; ``Rows`` / ``Columns`` are the image matrix of one slice (for a Siemens mosaic
+  the tile, e.g. 128 x 128), ``StoredRows`` / ``StoredColumns`` the stored frame (the whole
+  mosaic, e.g. 640 x 640; equal to Rows / Columns otherwise);
+- ``objects``: the same table for every object in the folder, images and the rest (structured
+  reports, RT structure sets, segmentations, raw data, presentation states...), told apart by
+  ``object_kind`` and ``has_pixels`` (:mod:`.table`); ``series`` is its ``"image"`` rows;
 - ``errors``: one row per skipped file: ``path``, ``file_size``, ``mtime``, ``mtime_ns``,
   ``error_type`` (a :mod:`dicomml.errors` class name), ``reason``, ``tag``.
 
@@ -18,17 +24,23 @@ Example
 >>> ct = cat.filter(Modality="CT", min_slices=50)                  # doctest: +SKIP
 >>> ct.files(ct.series.series_key[0])[:2]                          # doctest: +SKIP
 ['/data/ct/a/IM0001', '/data/ct/a/IM0002']
+>>> cat.objects.object_kind.value_counts()                         # doctest: +SKIP
+>>> rtstruct = cat.filter(object_kind="rt structure set").series   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from dicomml.errors import CatalogError, SeriesNotFoundError
 
 from . import store
 from .split import assign_series, summarize_series
-from .table import errors_frame, instances_frame
+from .table import add_object_columns, errors_frame, instances_frame
+
+#: The object kinds ``Catalog.series`` shows (``Catalog.objects`` shows every kind).
+IMAGE_KINDS = ("image",)
 
 #: ``filter`` shorthands: ``min_slices=50`` means ``n_slices >= 50``.
 _ALIASES = {"slices": "n_slices", "instances": "n_instances", "frames": "n_frames",
@@ -39,7 +51,15 @@ class Catalog:
     """Header index of DICOM files: ``instances``, ``series`` and ``errors`` DataFrames.
 
     Build one with :func:`dicomml.scan`, or :meth:`Catalog.load` a saved one. ``len(cat)`` is
-    the number of series. Catalogs are treated as immutable: methods return new catalogs.
+    the number of image series. Catalogs are treated as immutable: methods return new
+    catalogs.
+
+    ``series`` lists image series only; ``objects`` lists every object (same columns), with
+    ``object_kind`` ("image", "rt structure set", "structured report", "raw data"... see
+    :data:`dicomml.catalog.table.OBJECT_KINDS`) and ``has_pixels``.
+    ``cat.filter(object_kind="rt structure set")`` gives a catalog whose ``series`` are the
+    RT structure sets; ``cat.filter(object_kind=OBJECT_KINDS)`` one that shows every kind.
+    ``instances`` and ``series_instances(key)`` hold every file, whatever its kind.
     """
 
     def __init__(self, instances: pd.DataFrame | None = None,
@@ -49,10 +69,12 @@ class Catalog:
             instances = assign_series(instances_frame([]))
         elif "series_key" not in instances:
             instances = assign_series(instances)
-        self._instances = instances.reset_index(drop=True)
+        self._instances = add_object_columns(instances.reset_index(drop=True))
         self._parquet = None  # an open catalog file whose instances are not read yet
-        self.series = summarize_series(self._instances) if series is None else \
+        series = summarize_series(self._instances) if series is None else \
             series.reset_index(drop=True)
+        self._kinds = IMAGE_KINDS
+        self.series = complete_series(series, self._instances)
         self.errors = (errors_frame([]) if errors is None else errors).reset_index(drop=True)
         self.root = root
 
@@ -60,10 +82,42 @@ class Catalog:
     def instances(self) -> pd.DataFrame:
         """One row per DICOM file (read from the catalog file on first use after ``load``)."""
         if self._instances is None:
-            self._instances = store.read_instances(self._parquet)
+            self._instances = add_object_columns(store.read_instances(self._parquet))
             self._parquet.close()
             self._parquet = None
         return self._instances
+
+    @property
+    def objects(self) -> pd.DataFrame:
+        """One row per (sub-)series of *every* object kind: image series and the rest
+        (``object_kind``: "structured report", "rt structure set", "raw data"...), with the
+        columns of :attr:`series`.
+
+        >>> cat.objects.groupby("object_kind").size()               # doctest: +SKIP
+        """
+        return self._objects
+
+    @property
+    def series(self) -> pd.DataFrame:
+        """One row per image (sub-)series with pixel data (``object_kind == "image"`` and
+        ``has_pixels``), unless this catalog came from ``filter(object_kind=...)``, which
+        shows the kinds asked for; :attr:`objects` lists every object."""
+        view = self.__dict__.get("_series_view")
+        if view is None:
+            objects = self._objects
+            if self._kinds is None or "object_kind" not in objects:
+                view = objects
+            else:
+                mask = objects["object_kind"].isin(self._kinds) & objects["has_pixels"]
+                view = objects[mask].reset_index(drop=True)
+            self._series_view = view
+        return view
+
+    @series.setter
+    def series(self, frame: pd.DataFrame) -> None:
+        """Set the table of every object (``objects``); ``series`` shows its image rows."""
+        self._objects = frame
+        self._series_view = None
 
     def file_index(self) -> pd.DataFrame:
         """``path``, ``file_size``, ``mtime_ns`` of every indexed file (cheap after load)."""
@@ -73,13 +127,15 @@ class Catalog:
         return store.read_instances(self._parquet, columns)
 
     def __getstate__(self):  # picklable (DataLoader workers): read everything first
-        state = dict(self.__dict__, _instances=self.instances, _parquet=None, _key_rows=None)
+        state = dict(self.__dict__, _instances=self.instances, _parquet=None, _key_rows=None,
+                     _series_view=None)
         return state
 
     # --- persistence ---
     def save(self, path) -> None:
-        """Write the catalog to the Parquet file ``path`` (see :mod:`.store` for the layout)."""
-        store.save_tables(path, self.instances, self.series, self.errors, self.root)
+        """Write the catalog (every object kind) to the Parquet file ``path`` (see
+        :mod:`.store` for the layout)."""
+        store.save_tables(path, self.instances, self._objects, self.errors, self.root)
 
     @classmethod
     def load(cls, path) -> Catalog:
@@ -90,8 +146,10 @@ class Catalog:
         """
         parquet, series, errors, root = store.open_catalog(path)
         cat = cls.__new__(cls)
-        cat._instances, cat._parquet = None, parquet
+        cat._instances, cat._parquet, cat._kinds = None, parquet, IMAGE_KINDS
         cat.series, cat.errors, cat.root = series, errors, root
+        if not _complete(series):  # written before object kinds: derive them once
+            cat.series = complete_series(series, cat.instances)
         return cat
 
     @classmethod
@@ -152,8 +210,8 @@ class Catalog:
         return self.series_instances(series_key)["path"].tolist()
 
     def __getitem__(self, series_key: str) -> pd.Series:
-        """The ``series`` row of one series key."""
-        rows = self.series[self.series["series_key"] == series_key]
+        """The ``objects`` row of one series key (an image series or any other object)."""
+        rows = self._objects[self._objects["series_key"] == series_key]
         if rows.empty:
             raise SeriesNotFoundError(f"no series {series_key!r} in the catalog",
                                       path=series_key)
@@ -176,27 +234,33 @@ class Catalog:
         ``instances``, ``frames``, ``volumes`` stand for ``n_slices``... (``min_slices=50``).
         Columns of ``series`` select whole series; columns only in ``instances`` select
         instances (series left without instances disappear and counts are recomputed).
+        ``object_kind=`` selects which kinds of object the new catalog's ``series`` shows
+        (by default it shows the kinds this one shows: images).
 
         >>> cat.filter(Modality=["CT", "MR"], min_slices=50, max_Rows=512)  # doctest: +SKIP
+        >>> cat.filter(object_kind=["segmentation", "rt structure set"])    # doctest: +SKIP
         """
-        series_mask = pd.Series(True, index=self.series.index)
+        objects = self._objects
+        series_mask = pd.Series(True, index=objects.index)
         instance_mask = pd.Series(True, index=self.instances.index)
         for name, value in criteria.items():
             bound, column = _split_bound(name)
-            if column in self.series:
-                series_mask &= _match(self.series[column], bound, value)
+            if column in objects:
+                series_mask &= _match(objects[column], bound, value)
             elif column in self.instances:
                 instance_mask &= _match(self.instances[column], bound, value)
             else:
                 raise KeyError(f"filter: no column {column!r} in series or instances")
-        keys = set(self.series.loc[series_mask, "series_key"])
+        keys = set(objects.loc[series_mask, "series_key"])
         keep = instance_mask & self.instances["series_key"].isin(keys)
         instances = self.instances[keep]
         if bool(instance_mask.all()):
-            series = self.series[series_mask]
+            series = objects[series_mask]
         else:
             series = summarize_series(instances)
-        return Catalog(instances, series, self.errors, self.root)
+        out = Catalog(instances, series, self.errors, self.root)
+        out._kinds = None if "object_kind" in criteria else self._kinds
+        return out
 
     # --- hierarchy views ---
     def patients(self) -> pd.DataFrame:
@@ -253,14 +317,78 @@ class Catalog:
         n_pat = self.series["PatientID"].nunique(dropna=False) if len(self.series) else 0
         n_std = self.series["StudyInstanceUID"].nunique() if len(self.series) else 0
         root = f", root={self.root!r}" if self.root else ""
-        return (f"<Catalog: {n_pat} patients, {n_std} studies, {len(self.series)} series, "
-                f"{len(self.instances)} instances, {len(self.errors)} errors{root}>")
+        others = len(self._objects) - len(self.series)
+        others = f", {others} other objects" if others else ""
+        return (f"<Catalog: {n_pat} patients, {n_std} studies, {len(self.series)} series"
+                f"{others}, {len(self.instances)} instances, {len(self.errors)} errors{root}>")
 
     def summary(self, max_rows: int = 50) -> str:
         """A readable multi-line summary: counts, the series table, the error summary."""
         from .summary import summary_text
 
         return summary_text(self, max_rows=max_rows)
+
+
+#: Columns :func:`complete_series` adds to what :func:`.split.summarize_series` gives.
+SERIES_EXTRA = ("object_kind", "has_pixels", "StoredRows", "StoredColumns")
+
+
+def _complete(series: pd.DataFrame) -> bool:
+    return all(name in series for name in SERIES_EXTRA)
+
+
+def complete_series(series: pd.DataFrame, instances: pd.DataFrame) -> pd.DataFrame:
+    """``series`` (one row per series key) with the columns of :data:`SERIES_EXTRA`, and
+    ``Rows`` / ``Columns`` as the image matrix; returned unchanged when complete already.
+
+    - ``object_kind``: "image" when any file of the series is an image, else the kind of its
+      files (the first file's); ``has_pixels``: any file of the series holds pixel data;
+    - ``StoredRows`` / ``StoredColumns``: the stored frame's size (the header's Rows /
+      Columns); ``Rows`` / ``Columns``: one slice's matrix. They differ only for a Siemens
+      mosaic with NumberOfImagesInMosaic ``n``: ``ceil(sqrt(n))`` tiles per side, as
+      :func:`dicomml.geometry.mosaic.mosaic_layout` cuts them (a mosaic known only from
+      ImageType and the CSA header keeps the stored size).
+
+    >>> series = pd.DataFrame({"series_key": ["a"], "Rows": [640.0], "Columns": [640.0],
+    ...                        "NumberOfImagesInMosaic": [25.0]})
+    >>> instances = pd.DataFrame({"series_key": ["a"], "has_pixels": [True],
+    ...                           "object_kind": ["image"]})
+    >>> complete_series(series, instances)[["Rows", "StoredRows"]].values.tolist()
+    [[128.0, 640.0]]
+    """
+    if _complete(series):
+        return series
+    out = series.copy()
+    instances = add_object_columns(instances)
+    keys = instances["series_key"]
+    any_pixels = instances["has_pixels"].groupby(keys, sort=False).any()
+    any_image = instances["object_kind"].eq("image").groupby(keys, sort=False).any()
+    first_kind = instances["object_kind"].groupby(keys, sort=False).first()
+    kind = first_kind.where(~any_image.reindex(first_kind.index), "image")
+    out["object_kind"] = pd.Series(out["series_key"].map(kind).fillna("other non-image")
+                                   .tolist(), index=out.index, dtype=object)
+    out["has_pixels"] = out["series_key"].map(any_pixels).fillna(False).astype(bool)
+    stored = {name: _float_column(out, name) for name in ("Rows", "Columns")}
+    grid = _mosaic_grid(_float_column(out, "NumberOfImagesInMosaic"), *stored.values())
+    for name, values in stored.items():
+        out["Stored" + name] = values
+        out[name] = values / grid
+    return out
+
+
+def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _mosaic_grid(n: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Tiles per side of each row's mosaic (``ceil(sqrt(n))``; 1 where not a mosaic, or where
+    the stored size is not a whole number of tiles)."""
+    with np.errstate(invalid="ignore"):
+        grid = np.where(n > 0, np.ceil(np.sqrt(np.where(n > 0, n, 1))), 1.0)
+        whole = (np.fmod(rows, grid) == 0) & (np.fmod(columns, grid) == 0)
+    return np.where(whole, grid, 1.0)
 
 
 def _split_bound(name: str) -> tuple[str | None, str]:

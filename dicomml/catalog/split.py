@@ -12,6 +12,12 @@ Rules (applied per SeriesInstanceUID, on header values only):
    each slice (or each table step) as its own acquisition cover distinct positions, so they
    stay one series.
 
+Objects that are not images but share a SeriesInstanceUID with images (a Philips raw-data
+object beside its images, an SR in an image series) take no part in the rules: they get the
+key ``UID#<object kind>`` (``1.2.3#raw-data``; ``object_kind`` from :mod:`.table`) and
+``split_reason`` ``"object"``, and the images are split as if they were alone. (An image
+file whose pixels were stripped stays in its series, whose loading then names it.)
+
 Rules 3-5 apply only to single-slice images. When every file of the series is itself a volume
 (a Siemens mosaic, ``NumberOfImagesInMosaic`` > 0 or ``MOSAIC`` in ImageType, or a
 multi-frame file with NumberOfFrames > 1), the files are the time points of one 4D series
@@ -41,7 +47,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .table import normalize
+from .table import normalize, object_columns
 
 IOP_TOLERANCE = 1e-3
 POSITION_DECIMALS = 2  # mm: positions closer than 0.01 mm are the same slice position
@@ -161,7 +167,15 @@ def assign_series(instances: pd.DataFrame) -> pd.DataFrame:
     if n:
         cols = {name: _column(out, name) for name in _SPLIT_COLUMNS}
         groups = out.groupby("SeriesInstanceUID", sort=False).indices
+        kinds = out["object_kind"].to_numpy(dtype=object) if "object_kind" in out else \
+            object_columns(out)[1]
+        image = kinds == "image"
         for uid, idx in groups.items():
+            other = idx[~image[idx]]
+            if 0 < len(other) < len(idx):  # objects that are not images beside images: apart
+                for i in other:
+                    keys[i], reasons[i] = f"{uid}#{kinds[i].replace(' ', '-')}", "object"
+                idx = idx[image[idx]]
             labels, rules = _labels_for_group(cols, idx)
             if not rules:
                 continue

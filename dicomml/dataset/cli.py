@@ -26,8 +26,13 @@ def register(subparsers) -> None:
     """Add the ``cache`` command to the ``dicomml`` CLI."""
     parser = subparsers.add_parser(
         "cache", help="decode every series into a dataset cache folder (parallel)",
-        description="Decode every series of a catalog into a cache folder, in parallel, "
-                    "so that DicomSeriesDataset(..., cache_dir=...) starts warm.")
+        description="Decode every image series of a catalog into a cache folder, in "
+                    "parallel, so that DicomSeriesDataset(..., cache_dir=...) starts warm. "
+                    "With --transform, volumes are cached after the deterministic prefix "
+                    "of that transform, as the Dataset caches them.",
+        epilog="Prints the counts of series cached, already present and failed (each "
+               "failure with its reason). Exit status: 0 when every series is cached, 1 when "
+               "any failed, 2 on a bad argument.")
     parser.add_argument("catalog", help="a saved catalog file, or a folder to scan")
     parser.add_argument("--cache-dir", required=True, help="cache folder (not the data folder)")
     parser.add_argument("--workers", type=int, default=None,
@@ -96,7 +101,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         transform = load_object(args.transform) if args.transform else None
-        source = SeriesSource(args.catalog, transform=transform, cache_dir=args.cache_dir)
+        catalog = args.catalog
+        if os.path.isdir(catalog):  # a folder: scan it with a progress bar on stderr
+            from dicomml.catalog import scan
+
+            catalog = scan(catalog, progress=not args.no_progress)
+        source = SeriesSource(catalog, transform=transform, cache_dir=args.cache_dir)
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"dicomml cache: error: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ from dicomml.errors import (
     DicommlError,
     InvalidDicomError,
     MissingTagError,
+    NoPixelDataError,
     NotDicomError,
     TruncatedFileError,
 )
@@ -97,7 +98,8 @@ def read_dataset(path, *, max_inflated_bytes: int = MAX_INFLATED_BYTES):
     except (FileNotFoundError, IsADirectoryError, PermissionError, DicommlError):
         raise  # ours (the bounded inflation's) name the file already
     except PydicomInvalidDicomError as exc:
-        raise NotDicomError(f"not a DICOM file: {exc}", path=path) from exc
+        raise _without_pixels(path) or NotDicomError(f"not a DICOM file: {exc}",
+                                                     path=path) from exc
     except EOFError as exc:
         raise TruncatedFileError(f"file ends inside its header: {exc}", path=path) from exc
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on broken headers
@@ -131,6 +133,23 @@ def _truncation(path: str, truncated: TruncatedData | None) -> TruncatedFileErro
     return None
 
 
+def _without_pixels(path: str) -> NoPixelDataError | None:
+    """A :class:`NoPixelDataError` for a file that pydicom refuses (no file meta) but the
+    catalog's parser reads as an object without Pixel Data (an old RT structure set...)."""
+    import pandas as pd
+
+    from dicomml.catalog.header import parse_file, row_as_dict
+    from dicomml.catalog.table import object_columns
+
+    try:
+        row = pd.DataFrame([row_as_dict(parse_file(path))])
+    except Exception:  # noqa: BLE001 - not DICOM after all: the caller's error stands
+        return None
+    if object_columns(row)[0][0]:
+        return None
+    return NoPixelDataError(path=path, sop_class_uid=row["SOPClassUID"][0])
+
+
 def _pixel_element(ds, path, truncated: TruncatedData | None = None):
     if "PixelData" not in ds:
         other = [k for k in ("FloatPixelData", "DoubleFloatPixelData") if k in ds]
@@ -140,7 +159,7 @@ def _pixel_element(ds, path, truncated: TruncatedData | None = None):
         cut = _truncation(path, truncated)
         if cut is not None:
             raise cut
-        raise MissingTagError("file has no PixelData", path=path, tag="PixelData")
+        raise NoPixelDataError(path=path, sop_class_uid=ds.get("SOPClassUID"))
     try:
         return ds["PixelData"]
     except Exception as exc:  # noqa: BLE001

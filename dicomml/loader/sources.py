@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from dicomml import errors
+from dicomml.catalog.table import require_pixels
 from dicomml.errors import MultipleSeriesError, SeriesNotFoundError
 
 from ._util import value
@@ -46,15 +47,20 @@ def resolve_source(source, key: str | None = None) -> tuple[pd.DataFrame, str]:
     else:
         instances, scan_errors = _scan(source)
     keys = list(pd.unique(instances["series_key"]))
-    if key is None:
-        key = _only_key(keys, instances, source, scan_errors)
+    if key is None:  # objects without pixels (SR, raw data...) are no candidates
+        images = instances[instances["has_pixels"]] if "has_pixels" in instances else instances
+        key = _only_key(list(pd.unique(images["series_key"])) or keys, instances, source,
+                        scan_errors)
     rows = instances[instances["series_key"] == key]
     if rows.empty and "SeriesInstanceUID" in instances:
         # a SeriesInstanceUID whose files the catalog split (by echo, temporal position,
         # acquisition) into sub-series: load all of them, as a 4D volume
         rows = instances[instances["SeriesInstanceUID"] == key]
+        if "object_kind" in rows and (rows["object_kind"] == "image").any():
+            rows = rows[rows["object_kind"] == "image"]  # not the UID's raw data, SR...
     if rows.empty:
         raise SeriesNotFoundError(f"no series with key {key!r}", path=_source_name(source))
+    require_pixels(rows)  # an SR, RT structure set, raw data...: say so, by file and class
     return rows.reset_index(drop=True), str(key)
 
 
