@@ -68,7 +68,8 @@ ALL_VRS = LONG_VRS | SHORT_VRS
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 PIXEL_DATA = 0x7FE00010
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+#: a missing Study / SOP Instance UID gets a placeholder (catalog.placeholders), not an error
+REQUIRED = ("SeriesInstanceUID",)
 
 # (tag pair, US, UL, FD, explicit element header, implicit element header)
 _LE = tuple(struct.Struct("<" + f) for f in ("HH", "H", "I", "d", "HH2sH", "HHI"))

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import tags as T
+from .placeholders import fill_placeholders
 
 FILE_COLUMNS = ("path", "file_size", "mtime", "mtime_ns")
 ERROR_COLUMNS = ("path", "file_size", "mtime", "mtime_ns", "error_type", "reason", "tag")
@@ -44,8 +45,9 @@ LIST_COLUMNS = tuple(k for k, kind in T.KIND_OF.items() if kind == T.FLOATS)
 def instances_frame(records: list) -> pd.DataFrame:
     """``records``: ``(path, size, mtime_ns, row)`` tuples -> typed instances DataFrame."""
     if not records:
-        return normalize(pd.DataFrame({c: pd.Series(dtype=object) for c in INSTANCE_COLUMNS}),
-                         INSTANCE_COLUMNS)
+        return fill_placeholders(normalize(
+            pd.DataFrame({c: pd.Series(dtype=object) for c in INSTANCE_COLUMNS}),
+            INSTANCE_COLUMNS))
     paths, sizes, mtimes, rows = zip(*records)
     columns = dict(zip(T.COLUMNS, zip(*rows)))  # transpose in C
     mtime_ns = np.array(mtimes, dtype=np.int64)
@@ -53,7 +55,7 @@ def instances_frame(records: list) -> pd.DataFrame:
             "mtime": mtime_ns / 1e9, "mtime_ns": mtime_ns}
     for name in T.COLUMNS:
         data[name] = _typed(name, columns[name])
-    return pd.DataFrame(data)
+    return fill_placeholders(pd.DataFrame(data))
 
 
 def _objects(values) -> np.ndarray:
