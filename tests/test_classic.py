@@ -184,3 +184,29 @@ def test_deliberate_differences_from_dcm2niix_rtdose_and_nm(tmp_path):
         differs = not np.allclose(np.asarray(ours.dataobj), np.asarray(ref.dataobj)) or \
             not np.allclose(ours.affine, ref.affine, atol=1e-3)
         assert differs, f"{kind}: dcm2niix now agrees; drop this deliberate difference"
+
+
+def test_time_frames_at_one_position_form_volumes(tmp_path):
+    """Frame Increment Pointer = Frame Time: a cine at one Image Position, one volume per
+    frame (V, 1, R, C), not a stack."""
+    truth = write_classic_multiframe(tmp_path, kind="MR", shape=(5, 8, 6))
+    ds = pydicom.dcmread(truth.paths[0])
+    ds.FrameIncrementPointer, ds.FrameTime = 0x00181063, "40"
+    ds.save_as(truth.paths[0])
+    vol = dicomml.load_series(tmp_path)
+    assert vol.array.shape == (5, 1, 8, 6)
+    np.testing.assert_array_equal(vol.array[:, 0], truth.array)
+    np.testing.assert_allclose(vol.affine[:3, 3], truth.affine[:3, 3])
+
+
+def test_nm_detector_vector_splits_volumes():
+    from dicomml.geometry.classic import classic_rows
+
+    header = {"NumberOfFrames": 4, "Rows": 2, "Columns": 2, "Modality": "NM",
+              "ImagePositionPatient": [0, 0, 0], "ImageOrientationPatient": [1, 0, 0, 0, 1, 0],
+              "PixelSpacing": [1, 1], "SpacingBetweenSlices": 3,
+              "FrameIncrementPointer": [0x00540020, 0x00540080],
+              "DetectorVector": [2, 1, 2, 1], "SliceVector": [1, 2, 2, 1]}
+    rows = classic_rows(header, "nm.dcm")
+    assert [(r["position"][2], r["temporal"]) for r in rows] == \
+        [(0.0, 1.0), (3.0, 0.0), (3.0, 1.0), (0.0, 0.0)]
