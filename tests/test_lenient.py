@@ -121,6 +121,23 @@ def test_zlib_wrapped_stream_is_refused_like_pydicom(tmp_path):
     assert str(path) in str(caught.value)
 
 
+@pytest.mark.parametrize("name", ["image_dfl.dcm", "CT_small.dcm"])
+@pytest.mark.parametrize("delta", [-4, 2, 200])
+def test_wrong_meta_group_length_is_ignored_like_pydicom(tmp_path, name, delta):
+    """(0002,0000) that does not end the meta group: pydicom walks group 0002 instead."""
+    import struct
+
+    raw = open(get_testdata_file(name), "rb").read()
+    assert raw[132:140] == b"\x02\x00\x00\x00UL\x04\x00"
+    length = struct.unpack("<I", raw[140:144])[0] + delta
+    path = tmp_path / name
+    path.write_bytes(raw[:140] + struct.pack("<I", length) + raw[144:])
+    expected = pydicom.dcmread(path).pixel_array
+    cat = dicomml.scan(tmp_path, progress=False)
+    assert len(cat.instances) == 1 and cat.errors.empty
+    np.testing.assert_array_equal(dicomml.load_series(path, dtype=None).array[0], expected)
+
+
 # --- JPEG lossless without end-of-image marker ------------------------------------------------
 def _cut_frames(path, cut: int) -> None:
     """Remove the last ``cut`` bytes of every frame's codestream (its ``FF D9`` is 2)."""

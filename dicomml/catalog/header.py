@@ -606,10 +606,9 @@ def _parse_meta(src: _FileSource, pos: int, path: str):
     if end is not None:  # the usual case: (0002,0000) gives the group's length
         try:
             parser.walk(pos, end, 0, top=True)
-        except InvalidDicomError as exc:
-            raise InvalidDicomError(f"broken file meta header: {exc.message}",
-                                    path=path) from None
-        return parser.row, end
+            return parser.row, end
+        except InvalidDicomError:  # a wrong group length (pydicom ignores it): walk group 2
+            parser = _Parser(src, path, explicit=True, little=True)
     while True:
         if src.load(pos, 8) < 8:
             break
