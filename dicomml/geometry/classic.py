@@ -216,18 +216,17 @@ def _pointers(ds) -> set[int]:
 
 
 def _patient_geometry(ds, path) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Image Position / Orientation (Patient) from the top level, else (NM) the first Detector
-    Information Sequence item; None for what is absent."""
-    source = ds
-    if ds.get("ImagePositionPatient") is None and ds.get("ImageOrientationPatient") is None:
-        detectors = ds.get("DetectorInformationSequence") or []
-        source = detectors[0] if len(detectors) else ds
-    where = "" if source is ds else "DetectorInformationSequence item 1"
-    ipp, iop = source.get("ImagePositionPatient"), source.get("ImageOrientationPatient")
-    ipp = None if ipp in (None, "") else tag_vector(_as_list(ipp), 3, "ImagePositionPatient",
-                                                    path=path, where=where)
-    iop = None if iop in (None, "") else tag_vector(_as_list(iop), 6, "ImageOrientationPatient",
-                                                    path=path, where=where)
+    """Image Position / Orientation (Patient), each from the top level, else (NM) from the
+    first Detector Information Sequence item; None for what is absent."""
+    detectors = ds.get("DetectorInformationSequence") or []
+    found = {}
+    for keyword, size in (("ImagePositionPatient", 3), ("ImageOrientationPatient", 6)):
+        value, where = ds.get(keyword), ""
+        if value in (None, "") and len(detectors):
+            value, where = detectors[0].get(keyword), "DetectorInformationSequence item 1"
+        found[keyword] = None if value in (None, "") else tag_vector(
+            _as_list(value), size, keyword, path=path, where=where)
+    ipp, iop = found["ImagePositionPatient"], found["ImageOrientationPatient"]
     if iop is not None:
         row, column = iop[:3], iop[3:]
         if min(np.linalg.norm(row), np.linalg.norm(column)) < 1e-6 or \
