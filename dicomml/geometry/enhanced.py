@@ -20,7 +20,9 @@ Extra columns beyond the contract: ``in_stack_position`` (InStackPositionNumber,
 files may hold magnitude and phase frames at the same positions), ``dimension_index``
 (the DimensionIndexValues tuple or None) and ``volume_key`` (the DimensionIndexValues of the
 non-spatial dimensions only — the ones that are not position, in-stack position or stack — a
-tuple that is equal for all frames of one 3D volume; None when there is no dimension index).
+tuple that is equal for all frames of one 3D volume; None when there is no dimension index);
+for Philips files ``philips_scale_slope`` / ``philips_scale_intercept`` (private (2005,xx0E) /
+(2005,xx0D) per frame, :mod:`dicomml.geometry.philips`; NaN when absent).
 
 Example
 -------
@@ -44,6 +46,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from dicomml.errors import InvalidTagError, MissingTagError
+from dicomml.geometry import philips
 from dicomml.geometry.planes import plane_table
 from dicomml.geometry.tagvalues import tag_vector
 
@@ -187,8 +190,12 @@ def frame_rows(ds, path) -> list[dict]:
     shared = shared_macros(ds)
     # top-level IPP/IOP (not allowed in enhanced IODs) are trusted only for a single frame
     top = ds if frames == 1 else Dataset()
-    return [dict(common, **_frame_row(ds, i, path, spatial, shared, top))
+    rows = [dict(common, **_frame_row(ds, i, path, spatial, shared, top))
             for i in range(frames)]
+    if philips.is_philips(ds):  # private scale slope per frame (dicomml.loader.philips)
+        for row, (slope, intercept) in zip(rows, philips.frame_scales(ds)):
+            row["philips_scale_slope"], row["philips_scale_intercept"] = slope, intercept
+    return rows
 
 
 def _frame_row(ds, index: int, path, spatial: list[int], shared: dict, top: Dataset) -> dict:

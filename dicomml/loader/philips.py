@@ -35,21 +35,17 @@ Example
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from dicomml.errors import InvalidDicomError
+from dicomml.geometry.philips import frame_scales, scale_of
 
 from ._util import column
 
 #: accepted ``values=``: "default" (= "philips_float" where a Philips scale slope exists),
 #: "philips_float", "display" (the Modality LUT only)
 VALUES = ("default", "philips_float", "display")
-CREATOR = "Philips MR Imaging DD 001"
-PER_FRAME_CREATOR = "Philips MR Imaging DD 005"
-SCALE_SLOPE, SCALE_INTERCEPT, PER_FRAME_GROUP = 0x0E, 0x0D, 0x0F
 LUT_FORMULA = "stored * RescaleSlope + RescaleIntercept"
 DOSE_FORMULA = "stored * DoseGridScaling (3004,000E)"
 FLOAT_FORMULA = ("(stored * RescaleSlope + RescaleIntercept) / (RescaleSlope * ScaleSlope), "
@@ -120,22 +116,27 @@ def _usable(planes: pd.DataFrame) -> np.ndarray:
 
 
 def with_scale_slopes(planes: pd.DataFrame) -> pd.DataFrame:
-    """A copy with ``philips_scale_slope`` / ``philips_scale_intercept`` per plane: per frame
-    for multi-frame files (one header read per file), else one header read per distinct
-    (slope, intercept) of the single-frame files."""
+    """A copy with ``philips_scale_slope`` / ``philips_scale_intercept`` per plane: kept
+    where the plane table has them (enhanced frames, :func:`dicomml.geometry.enhanced.frame_rows`),
+    else per frame for multi-frame files (one header read per file) and one header read per
+    distinct (slope, intercept) of the single-frame files."""
     planes = planes.copy()
-    slopes = np.full(len(planes), np.nan)
-    intercepts = np.full(len(planes), np.nan)
+    known = planes.columns.intersection(["philips_scale_slope", "philips_scale_intercept"])
+    slopes = pd.to_numeric(planes.get("philips_scale_slope", np.nan), errors="coerce")
+    intercepts = pd.to_numeric(planes.get("philips_scale_intercept", np.nan), errors="coerce")
+    slopes = np.broadcast_to(np.asarray(slopes, np.float64), len(planes)).copy()
+    intercepts = np.broadcast_to(np.asarray(intercepts, np.float64), len(planes)).copy()
+    todo = np.isnan(slopes) if len(known) else np.ones(len(planes), dtype=bool)
     frames = pd.to_numeric(planes.get("number_of_frames", pd.Series(1, index=planes.index)),
                            errors="coerce").fillna(1).to_numpy()
-    multi = frames > 1
+    multi = todo & (frames > 1)
     for path, index in planes.index[multi].groupby(planes["path"][multi]).items():
         found = read_frame_scales(str(path))
         for i in index:
             frame = int(planes.at[i, "frame"])
             if frame < len(found):
                 slopes[i], intercepts[i] = found[frame]
-    single = planes.loc[~multi]
+    single = planes.loc[todo & ~multi]
     for _, group in single.groupby(["slope", "intercept"], sort=False):
         slopes[group.index], intercepts[group.index] = read_scale(str(group["path"].iloc[0]))
     planes["philips_scale_slope"], planes["philips_scale_intercept"] = slopes, intercepts
@@ -148,15 +149,9 @@ def read_scale(path: str) -> tuple[float, float]:
 
 
 def read_frame_scales(path: str) -> list[tuple[float, float]]:
-    """Per frame (scale slope, scale intercept) of a multi-frame file: from each frame's
-    private functional group, else the top-level values for every frame."""
-    ds = _header(path)
-    top = scale_of(ds)
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    frames = [frame_scale(item) for item in per_frame]
-    if not frames:
-        return [top] * int(ds.get("NumberOfFrames") or 1)
-    return [found if math.isfinite(found[0]) else top for found in frames]
+    """Per frame (scale slope, scale intercept) of a multi-frame file (see
+    :func:`dicomml.geometry.philips.frame_scales`)."""
+    return frame_scales(_header(path))
 
 
 def _header(path: str):
@@ -166,52 +161,6 @@ def _header(path: str):
         return pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001 - any parser failure becomes a typed error
         raise InvalidDicomError(f"header unreadable: {exc}", path=path) from exc
-
-
-def scale_of(item) -> tuple[float, float]:
-    """(scale slope, scale intercept) of a pydicom data set or sequence item: (2005,xx0E) /
-    (2005,xx0D) of the block whose creator is :data:`CREATOR`, else of block 0x10 when that
-    block has no creator at all (files whose creators were stripped; dcm2niix reads the fixed
-    tags); NaN when absent or not a finite number."""
-    block = _block(item, CREATOR)
-    if block is None:
-        return math.nan, math.nan
-    return (_float(item.get((0x2005, block << 8 | SCALE_SLOPE))),
-            _float(item.get((0x2005, block << 8 | SCALE_INTERCEPT))))
-
-
-def frame_scale(frame_item) -> tuple[float, float]:
-    """(scale slope, scale intercept) of one PerFrameFunctionalGroupsSequence item, from its
-    private group (2005,xx0F) of :data:`PER_FRAME_CREATOR`; NaN when absent."""
-    block = _block(frame_item, PER_FRAME_CREATOR, fallback=0x14)
-    if block is None:
-        return math.nan, math.nan
-    group = frame_item.get((0x2005, block << 8 | PER_FRAME_GROUP))
-    items = getattr(group, "value", None)
-    if not items or not hasattr(items[0], "get"):
-        return math.nan, math.nan
-    return scale_of(items[0])
-
-
-def _block(item, creator: str, fallback: int = 0x10) -> int | None:
-    """The private block (0x10..0xFF) of group 2005 whose creator is ``creator``; ``fallback``
-    when that block has no creator element; None otherwise."""
-    creators = [tag for tag in item.keys() if tag >> 16 == 0x2005 and 0x10 <= tag & 0xFFFF < 0x100]
-    for tag in creators:
-        if str(item[tag].value).strip(" \x00") == creator:
-            return tag & 0xFF
-    return fallback if (0x2005 << 16 | fallback) not in creators else None
-
-
-def _float(element) -> float:
-    found = getattr(element, "value", None)
-    if isinstance(found, bytes | bytearray) and len(found) == 4:  # UN (implicit VR) FL
-        found = float(np.frombuffer(found, "<f4")[0])
-    try:
-        number = float(found[0] if isinstance(found, list | tuple) else found)
-    except (TypeError, ValueError, IndexError):
-        return math.nan
-    return number if math.isfinite(number) else math.nan
 
 
 def _distinct(values: pd.Series) -> list:
