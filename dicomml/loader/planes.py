@@ -206,7 +206,7 @@ def _header_planes(row, kind: str) -> pd.DataFrame:
         from dicomml.geometry import mosaic
 
         planes = mosaic.mosaic_planes(ds, path)
-    elif kind == "classic" or not _has_groups(ds):  # classic multi-frame: no functional groups
+    elif kind == "classic" or not _enhanced(ds):  # classic multi-frame: no functional groups
         from dicomml.geometry import classic
 
         planes = plane_table(classic.classic_rows(ds, path))
@@ -222,8 +222,10 @@ def _header_planes(row, kind: str) -> pd.DataFrame:
     return planes
 
 
-def _has_groups(ds) -> bool:
-    return "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+def _enhanced(ds) -> bool:
+    from dicomml.geometry.enhanced import is_enhanced
+
+    return is_enhanced(ds)
 
 
 def _header_number(ds, name: str, path: str) -> float:
