@@ -26,7 +26,8 @@ The frames are placed here, one plane-table row each (contract: :mod:`dicomml.ge
 - **No geometry** (neither Image Position nor Image Orientation (Patient), e.g. US, SC, XA): a
   placeholder; frames along +z, 1 mm apart, rows along +y and columns along +x (Image
   Orientation 1\\0\\0\\0\\1\\0), pixel spacing from Pixel Spacing, else Imager Pixel Spacing,
-  else 1 mm; ``geometry`` = ``"none"``. Several such files of one series are stacked in
+  else the ultrasound regions' physical deltas (:func:`ultrasound_spacing`), else 1 mm;
+  ``geometry`` = ``"none"``. Several such files of one series are stacked in
   Instance Number order (:func:`place_unlocated`).
 
 Every row also holds ``geometry`` (``"patient"`` or ``"none"``) and ``geometry_note`` (a
@@ -110,7 +111,8 @@ def _placement(ds, path, frames: int) -> dict:
     ipp, iop = _patient_geometry(ds, path)
     nothing = [math.nan] * frames
     if ipp is None or iop is None:
-        spacing = _spacing(ds, path, ("PixelSpacing", "ImagerPixelSpacing"), required=False)
+        spacing = _spacing(ds, path, ("PixelSpacing", "ImagerPixelSpacing"), required=False,
+                           fallback=ultrasound_spacing(ds))
         positions = [(0.0, 0.0, float(k)) for k in range(frames)]
         note = None if ipp is None and iop is None else (
             "Image Position (Patient) without Image Orientation (Patient) or the reverse: "
@@ -237,7 +239,28 @@ def _patient_geometry(ds, path) -> tuple[np.ndarray | None, np.ndarray | None]:
     return ipp, iop
 
 
-def _spacing(ds, path, keywords: tuple, *, required: bool) -> tuple[float, float]:
+def ultrasound_spacing(ds) -> tuple[float, float] | None:
+    """(row, column) spacing in mm from the Sequence of Ultrasound Regions (0018,6011) when
+    every region measures both directions in cm (Physical Units X/Y Direction = 3, PS3.3
+    C.8.5.5.1) with the same Physical Delta X / Y; None otherwise.
+
+    >>> ultrasound_spacing({"SequenceOfUltrasoundRegions": [{"PhysicalUnitsXDirection": 3,
+    ...     "PhysicalUnitsYDirection": 3, "PhysicalDeltaX": 0.02, "PhysicalDeltaY": 0.03}]})
+    (0.3, 0.2)
+    """
+    regions = ds.get("SequenceOfUltrasoundRegions") or []
+    found = set()
+    for region in regions:
+        units = (region.get("PhysicalUnitsXDirection"), region.get("PhysicalUnitsYDirection"))
+        deltas = (_number(region.get("PhysicalDeltaY")), _number(region.get("PhysicalDeltaX")))
+        if units != (3, 3) or not all(math.isfinite(d) and d > 0 for d in deltas):
+            return None
+        found.add(tuple(round(10.0 * d, 9) for d in deltas))
+    return found.pop() if len(found) == 1 else None
+
+
+def _spacing(ds, path, keywords: tuple, *, required: bool,
+             fallback: tuple[float, float] | None = None) -> tuple[float, float]:
     for keyword in keywords:
         found = ds.get(keyword)
         if found not in (None, ""):
@@ -249,7 +272,7 @@ def _spacing(ds, path, keywords: tuple, *, required: bool) -> tuple[float, float
     if required:
         raise MissingTagError("PixelSpacing is required to place the frames", path=path,
                               tag="PixelSpacing")
-    return 1.0, 1.0
+    return fallback or (1.0, 1.0)
 
 
 def _rescale(ds, path) -> dict:

@@ -15,7 +15,8 @@ Kinds (one file each, frames in the stored order the kind implies):
   Slice Vector (Frame Increment Pointer = Slice Vector).
 - ``"US"``, ``"SC"``, ``"XA"``: cine loops without Image Position / Orientation (Patient)
   (Frame Increment Pointer = Frame Time); SC carries Pixel Spacing, XA Imager Pixel Spacing,
-  US neither. Ground truth geometry ``"none"``: frame ``k`` at ``(0, 0, k)`` mm, rows along
+  US one Sequence of Ultrasound Regions item in cm. Ground truth geometry ``"none"``: frame
+  ``k`` at ``(0, 0, k)`` mm, rows along
   +y, columns along +x (the placeholder of :mod:`dicomml.geometry.classic`).
 
 The truth is a :class:`~dicomml.synth.SynthSeries`: ``array`` (frames sorted along the slice
@@ -165,13 +166,21 @@ def _unlocated(ds: Dataset, kind: str, spacing) -> None:
         ds.PixelSpacing = geo.ds_strings(spacing[1:])
     elif kind == "XA":
         ds.ImagerPixelSpacing = geo.ds_strings(spacing[1:])
+    else:  # US: one region in cm (PS3.3 C.8.5.5)
+        region = Dataset()
+        region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
+        region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
+        region.RegionLocationMaxX1 = region.RegionLocationMaxY1 = 0
+        region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
+        region.PhysicalDeltaX, region.PhysicalDeltaY = spacing[2] / 10, spacing[1] / 10
+        ds.SequenceOfUltrasoundRegions = [region]
 
 
 def _truth_geometry(kind, shape, spacing, iop, origin, ds):
     """(affine, sorted frame positions, "patient" | "none"), from the written values."""
     frames = shape[0]
     if kind in _UNLOCATED:
-        pixel = (1.0, 1.0) if kind == "US" else tuple(float(v) for v in spacing[1:])
+        pixel = tuple(float(v) for v in spacing[1:])
         affine = np.zeros((4, 4))
         affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = 1.0, pixel[0], pixel[1], 1.0
         positions = np.array([(0.0, 0.0, float(k)) for k in range(frames)])
