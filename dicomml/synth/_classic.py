@@ -16,8 +16,8 @@ Kinds (one file each, frames in the stored order the kind implies):
 - ``"US"``, ``"SC"``, ``"XA"``: cine loops without Image Position / Orientation (Patient)
   (Frame Increment Pointer = Frame Time); SC carries Pixel Spacing, XA Imager Pixel Spacing,
   US one Sequence of Ultrasound Regions item in cm. Ground truth geometry ``"none"``: frame
-  ``k`` at ``(0, 0, k)`` mm, rows along
-  +y, columns along +x (the placeholder of :mod:`dicomml.geometry.classic`).
+  ``k`` at ``(0, 0, k)`` mm, rows along +y, columns along +x (the placeholder of
+  :mod:`dicomml.geometry.classic`).
 
 The truth is a :class:`~dicomml.synth.SynthSeries`: ``array`` (frames sorted along the slice
 normal, real-world values: stored * slope + intercept, or * Dose Grid Scaling), ``affine``
