@@ -210,3 +210,33 @@ def test_nm_detector_vector_splits_volumes():
     rows = classic_rows(header, "nm.dcm")
     assert [(r["position"][2], r["temporal"]) for r in rows] == \
         [(0.0, 1.0), (3.0, 0.0), (3.0, 1.0), (0.0, 0.0)]
+
+
+def test_enhanced_object_without_patient_geometry_gets_placeholder(tmp_path):
+    """Enhanced XA / US objects carry no Plane Position / Orientation macro: frames load in
+    stored order with the placeholder geometry instead of failing."""
+    from dicomml import synth
+
+    truth = synth.write_series(tmp_path, modality="MR", shape=(4, 8, 6), multiframe=True,
+                               shuffle=False)
+    ds = pydicom.dcmread(truth.paths[0])
+    del ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        del item.PlanePositionSequence
+    ds.save_as(truth.paths[0])
+    vol = dicomml.load_series(tmp_path)
+    assert vol.metadata["geometry"] == "none" and vol.array.shape == (4, 8, 6)
+    np.testing.assert_allclose(vol.array, truth.array)  # frames written in slice order
+    np.testing.assert_allclose(vol.affine[:3, 0], [0, 0, 1])
+
+
+def test_enhanced_frame_without_position_still_raises(tmp_path):
+    from dicomml import synth
+
+    truth = synth.write_series(tmp_path, modality="MR", shape=(3, 8, 6), multiframe=True)
+    ds = pydicom.dcmread(truth.paths[0])
+    del ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence
+    ds.save_as(truth.paths[0])
+    with pytest.raises(MissingTagError) as caught:
+        dicomml.load_series(tmp_path)
+    assert "ImagePositionPatient" in caught.value.tag
