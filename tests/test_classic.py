@@ -240,3 +240,23 @@ def test_enhanced_frame_without_position_still_raises(tmp_path):
     with pytest.raises(MissingTagError) as caught:
         dicomml.load_series(tmp_path)
     assert "ImagePositionPatient" in caught.value.tag
+
+
+def test_pydicom_ultrasound_cine_as_grey_loads_without_geometry(tmp_path):
+    """pydicom's examples_ybr_color.dcm (US Multi-frame, 30 frames, no patient geometry),
+    its luma written as MONOCHROME2: frames in stored order, spacing from its ultrasound
+    region (PS3.3 C.8.5.5: Physical Delta in cm)."""
+    source = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    grey = source.pixel_array[..., 0].astype(np.uint8)  # pydicom gives RGB: take one channel
+    source.PhotometricInterpretation, source.SamplesPerPixel = "MONOCHROME2", 1
+    del source.PlanarConfiguration
+    source.PixelData = grey.tobytes()
+    source.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    path = tmp_path / "us.dcm"
+    source.save_as(path, enforce_file_format=True)
+    vol = dicomml.load_series(path, dtype=None)
+    assert vol.metadata["geometry"] == "none"
+    np.testing.assert_array_equal(vol.array, grey)
+    region = source.SequenceOfUltrasoundRegions[0]
+    spacing = 10 * float(region.PhysicalDeltaY), 10 * float(region.PhysicalDeltaX)
+    np.testing.assert_allclose(vol.spacing, (1.0, *spacing), rtol=1e-6)
