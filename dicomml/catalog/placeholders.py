@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 
 #: UID column -> the columns its placeholder is derived from
@@ -40,22 +41,23 @@ def placeholder_uid(kind: str, values) -> str:
 
 
 def fill_placeholders(instances: pd.DataFrame) -> pd.DataFrame:
-    """``instances`` with missing Study / SOP Instance UIDs replaced (see the module
-    docstring) and a ``warnings`` column (text or None) saying which; unchanged rows and
-    tables without missing UIDs cost one ``isna`` per UID column."""
-    notes = pd.Series([None] * len(instances), index=instances.index, dtype=object)
+    """Replace missing Study / SOP Instance UIDs (see the module docstring) and add a
+    ``warnings`` column (text or None) saying which, in place; returns ``instances``. Text
+    cells hold ``str`` or None (:mod:`dicomml.catalog.table`), so one vectorised ``isna`` per
+    UID column is all a complete table costs."""
+    notes = np.full(len(instances), None, dtype=object)
     for uid, sources in SOURCES.items():
         if uid not in instances.columns:
             continue
-        missing = instances[uid].isna() | (instances[uid] == "")
-        if not missing.any():
+        missing = np.flatnonzero(instances[uid].isna().to_numpy())
+        if not len(missing):
             continue
-        instances = instances.copy() if notes.isna().all() else instances
-        for index in instances.index[missing.to_numpy()]:
-            values = [instances.at[index, s] if s in instances.columns else None
-                      for s in sources]
-            instances.at[index, uid] = placeholder_uid(uid, values)
-            note = f"{uid} missing: placeholder {instances.at[index, uid]}"
-            notes[index] = note if notes[index] is None else f"{notes[index]}; {note}"
+        values = instances[uid].to_numpy(dtype=object, copy=True)
+        for i in missing.tolist():
+            row = instances.iloc[i]
+            values[i] = placeholder_uid(uid, [row.get(s) for s in sources])
+            note = f"{uid} missing: placeholder {values[i]}"
+            notes[i] = note if notes[i] is None else f"{notes[i]}; {note}"
+        instances[uid] = values
     instances["warnings"] = notes
     return instances
