@@ -167,20 +167,24 @@ def test_classic_mr_matches_dcm2niix(tmp_path, orientation):
 
 
 @pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="dcm2niix not installed")
-def test_deliberate_differences_from_dcm2niix_rtdose_and_nm(tmp_path):
+def test_deliberate_differences_from_dcm2niix(tmp_path):
     """Pinned: dcm2niix ignores Dose Grid Scaling and Grid Frame Offset Vector (RT Dose) and
-    Slice Vector (NM); dicomml follows PS3.3 C.8.8.3 and C.8.4.8 (and matches the truth)."""
+    Slice Vector (NM); dicomml follows PS3.3 C.8.8.3 and C.8.4.8 (and matches the truth).
+    For a sagittal classic MR multi-frame dcm2niix reports "Unable to determine slice
+    direction" and stacks the frames the other way; dicomml stacks them along
+    row x column cosine, as for every classic object (and matches the truth)."""
     nib = pytest.importorskip("nibabel")
-    for kind in ("RTDOSE", "NM"):
+    for kind, orientation in (("RTDOSE", "axial"), ("NM", "axial"), ("MR", "sagittal")):
         src, out = tmp_path / kind, tmp_path / f"{kind}_out"
         out.mkdir()
-        truth = write_classic_multiframe(src, kind=kind)
+        truth = write_classic_multiframe(src, kind=kind, orientation=orientation)
         subprocess.run(["dcm2niix", "-z", "n", "-f", "ref", "-o", str(out), str(src)],
                        check=True, capture_output=True)
         ref = nib.as_closest_canonical(nib.load(os.path.join(out, "ref.nii")))
         vol = dicomml.load_series(src)
         ours = nib.as_closest_canonical(vol.to_nifti())
         np.testing.assert_allclose(vol.array, truth.array, rtol=1e-6)
+        np.testing.assert_allclose(vol.affine, truth.affine, atol=1e-4)
         differs = not np.allclose(np.asarray(ours.dataobj), np.asarray(ref.dataobj)) or \
             not np.allclose(ours.affine, ref.affine, atol=1e-3)
         assert differs, f"{kind}: dcm2niix now agrees; drop this deliberate difference"
