@@ -264,3 +264,11 @@ def test_pydicom_ultrasound_cine_as_grey_loads_without_geometry(tmp_path):
     region = source.SequenceOfUltrasoundRegions[0]
     spacing = 10 * float(region.PhysicalDeltaY), 10 * float(region.PhysicalDeltaX)
     np.testing.assert_allclose(vol.spacing, (1.0, *spacing), rtol=1e-6)
+
+
+def test_ordinary_series_say_patient_geometry(tmp_path):
+    from dicomml import synth
+
+    synth.write_series(tmp_path, modality="CT", shape=(3, 8, 8))
+    vol = dicomml.load_series(tmp_path)
+    assert vol.metadata["geometry"] == "patient" and "geometry_warnings" not in vol.metadata

@@ -313,13 +313,14 @@ def place_unlocated(planes: pd.DataFrame) -> pd.DataFrame:
 
 def notes(planes: pd.DataFrame, used: np.ndarray | None = None) -> dict:
     """``{"geometry": "patient" | "none", "geometry_warnings": [...]}`` of the planes ``used``
-    (row indices; all when None); empty when no plane came from this module."""
+    (row indices; all when None). Planes from other readers (single-frame, enhanced, mosaic)
+    always have patient geometry: ``{"geometry": "patient"}``."""
     if "geometry" not in planes.columns:
-        return {}
+        return {"geometry": PATIENT}
     rows = planes if used is None else planes.iloc[np.asarray(used).ravel()]
     kinds = [k for k in rows["geometry"].tolist() if isinstance(k, str)]
     if not kinds:
-        return {}
+        return {"geometry": PATIENT}
     found = {"geometry": NONE if NONE in kinds else PATIENT}
     warnings = sorted({n for n in rows["geometry_note"].tolist() if isinstance(n, str)})
     if warnings:

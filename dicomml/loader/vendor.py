@@ -38,7 +38,7 @@ def adjust_planes(planes: pd.DataFrame, instances: pd.DataFrame, values: str = "
 
 
 def plane_notes(planes: pd.DataFrame, order: np.ndarray) -> dict:
-    """Metadata from the planes used: ``geometry`` ("patient" / "none") and
-    ``geometry_warnings`` (classic multi-frame placement), when any plane came from
-    :mod:`dicomml.geometry.classic`."""
+    """Metadata from the planes used: ``geometry`` ("patient", or "none" for the placeholder
+    of :mod:`dicomml.geometry.classic`) and ``geometry_warnings`` (classic multi-frame
+    placement: spacing assumed, nonstandard offsets)."""
     return classic.notes(planes, order)
