@@ -16,21 +16,23 @@ dcm2niix writes FP by default (``-p y``: its NIfTI ``scl_slope = 1/SS``,
 :func:`dicomml.load_series` by default (``values="default"`` or ``"philips_float"``);
 ``values="display"`` gives DV. Like dcm2niix, the scale intercept (2005,xx0D) is recorded but
 not used. The scale slope is taken per plane: per frame in enhanced files; in classic files one
-file is read per distinct (Rescale Slope, Rescale Intercept) of the series (Philips writes one
-scale slope per rescale; dcm2niix reads the first file only).
+file is read per distinct (Rescale Slope, Rescale Intercept) of the series (assumed: files with
+the same rescale share the scale slope; dcm2niix reads the first file's values only, so where
+they vary between slices its values may differ from these per-plane ones).
 
 ``metadata["scaling"]`` records what was applied: ``applied`` = ``"philips_float"``,
-``"modality_lut"`` (DV, or any other series) or ``"none"`` (``dtype=None``: stored values), the
+``"modality_lut"`` (DV, or any other series), ``"dose_grid_scaling"`` (RT Dose: stored value x
+Dose Grid Scaling, in Dose Units) or ``"none"`` (``dtype=None``: stored values), the
 ``formula``, and for Philips the distinct ``rescale_slope``, ``rescale_intercept``,
 ``scale_slope`` and ``scale_intercept`` values.
 
 Example
 -------
 >>> import pandas as pd
->>> planes = pd.DataFrame({"slope": [2.0], "intercept": [4.0], "philips_scale_slope": [0.5],
+>>> planes = pd.DataFrame({"slope": [2.0], "intercept": [4.0], "philips_scale_slope": [0.25],
 ...                        "path": ["a"]})
->>> float_scaling(planes)[["slope", "intercept"]].values.tolist()
-[[2.0, 4.0]]
+>>> float_scaling(planes)[["slope", "intercept"]].values.tolist()  # 1/SS, RI/(RS*SS)
+[[4.0, 8.0]]
 """
 
 from __future__ import annotations
