@@ -68,7 +68,8 @@ ALL_VRS = LONG_VRS | SHORT_VRS
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 PIXEL_DATA = 0x7FE00010
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+#: a missing Study / SOP Instance UID gets a placeholder (catalog.placeholders), not an error
+REQUIRED = ("SeriesInstanceUID",)
 
 # (tag pair, US, UL, FD, explicit element header, implicit element header)
 _LE = tuple(struct.Struct("<" + f) for f in ("HH", "H", "I", "d", "HH2sH", "HHI"))
@@ -605,10 +606,9 @@ def _parse_meta(src: _FileSource, pos: int, path: str):
     if end is not None:  # the usual case: (0002,0000) gives the group's length
         try:
             parser.walk(pos, end, 0, top=True)
-        except InvalidDicomError as exc:
-            raise InvalidDicomError(f"broken file meta header: {exc.message}",
-                                    path=path) from None
-        return parser.row, end
+            return parser.row, end
+        except InvalidDicomError:  # a wrong group length (pydicom ignores it): walk group 2
+            parser = _Parser(src, path, explicit=True, little=True)
     while True:
         if src.load(pos, 8) < 8:
             break

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from . import tags as T
+from .placeholders import fill_placeholders
 
 FILE_COLUMNS = ("path", "file_size", "mtime", "mtime_ns")
 ERROR_COLUMNS = ("path", "file_size", "mtime", "mtime_ns", "error_type", "reason", "tag")
@@ -84,8 +85,9 @@ LIST_COLUMNS = tuple(k for k, kind in T.KIND_OF.items() if kind == T.FLOATS)
 def instances_frame(records: list) -> pd.DataFrame:
     """``records``: ``(path, size, mtime_ns, row)`` tuples -> typed instances DataFrame."""
     if not records:
-        return normalize(pd.DataFrame({c: pd.Series(dtype=object) for c in INSTANCE_COLUMNS}),
-                         INSTANCE_COLUMNS)  # has_pixels: an empty bool column
+        return fill_placeholders(normalize(
+            pd.DataFrame({c: pd.Series(dtype=object) for c in INSTANCE_COLUMNS}),
+            INSTANCE_COLUMNS))  # has_pixels: an empty bool column
     paths, sizes, mtimes, rows = zip(*records)
     columns = dict(zip(T.COLUMNS, zip(*rows)))  # transpose in C
     mtime_ns = np.array(mtimes, dtype=np.int64)
@@ -93,7 +95,7 @@ def instances_frame(records: list) -> pd.DataFrame:
             "mtime": mtime_ns / 1e9, "mtime_ns": mtime_ns}
     for name in T.COLUMNS:
         data[name] = _typed(name, columns[name])
-    return add_object_columns(pd.DataFrame(data))
+    return add_object_columns(fill_placeholders(pd.DataFrame(data)))
 
 
 def object_kind(sop_class_uid, has_pixels: bool) -> str:

@@ -82,6 +82,50 @@ def has_end_marker(src: bytes | memoryview, max_padding: int = 8) -> bool:
     return end >= 0 and not tail[end + 2:].strip(b"\x00\xff")
 
 
+#: JPEG lossless (process 14, and its selection value 1) frames may lack the end-of-image
+#: marker and still decode, when their data hold the whole frame (:func:`holds_whole_frame`)
+END_MARKER_OPTIONAL = frozenset({"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"})
+#: bytes appended to probe a frame without end marker: bits 1010... (never a marker byte)
+_PROBE = b"\xaa" * 64 + b"\xff\xd9"
+
+
+def holds_whole_frame(src: bytes | memoryview, decode) -> tuple[bool, object]:
+    """Whether a JPEG frame without end-of-image marker still holds every pixel's data, and
+    its decoded image.
+
+    ``decode(stream) -> ndarray`` is a decoder of the frame's size. Trailing ``FF`` fill
+    bytes are dropped; then the frame is decoded
+    twice: with ``FF D9`` appended (a truncated stream is then zero-filled by the decoder, as
+    libjpeg does at a marker) and with 64 bytes ``AA`` (bits 1010...) before ``FF D9``. A
+    decoder reads past the given data only when the frame lacks entropy-coded data for some
+    pixel; then the two fills decode differently (the first missing bit is 0 in one, 1 in
+    the other). Equal images: the data hold the whole frame. This replaces the end-marker
+    check (a marker says nothing about the data before it; its absence alone does not mean
+    a pixel is missing). A decoder that raises on the short stream raises here too.
+    Returns ``(whole, image decoded with FF D9 appended)``.
+
+    Example
+    -------
+    >>> import imagecodecs, numpy as np
+    >>> frame = np.random.default_rng(0).integers(0, 4096, (16, 20)).astype(np.uint16)
+    >>> jpeg = imagecodecs.jpeg8_encode(frame, lossless=True, bitspersample=12)
+    >>> holds_whole_frame(jpeg[:-2], imagecodecs.jpeg8_decode)[0]      # no FF D9, data whole
+    True
+    >>> holds_whole_frame(jpeg[:-12], imagecodecs.jpeg8_decode)[0]     # 10 data bytes lost
+    False
+    """
+    import warnings
+
+    import numpy as np
+
+    data = bytes(src).rstrip(b"\xff")  # fill bytes may precede a marker (T.81 B.1.1.2)
+    image = decode(data + b"\xff\xd9")
+    with warnings.catch_warnings():  # a decoder refusing the probe is no news to the user
+        warnings.simplefilter("ignore")
+        probe = decode(data + _PROBE)
+    return bool(np.array_equal(np.asarray(image), np.asarray(probe))), image
+
+
 def j2k_header(src: bytes | memoryview) -> dict | None:
     """Parse the SIZ segment of a JPEG 2000 / HTJ2K codestream (J2K, or JP2-wrapped).
 

@@ -25,7 +25,14 @@ import numpy as np
 
 from dicomml.decode import syntaxes as ts
 from dicomml.decode.base import Decoder
-from dicomml.decode.codestream import has_end_marker, j2k_header, jpeg_header, rle_offsets
+from dicomml.decode.codestream import (
+    END_MARKER_OPTIONAL,
+    has_end_marker,
+    holds_whole_frame,
+    j2k_header,
+    jpeg_header,
+    rle_offsets,
+)
 from dicomml.decode.info import FrameInfo
 from dicomml.errors import DecodeError, DecoderWarning
 
@@ -63,7 +70,7 @@ def codestream_header(src, info: FrameInfo, index: int | None = None, *,
         return None
     if header is None:
         raise _error(f"frame is not a {kind} codestream (no start-of-frame header)", info, index)
-    if strict and not has_end_marker(src):
+    if strict and not has_end_marker(src) and syntax not in END_MARKER_OPTIONAL:
         raise _error(f"{kind} codestream is truncated (no end-of-image marker)", info, index)
     declared = (info.rows, info.columns, info.samples_per_pixel)
     found = (header["rows"], header["columns"], header["components"])
@@ -138,6 +145,17 @@ def run_decoders(src, info: FrameInfo, decoders: list[Decoder],
                           f"{'; '.join(failures)}", DecoderWarning, stacklevel=3)
         return arr, decoder
     raise _error("could not decode: " + "; ".join(failures), info, index)
+
+
+def _whole_frame(src, info: FrameInfo, decoders: list[Decoder], index: int | None):
+    """A JPEG lossless frame without end-of-image marker, decoded when its data hold every
+    pixel (:func:`~dicomml.decode.codestream.holds_whole_frame`), else DecodeError."""
+    whole, arr = holds_whole_frame(src, lambda data: run_decoders(data, info, decoders,
+                                                                   index)[0])
+    if not whole:
+        raise _error("JPEG codestream is truncated (no end-of-image marker, and its data end "
+                     "before the last pixel)", info, index)
+    return arr
 
 
 def high_bits_clear(arr: np.ndarray, bits: int) -> bool:
@@ -243,8 +261,12 @@ def decode_frame(src, info: FrameInfo, decoders: list[Decoder] | None = None, *,
 
         decoders = decoders_for(info.transfer_syntax, path=info.path)
     header = codestream_header(src, info, index, strict=strict)
-    into = _into_buffer(out, info, header)
-    arr, _ = run_decoders(src, info, decoders, index, into)
+    into = None
+    if strict and info.transfer_syntax in END_MARKER_OPTIONAL and not has_end_marker(src):
+        arr = _whole_frame(src, info, decoders, index)
+    else:
+        into = _into_buffer(out, info, header)
+        arr, _ = run_decoders(src, info, decoders, index, into)
     if into is not None and arr is into:  # decoded in place: only the bit corrections left
         correct_bits(arr, info, header, out)  # in place, or a view of the same memory
         return out

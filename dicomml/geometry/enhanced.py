@@ -20,7 +20,9 @@ Extra columns beyond the contract: ``in_stack_position`` (InStackPositionNumber,
 files may hold magnitude and phase frames at the same positions), ``dimension_index``
 (the DimensionIndexValues tuple or None) and ``volume_key`` (the DimensionIndexValues of the
 non-spatial dimensions only — the ones that are not position, in-stack position or stack — a
-tuple that is equal for all frames of one 3D volume; None when there is no dimension index).
+tuple that is equal for all frames of one 3D volume; None when there is no dimension index);
+for Philips files ``philips_scale_slope`` / ``philips_scale_intercept`` (private (2005,xx0E) /
+(2005,xx0D) per frame, :mod:`dicomml.geometry.philips`; NaN when absent).
 
 Example
 -------
@@ -44,6 +46,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from dicomml.errors import InvalidTagError, MissingTagError
+from dicomml.geometry import philips
 from dicomml.geometry.planes import plane_table
 from dicomml.geometry.tagvalues import tag_vector
 
@@ -158,7 +161,10 @@ def frame_planes(ds, path) -> pd.DataFrame:
     """Plane table with one row per frame of an enhanced multi-frame object.
 
     ``ds`` is the header (pixels not needed), ``path`` the file name recorded in ``path`` and
-    used in errors. Raises :class:`~dicomml.errors.MissingTagError` naming frame and tag when a
+    used in errors. An object without any patient geometry (no Plane Position / Orientation
+    macro anywhere, e.g. Enhanced XA or US) gets the placeholder rows of
+    :func:`dicomml.geometry.classic.classic_rows` (``geometry`` = "none"). Raises
+    :class:`~dicomml.errors.MissingTagError` naming frame and tag when a
     frame has no position, orientation or pixel spacing, and
     :class:`~dicomml.errors.InvalidTagError` for unusable values or inconsistent frame counts.
 
@@ -180,15 +186,23 @@ def frame_rows(ds, path) -> list[dict]:
     if "PerFrameFunctionalGroupsSequence" not in ds and frames > 1:
         raise MissingTagError(f"{frames} frames but no PerFrameFunctionalGroupsSequence",
                               path=path, tag="PerFrameFunctionalGroupsSequence")
+    shared = shared_macros(ds)
+    if not _patient_geometry(ds, shared):  # e.g. Enhanced XA / US: placeholder geometry
+        from dicomml.geometry import classic
+
+        return classic.classic_rows(ds, path)
     rows, columns = _size(ds, "Rows", path), _size(ds, "Columns", path)
     spatial = [i for i, d in enumerate(dimensions(ds)) if d["pointer"] in SPATIAL_POINTERS]
     common = dict(path=str(path), tile=-1, rows=rows, columns=columns,
                   instance=_number(ds.get("InstanceNumber")))
-    shared = shared_macros(ds)
     # top-level IPP/IOP (not allowed in enhanced IODs) are trusted only for a single frame
     top = ds if frames == 1 else Dataset()
-    return [dict(common, **_frame_row(ds, i, path, spatial, shared, top))
+    rows = [dict(common, **_frame_row(ds, i, path, spatial, shared, top))
             for i in range(frames)]
+    if philips.is_philips(ds):  # private scale slope per frame (dicomml.loader.philips)
+        for row, (slope, intercept) in zip(rows, philips.frame_scales(ds)):
+            row["philips_scale_slope"], row["philips_scale_intercept"] = slope, intercept
+    return rows
 
 
 def _frame_row(ds, index: int, path, spatial: list[int], shared: dict, top: Dataset) -> dict:
@@ -231,6 +245,16 @@ def _frame_row(ds, index: int, path, spatial: list[int], shared: dict, top: Data
         volume_key=None if index_values is None else tuple(
             v for i, v in enumerate(index_values) if i not in spatial),
     )
+
+
+def _patient_geometry(ds, shared: dict) -> bool:
+    """False when no frame can be placed in the patient: no Plane Position / Orientation
+    macro (shared or in the first frame) and no top-level Image Position / Orientation."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    first = _macros(per_frame[0]) if len(per_frame) else {}
+    names = ("PlanePositionSequence", "PlaneOrientationSequence")
+    return any(n in shared or n in first for n in names) or \
+        "ImagePositionPatient" in ds or "ImageOrientationPatient" in ds
 
 
 def _temporal(groups: FrameGroups) -> float:

@@ -79,6 +79,7 @@ from .pixels import read_stack
 from .planes import build_planes
 from .policy import DEFAULT_POLICY, RESAMPLED, actions, apply_policy
 from .sources import resolve_source
+from .vendor import adjust_planes, plane_notes
 
 __all__ = ["load_series", "DEFAULT_POLICY", "resolve_source", "build_planes", "read_stack",
            "series_metadata"]
@@ -87,7 +88,8 @@ __all__ = ["load_series", "DEFAULT_POLICY", "resolve_source", "build_planes", "r
 def load_series(source, key: str | None = None, *, policy: str | Mapping[str, str] = "default",
                 dtype: str | None = "float32", resample: bool = False,
                 threads: int | None = None,
-                tolerances: Tolerances = DEFAULT_TOLERANCES, allocate=None) -> Volume:
+                tolerances: Tolerances = DEFAULT_TOLERANCES, allocate=None,
+                values: str = "default") -> Volume:
     """Load one series as a :class:`~dicomml.volume.Volume` (see the module docstring).
 
     Parameters
@@ -110,6 +112,10 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
         decoded into (e.g. a view of ``multiprocessing.shared_memory``); the Volume's array
         is then a (read-only) view of it. With ``resample=True`` on a series that needs
         resampling, the resampled array is a new one.
+    values : ``"default"``, ``"philips_float"`` or ``"display"``: for Philips MR with a
+        private scale slope, the floating-point values dcm2niix writes by default, or the
+        display values (Rescale Slope / Intercept only); see :mod:`dicomml.loader.philips`.
+        What was applied is in ``metadata["scaling"]``.
 
     Returns a Volume: array (slices, rows, columns) or (volumes, slices, rows, columns),
     affine from (slice, row, column, 1) to LPS mm. Raises :mod:`dicomml.errors` types naming
@@ -120,6 +126,7 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
         raise ValueError(f"dtype must be a float dtype or None (stored integers), got {dtype!r}")
     instances, key = resolve_source(source, key)
     planes = build_planes(instances)
+    planes, scaling = adjust_planes(planes, instances, values, dtype)
     stack = arrange(planes, tolerances)
     apply_policy(stack.findings, chosen, key, resample)
     data = read_stack(planes, stack.order, dtype=dtype, threads=threads, allocate=allocate)
@@ -129,4 +136,5 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
     if resample and stack.kinds() & set(RESAMPLED):
         data, affine = _resample(data, stack)
     metadata = series_metadata(instances, key, stack, planes, dtype, resample)
+    metadata.update(plane_notes(planes, stack.order), scaling=scaling)
     return Volume(data if stack.is_4d else data[0], affine, metadata)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError
-from dicomml.geometry.planes import DEFAULTS, normalise
+from dicomml.geometry.planes import DEFAULTS, normalise, plane_table
 
 from ._util import column, value
 
@@ -92,7 +92,21 @@ def _special_kinds(instances: pd.DataFrame) -> pd.Series:
     frames = np.where(np.isnan(frames), 1.0, frames)
     kinds = ["mosaic" if not absent or "MOSAIC" in kind else "enhanced" if count > 1 else ""
              for absent, kind, count in zip(no_count.tolist(), image_type, frames.tolist())]
+    kinds = _classic_kinds(instances, kinds)
     return pd.Series(kinds, index=instances.index, dtype=object)
+
+
+def _classic_kinds(instances: pd.DataFrame, kinds: list[str]) -> list[str]:
+    """Single-frame RT Dose (Dose Grid Scaling is read from the header), and single-frame
+    images of a series where no file has patient geometry: "classic"
+    (:mod:`dicomml.geometry.classic`). A file that lost its position among placed ones still
+    raises MissingTagError."""
+    modality = [str(v).upper() for v in column(instances, "Modality", "").tolist()]
+    unplaced = (pd.isna(column(instances, "ImagePositionPatient"))
+                & pd.isna(column(instances, "ImageOrientationPatient")))
+    bare = bool(unplaced.all())
+    return ["classic" if kind == "" and (m == "RTDOSE" or bare) else kind
+            for kind, m in zip(kinds, modality)]
 
 
 def _missing(found) -> bool:
@@ -192,6 +206,10 @@ def _header_planes(row, kind: str) -> pd.DataFrame:
         from dicomml.geometry import mosaic
 
         planes = mosaic.mosaic_planes(ds, path)
+    elif kind == "classic" or not _enhanced(ds):  # classic multi-frame: no functional groups
+        from dicomml.geometry import classic
+
+        planes = plane_table(classic.classic_rows(ds, path))
     else:
         from dicomml.geometry import enhanced
 
@@ -202,6 +220,12 @@ def _header_planes(row, kind: str) -> pd.DataFrame:
         if planes[name].isna().all():
             planes[name] = value(row, tag, np.nan)
     return planes
+
+
+def _enhanced(ds) -> bool:
+    from dicomml.geometry.enhanced import is_enhanced
+
+    return is_enhanced(ds)
 
 
 def _header_number(ds, name: str, path: str) -> float:

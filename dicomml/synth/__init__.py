@@ -7,6 +7,9 @@ rescale slope/intercept, MONOCHROME1/2), single-frame or enhanced multi-frame, 3
 any transfer syntax an installed encoder can write — and returns a :class:`SynthSeries`:
 the values and geometry a correct reader must produce, computed without any reader.
 
+:func:`write_classic_multiframe` writes classic multi-frame objects (MR/CT, RT Dose, NM,
+and US/SC/XA cine without patient geometry) with the same kind of ground truth.
+
 Conventions: arrays are (slices, rows, columns) — (volumes, slices, rows, columns) for 4D —
 in ascending order along the slice normal ``cross(row cosine, column cosine)``; ``affine``
 maps (slice, row, column, 1) to LPS millimetres (docs/conventions.md).
@@ -22,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+from ._classic import write_classic_multiframe
 from ._corpus import write_corpus
 from ._encode import is_lossy, supported_transfer_syntaxes
 from ._geometry import ORIENTATIONS, PATIENT_POSITIONS, orientation_cosines
@@ -36,6 +40,7 @@ __all__ = [
     "orientation_cosines",
     "phantom",
     "supported_transfer_syntaxes",
+    "write_classic_multiframe",
     "write_corpus",
     "write_series",
 ]
