@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import dicomml
-from dicomml.dataset import DicomSeriesDataset, VolumeCache
+from dicomml.dataset import DicomSeriesDataset, DicomSliceDataset, VolumeCache
 from dicomml.errors import CacheError
 
 
@@ -71,6 +71,20 @@ def test_temporary_cache_survives_workers_and_goes_with_the_dataset(data, system
     gc.collect()
     assert not root.exists()
     assert _ours(system_temp) == []
+
+
+def test_slice_dataset_with_a_temporary_cache(data, system_temp):
+    ds = DicomSliceDataset(data, cache_dir=VolumeCache.temporary())
+    root = ds.source.cache.root
+    assert ds.source.cache.mmap  # the slice dataset reads its volumes memory-mapped
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=dicomml.collate,
+                        multiprocessing_context="fork")
+    assert sum(len(batch["series_key"]) for batch in loader) == 12  # 3 series x 4 slices
+    del loader
+    assert root.is_dir() and len(ds.source.cache.keys()) == 3
+    del ds
+    gc.collect()
+    assert not root.exists() and _ours(system_temp) == []
 
 
 def test_only_the_creating_process_removes_the_folder(system_temp):
