@@ -8,12 +8,31 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DICOMML_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_configure(config):
+    """Hypothesis keeps caches (examples, constants, charmap) under its home folder,
+    ``./.hypothesis`` by default, i.e. inside the repository: tests write nothing there, so the
+    session points it at a temporary folder and removes that folder at the end."""
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:
+        return
+    config._dicomml_hypothesis_home = tempfile.mkdtemp(prefix="dicomml_hypothesis_")
+    set_hypothesis_home_dir(config._dicomml_hypothesis_home)
+
+
+def pytest_unconfigure(config):
+    home = getattr(config, "_dicomml_hypothesis_home", None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +14,13 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 
 from dicomml import errors as E  # noqa: E402
 from dicomml import geometry, viz  # noqa: E402
 from dicomml.catalog import header  # noqa: E402
 
-# hypothesis keeps caches (examples, constants) in ./.hypothesis: tests write nothing into the
-# repository, so point it at a temporary folder
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="dicomml_hypothesis_"))
+# hypothesis' home folder (examples, constants, charmap caches) is a session temp folder that
+# tests/conftest.py sets and removes: tests write nothing into the repository or leave in /tmp
 SETTINGS = settings(max_examples=120, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])

@@ -70,7 +70,11 @@ class SeriesSource:
         self.cache = None
         if cache_dir is not None:
             _refuse_inside_data(cache_dir, getattr(catalog, "root", None))
-            self.cache = VolumeCache(cache_dir, mmap=cache_mmap)
+            if isinstance(cache_dir, VolumeCache):  # e.g. VolumeCache.temporary(): kept alive
+                cache_dir.mmap = cache_dir.mmap or bool(cache_mmap)  # by this dataset
+                self.cache = cache_dir
+            else:
+                self.cache = VolumeCache(cache_dir, mmap=cache_mmap)
         self._failed: dict[int, dict] = {}  # this process's failure records, by index
         self._log = FailureLog() if on_error == "skip" else None
         self._files: dict[str, list[str]] | None = None

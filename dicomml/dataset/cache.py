@@ -22,14 +22,22 @@ Layout::
       ab/abcdef....affine.npy    # float64 4x4 LPS
       ...
 
+A *temporary* cache (:meth:`VolumeCache.temporary`) lives in a new ``dicomml_cache_*`` folder
+under the system temp folder and is removed with everything in it when the cache object is
+closed or garbage-collected (with the Dataset that holds it) or the process exits — only ever by
+the process that created it, never by a copy in a DataLoader worker.
+
 Example
 -------
->>> import tempfile, torch
->>> cache = VolumeCache(tempfile.mkdtemp())
+>>> import torch
+>>> cache = VolumeCache.temporary()
 >>> sample = {"image": torch.zeros(1, 2, 3, 4), "series_key": "s1", "metadata": {"Modality": "CT"}}
 >>> cache.store("0123abcd", sample)
 >>> cache.load("0123abcd")["image"].shape
 torch.Size([1, 2, 3, 4])
+>>> cache.close()
+>>> cache.root.exists()
+False
 """
 
 from __future__ import annotations
@@ -37,7 +45,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -116,9 +127,47 @@ class VolumeCache:
     def __init__(self, root: str | os.PathLike, *, mmap: bool = False):
         self.root = Path(root)
         self.mmap = bool(mmap)
+        self._finalizer: weakref.finalize | None = None
+
+    @classmethod
+    def temporary(cls, *, mmap: bool = False, prefix: str = "dicomml_cache_") -> VolumeCache:
+        """A cache in a new folder ``<system temp>/<prefix>XXXXXXXX``, removed (with its
+        entries) by :meth:`close`, when this object is garbage-collected, or at exit.
+
+        Pass it as ``cache_dir`` and the folder lives exactly as long as the dataset::
+
+            ds = dicomml.DicomSeriesDataset(folder, cache_dir=VolumeCache.temporary())
+            del ds  # the folder is gone
+
+        Only the creating process removes it: copies of the object in DataLoader workers
+        (forked or unpickled) never do.
+        """
+        root = tempfile.mkdtemp(prefix=prefix)
+        cache = cls(root, mmap=mmap)
+        cache._finalizer = weakref.finalize(cache, _remove_tree, root, os.getpid())
+        return cache
+
+    @property
+    def is_temporary(self) -> bool:
+        """True while this object owns a temporary folder that it will remove."""
+        return self._finalizer is not None and self._finalizer.alive
+
+    def close(self) -> None:
+        """Remove a temporary cache's folder now (nothing for a cache given a folder)."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __getstate__(self) -> dict:
+        # a pickled copy (a DataLoader worker under spawn) reads and writes the same folder
+        # but does not own it: only the creating process removes it
+        return {**self.__dict__, "_finalizer": None}
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.root)
 
     def __repr__(self) -> str:
-        return f"VolumeCache({os.fspath(self.root)!r}, mmap={self.mmap})"
+        kind = ", temporary" if self.is_temporary else ""
+        return f"VolumeCache({os.fspath(self.root)!r}, mmap={self.mmap}{kind})"
 
     def _base(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -161,6 +210,9 @@ class VolumeCache:
 
     def store(self, key: str, sample: Mapping) -> None:
         """Write ``sample`` as entry ``key`` (tensors and arrays as .npy, the rest as JSON)."""
+        if self._finalizer is not None and not self._finalizer.alive:
+            raise CacheError("the temporary cache was closed; its folder is gone",
+                             path=self.root)
         base = self._base(key)
         base.parent.mkdir(parents=True, exist_ok=True)
         arrays, values = {}, {}
@@ -210,6 +262,13 @@ class VolumeCache:
         if not self.root.is_dir():
             return 0
         return sum(p.stat().st_size for p in self.root.glob("??/*") if p.is_file())
+
+
+def _remove_tree(root: str, owner_pid: int) -> None:
+    """Delete a temporary cache folder, in its creating process only (a forked DataLoader
+    worker inherits the finalizer but must leave the folder to the main process)."""
+    if os.getpid() == owner_pid:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _check_spec(path, shape, dtype: np.dtype, spec: Mapping) -> None:

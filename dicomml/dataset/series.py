@@ -48,7 +48,8 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
         :mod:`dicomml.dataset.labels`). Series without a label are dropped unless
         ``keep_unlabeled`` (their ``label`` is then None); ``self.label_report`` has the counts.
     cache_dir : a folder for decoded volumes (see :mod:`dicomml.dataset.cache`); never the
-        data folder. None: decode on every access.
+        data folder. None: decode on every access. ``VolumeCache.temporary()``: a new folder
+        under the system temp folder, removed when the dataset is garbage-collected.
     cache_mmap : read cached arrays with memory mapping (pages load when touched).
     on_error : ``"raise"``, or ``"skip"``: a series that fails to load is logged, recorded
         and returned as a :class:`~dicomml.dataset.FailedSample` marker, which

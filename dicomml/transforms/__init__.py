@@ -28,7 +28,14 @@ Example
 
 from dicomml.transforms._base import Compose, RandomTransform, Transform
 from dicomml.transforms._orientation import axis_codes
-from dicomml.transforms.intensity import WINDOW_PRESETS, ClipNormalize, ToDtype, Window, ZNormalize
+from dicomml.transforms.intensity import (
+    WINDOW_PRESETS,
+    ByModality,
+    ClipNormalize,
+    ToDtype,
+    Window,
+    ZNormalize,
+)
 from dicomml.transforms.random_intensity import (
                                           RandomBiasField,
                                           RandomBlur,
@@ -50,7 +57,7 @@ from dicomml.transforms.spatial import CropForeground, CropOrPad, Orient, Resamp
 __all__ = [
     "Transform", "RandomTransform", "Compose", "axis_codes",
     "Orient", "Resample", "ResizeTo", "CropOrPad", "CropForeground",
-    "Window", "WINDOW_PRESETS", "ClipNormalize", "ZNormalize", "ToDtype",
+    "Window", "WINDOW_PRESETS", "ClipNormalize", "ZNormalize", "ToDtype", "ByModality",
     "RandomFlip", "RandomRot90", "RandomAffine", "RandomElastic", "RandomCrop",
     "RandomLabelCrop", "RandomGamma", "RandomContrast", "RandomNoise", "RandomBlur",
     "RandomBiasField", "RandomIntensityShift",

@@ -1,5 +1,7 @@
 """Deterministic intensity transforms: :class:`Window` (+ CT presets), :class:`ClipNormalize`,
-:class:`ZNormalize`, :class:`ToDtype`. They touch only ``image`` keys, never geometry.
+:class:`ZNormalize`, :class:`ToDtype`, and :class:`ByModality`, which picks one of them by the
+sample's modality (HU windows for CT, percentiles for MR). They touch only ``image`` keys, never
+geometry.
 
 Example
 -------
@@ -140,3 +142,63 @@ class ToDtype(Transform):
             if key in sample:
                 out[key] = sample[key].to(self.dtype)
         return out
+
+
+class ByModality(Transform):
+    """Apply the transform registered for the sample's modality (``sample["metadata"]
+    ["Modality"]``, as :class:`dicomml.DicomSeriesDataset` fills it), else ``default``.
+
+    For folders that mix modalities, where one intensity mapping cannot fit all: CT values are
+    calibrated (HU), so a fixed window means the same tissue in every series, while MR (and
+    PET, US...) values have no fixed scale and are better mapped by each series' own
+    percentiles. ``transforms`` maps a modality code (``"CT"``, ``"MR"``; case-insensitive) to
+    a deterministic transform; a modality without an entry gets ``default``, and raises
+    ``ValueError`` (naming the series) when ``default`` is None, so that no series is silently
+    mapped with another modality's settings. Deterministic, hence cached by the dataset; its
+    ``cache_key()`` names every transform it may apply.
+
+    >>> import torch
+    >>> norm = ByModality({"CT": Window(40, 400)},
+    ...                   default=ClipNormalize(1, 99, percentiles=True))
+    >>> ct = {"image": torch.tensor([-160.0, 40, 240]).view(1, 1, 1, 3),
+    ...       "metadata": {"Modality": "CT"}}
+    >>> norm(ct)["image"].flatten().tolist()
+    [0.0, 0.5, 1.0]
+    >>> mr = {"image": torch.arange(101.0).view(1, 1, 1, 101), "metadata": {"Modality": "MR"}}
+    >>> [round(v, 2) for v in norm(mr)["image"].flatten()[[0, 50, 100]].tolist()]
+    [0.0, 0.5, 1.0]
+    """
+
+    def __init__(self, transforms: Mapping[str, Transform], default: Transform | None = None):
+        super().__init__()
+        for name, transform in [*dict(transforms).items(), ("default", default)]:
+            if transform is not None and not (isinstance(transform, Transform)
+                                              and transform.deterministic):
+                raise TypeError(f"ByModality[{name!r}] must be a deterministic dicomml "
+                                f"transform, got {transform!r}")
+        # sorted (code, transform) pairs: a stable cache key whatever the mapping's order
+        self.choices = tuple(sorted((str(code).strip().upper(), t)
+                                       for code, t in dict(transforms).items()))
+        self.default = default
+
+    def select(self, sample: Mapping) -> Transform:
+        """The transform for ``sample`` (see the class doc)."""
+        metadata = sample.get("metadata")
+        modality = metadata.get("Modality") if isinstance(metadata, Mapping) else None
+        code = str(modality).strip().upper() if modality else ""
+        chosen = dict(self.choices).get(code, self.default)
+        if chosen is None:
+            series = sample.get("series_key", "?")
+            known = ", ".join(c for c, _ in self.choices)
+            what = f"modality {code!r}" if code else "no sample['metadata']['Modality']"
+            raise ValueError(f"ByModality: series {series} has {what} and no default; "
+                             f"transforms are given for {known} (keep 'Modality' in the "
+                             "dataset's metadata, or pass default=)")
+        return chosen
+
+    def apply(self, sample: Mapping, params=None) -> dict:
+        return self.select(sample).apply(sample, None)
+
+    def __repr__(self) -> str:
+        pairs = ", ".join(f"{code!r}: {t!r}" for code, t in self.choices)
+        return f"ByModality({{{pairs}}}, default={self.default!r})"
