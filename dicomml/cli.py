@@ -26,6 +26,7 @@ _COMMANDS = {
     "convert": "dicomml.convert",
     "doctor": "dicomml.decode.cli",
     "cache": "dicomml.dataset.cli",
+    "conformance": "dicomml.conformance",
 }
 
 

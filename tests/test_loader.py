@@ -186,12 +186,12 @@ def test_4d_series(tmp_path, fourth_dim):
     truth = synth.write_series(tmp_path, modality="MR", shape=(3, 5, 8, 8), fourth_dim=fourth_dim,
                                orientation="coronal", seed=11)
     # the catalog splits single-frame files by echo / temporal position into 3D sub-series
-    with pytest.raises(MultipleSeriesError, match=truth.series_uid) as info:
-        dicomml.load_series(tmp_path)
-    assert len(info.value.keys) == 3
-    first = dicomml.load_series(tmp_path, sorted(info.value.keys)[0])
+    keys = sorted(dicomml.scan(tmp_path, progress=False).series["series_key"])
+    assert len(keys) == 3
+    first = dicomml.load_series(tmp_path, keys[0])
     np.testing.assert_allclose(first.array, truth.array[0], rtol=1e-6, atol=1e-3)
-    # ... and their SeriesInstanceUID loads them together as 4D
+    # ... the folder (one SeriesInstanceUID) loads whole, as does the UID: 4D (issue 16 item 1)
+    _assert_matches(dicomml.load_series(tmp_path), truth)
     volume = dicomml.load_series(tmp_path, truth.series_uid)
     _assert_matches(volume, truth)
     values = volume.metadata["volumes"]

@@ -2,6 +2,10 @@
 
 Rules (applied per SeriesInstanceUID, on header values only):
 
+0. **class**: SOPClassUID differs -> split (a classic and an enhanced export of one
+   acquisition: different objects that never form one volume).
+0. **number**: SeriesNumber differs -> split (one UID reused for several series, as dcm2niix
+   also keeps them apart).
 1. **orientation**: ImageOrientationPatient differs by more than :data:`IOP_TOLERANCE`
    (direction-cosine units, ~0.06 degrees) -> split.
 2. **matrix**: (Rows, Columns) differ -> split.
@@ -18,6 +22,10 @@ key ``UID#<object kind>`` (``1.2.3#raw-data``; ``object_kind`` from :mod:`.table
 ``split_reason`` ``"object"``, and the images are split as if they were alone. (An image
 file whose pixels were stripped stays in its series, whose loading then names it.)
 
+Sub-series split by rules class, number, orientation or matrix (:data:`UNSTACKABLE`) can
+never form one volume; those split only by echo, temporal or acquisition stack into a 4D
+volume when the whole Series Instance UID is loaded.
+
 Rules 3-5 apply only to single-slice images. When every file of the series is itself a volume
 (a Siemens mosaic, ``NumberOfImagesInMosaic`` > 0 or ``MOSAIC`` in ImageType, or a
 multi-frame file with NumberOfFrames > 1), the files are the time points of one 4D series
@@ -25,7 +33,8 @@ multi-frame file with NumberOfFrames > 1), the files are the time points of one 
 
 **Series key format** (stable across rescans and file order): the SeriesInstanceUID itself
 when the series is not split; otherwise ``UID#label`` where the label joins, in the rule order
-above, one part per rule that split this UID: ``o`` + 6 hex digits of a hash of the rounded
+above, one part per rule that split this UID: ``c`` + the SOP Class UID (its part after
+``1.2.840.10008.5.1.4.1.1.``), ``s{SeriesNumber}``, ``o`` + 6 hex digits of a hash of the rounded
 orientation, ``m{Rows}x{Columns}``, ``e{EchoNumbers}`` (or ``te{EchoTime}``), ``t{n}``,
 ``a{n}`` (``?`` for an absent value). Example: ``1.2.3.4#e2-t5``. ``split_reason`` lists the
 rules that split the UID (``"echo,temporal"``), empty when unsplit.
@@ -51,7 +60,10 @@ from .table import normalize, object_columns
 
 IOP_TOLERANCE = 1e-3
 POSITION_DECIMALS = 2  # mm: positions closer than 0.01 mm are the same slice position
-RULES = ("orientation", "matrix", "echo", "temporal", "acquisition")
+RULES = ("class", "number", "orientation", "matrix", "echo", "temporal", "acquisition")
+#: rules whose sub-series never stack into one volume
+UNSTACKABLE = ("class", "number", "orientation", "matrix")
+_STORAGE = "1.2.840.10008.5.1.4.1.1."
 
 
 def _column(df: pd.DataFrame, name: str) -> list:
@@ -115,6 +127,8 @@ def _labels_for_group(cols: dict, idx: np.ndarray) -> tuple[list[str], list[str]
     """Per-instance label parts for each rule that splits this UID group; and the rules."""
     pick = {name: [values[i] for i in idx] for name, values in cols.items()}
     candidates = {
+        "class": [_class_label(v) for v in pick["SOPClassUID"]],
+        "number": [_fmt("s", _number(v)) for v in pick["SeriesNumber"]],
         "orientation": _orientation_labels(pick["ImageOrientationPatient"]),
         "matrix": [f"m{_fmt('', r)}x{_fmt('', c)}"
                    for r, c in zip(pick["Rows"], pick["Columns"])],
@@ -138,6 +152,33 @@ def _labels_for_group(cols: dict, idx: np.ndarray) -> tuple[list[str], list[str]
     return ["-".join(p) for p in parts], rules
 
 
+def _class_label(uid) -> str:
+    if uid is None:
+        return "c?"
+    uid = str(uid)
+    if uid.startswith(_STORAGE):
+        return "c" + uid[len(_STORAGE):]
+    return "c" + hashlib.sha1(uid.encode()).hexdigest()[:6]
+
+
+def _number(value):
+    try:
+        return None if _missing(value) else int(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def unstackable(split_reason) -> list[str]:
+    """The rules of a ``split_reason`` (``"echo,matrix"``) whose sub-series cannot stack
+    into one volume (:data:`UNSTACKABLE`); ``[]`` when they can.
+
+    >>> unstackable("orientation,echo"), unstackable("temporal")
+    (['orientation'], [])
+    """
+    rules = [] if _missing(split_reason) else str(split_reason).split(",")
+    return [rule for rule in rules if rule in UNSTACKABLE]
+
+
 def _acquisitions_repeat(acquisitions: list, positions: list) -> bool:
     """True when AcquisitionNumber varies and some position is imaged in two acquisitions."""
     if len(set(acquisitions)) < 2:
@@ -153,7 +194,7 @@ def _acquisitions_repeat(acquisitions: list, positions: list) -> bool:
     return False
 
 
-_SPLIT_COLUMNS = ("ImageOrientationPatient", "Rows", "Columns", "NumberOfFrames",
+_SPLIT_COLUMNS = ("SOPClassUID", "SeriesNumber", "ImageOrientationPatient", "Rows", "Columns", "NumberOfFrames",
                   "NumberOfImagesInMosaic", "ImageType", "EchoNumbers", "EchoTime",
                   "TemporalPositionIdentifier", "AcquisitionNumber", "ImagePositionPatient")
 

@@ -47,10 +47,10 @@ def resolve_source(source, key: str | None = None) -> tuple[pd.DataFrame, str]:
     else:
         instances, scan_errors = _scan(source)
     keys = list(pd.unique(instances["series_key"]))
+    images = instances[instances["has_pixels"]] if "has_pixels" in instances else instances
     if key is None:  # objects without pixels (SR, raw data...) are no candidates
-        images = instances[instances["has_pixels"]] if "has_pixels" in instances else instances
-        key = _only_key(list(pd.unique(images["series_key"])) or keys, instances, source,
-                        scan_errors)
+        key = _only_key(list(pd.unique(images["series_key"])) or keys,
+                        images if len(images) else instances, source, scan_errors)
     rows = instances[instances["series_key"] == key]
     if rows.empty and "SeriesInstanceUID" in instances:
         # a SeriesInstanceUID whose files the catalog split (by echo, temporal position,
@@ -58,19 +58,37 @@ def resolve_source(source, key: str | None = None) -> tuple[pd.DataFrame, str]:
         rows = instances[instances["SeriesInstanceUID"] == key]
         if "object_kind" in rows and (rows["object_kind"] == "image").any():
             rows = rows[rows["object_kind"] == "image"]  # not the UID's raw data, SR...
+        _check_stackable(rows, source)
     if rows.empty:
         raise SeriesNotFoundError(f"no series with key {key!r}", path=_source_name(source))
     require_pixels(rows)  # an SR, RT structure set, raw data...: say so, by file and class
     return rows.reset_index(drop=True), str(key)
 
 
+def _check_stackable(rows: pd.DataFrame, source) -> None:
+    """MultipleSeriesError when the sub-series of one Series Instance UID cannot form one
+    volume (split by SOP class, series number, orientation or matrix size)."""
+    from dicomml.catalog.split import unstackable
+
+    if "split_reason" not in rows or rows["series_key"].nunique() < 2:
+        return
+    reasons = unstackable(rows["split_reason"].iloc[0])
+    if reasons:
+        raise MultipleSeriesError(
+            f"the sub-series of this Series Instance UID cannot form one volume (they differ "
+            f"in {', '.join(reasons)}); pass one of their keys",
+            keys=list(pd.unique(rows["series_key"])), path=_source_name(source))
+
+
 def _only_key(keys: list, instances: pd.DataFrame, source, scan_errors) -> str:
-    """The one series key of a source given without ``key``; typed errors otherwise."""
+    """The one series key of a source given without ``key``; typed errors otherwise. A source
+    holding one Series Instance UID whose sub-series stack gives that UID (loaded whole)."""
     if len(keys) > 1:
-        uids = set(pd.unique(instances["SeriesInstanceUID"]))
-        hint = (f" (sub-series of one SeriesInstanceUID: key={next(iter(uids))!r} loads "
-                "them together as 4D)") if len(uids) == 1 else ""
-        raise MultipleSeriesError(f"the source holds several series; pass key={hint}",
+        uids = list(pd.unique(instances["SeriesInstanceUID"]))
+        if len(uids) == 1:
+            _check_stackable(instances, source)
+            return str(uids[0])
+        raise MultipleSeriesError("the source holds several series; pass key=",
                                   keys=keys, path=_source_name(source))
     if not keys:
         raise_scan_errors(scan_errors, _source_name(source))
