@@ -203,7 +203,7 @@ def compare(volume, stored, reference: Path, verdict: Verdict, frame: int | None
     that volume of a 4D reference only). True when they match."""
     import nibabel
 
-    ref_image = nibabel.load(reference)
+    ref_image = whole = nibabel.load(reference)
     if frame is not None:
         ref_image = ref_image.slicer[..., frame]
     ours = _canonical(volume.to_nifti())
@@ -223,7 +223,7 @@ def compare(volume, stored, reference: Path, verdict: Verdict, frame: int | None
     scaled_ok = verdict.voxel_error <= VOXEL_RTOL
     stored_ok = False
     if not scaled_ok and stored is not None:
-        raw = _unscaled(ref_image, ref)
+        raw = _unscaled(whole, ref)
         ours_raw = np.asarray(_canonical(stored.to_nifti()).dataobj)
         stored_ok = ours_raw.shape == raw.shape and _voxel_error(ours_raw, raw) <= VOXEL_RTOL
         verdict.details.append(
@@ -252,7 +252,9 @@ def _load_units(catalog, key_filter=None):
         keys = rows["series_key"].tolist()
         if len(rows) > 1:
             try:
-                yield uid, rows["folder"].iloc[0], _load_pair(load_series, catalog, uid)
+                loaded = _load_pair(load_series, catalog, uid)
+                yield uid, rows["folder"].iloc[0], loaded
+                yield from _derived(load_series, uid, rows["folder"].iloc[0], loaded)
                 continue
             except MultipleSeriesError:
                 keys = rows["series_key"].tolist()
@@ -263,9 +265,26 @@ def _load_units(catalog, key_filter=None):
             folder = series.loc[series["series_key"] == key, "folder"]
             folder = folder.iloc[0] if len(folder) else rows["folder"].iloc[0]
             try:
-                yield key, folder, _load_pair(load_series, catalog, key)
+                loaded = _load_pair(load_series, catalog, key)
             except DicommlError as exc:
                 yield key, folder, exc
+                continue
+            yield key, folder, loaded
+            yield from _derived(load_series, key, folder, loaded)
+
+
+def _derived(load_series, key, folder, loaded):
+    """The derived images a 4D load left out (e.g. a Philips trace image), as their own unit
+    ``<key> (derived)``, loaded from their files."""
+    from dicomml.errors import DicommlError
+
+    left_out = loaded[0].metadata.get("provenance", {}).get("left_out")
+    if not left_out:
+        return
+    try:
+        yield f"{key} (derived)", folder, _load_pair(load_series, list(left_out["files"]), None)
+    except DicommlError as exc:
+        yield f"{key} (derived)", folder, exc
 
 
 def _load_pair(load_series, catalog, key):
@@ -282,6 +301,7 @@ def _load_pair(load_series, catalog, key):
 def _identity(catalog, key: str) -> tuple[str, set[str]]:
     """(Series Instance UID, Series Numbers as dcm2niix prints them) of a unit."""
     rows = catalog.instances
+    key = key.removesuffix(" (derived)")
     mask = (rows["series_key"] == key) | (rows["SeriesInstanceUID"] == key)
     chosen = rows[mask]
     uid = str(chosen["SeriesInstanceUID"].iloc[0])

@@ -18,24 +18,22 @@ from dicomml import conformance
 
 nib = pytest.importorskip("nibabel")
 
-#: folder (relative to ../shared/data) -> (verdict, reason, rule of the standard). Each entry
-#: is pinned by a test named in the reason.
-ALLOWLIST: dict[str, tuple[str, str, str]] = {
-    "dcm_qa_philips/In/Magdeburg_2014/fmri": (
-        "match-stored",
+#: (folder relative to ../shared/data, verdict) -> (reason, rule of the standard). Each entry is
+#: pinned by the test named in its reason.
+ALLOWLIST: dict[tuple[str, str], tuple[str, str]] = {
+    ("dcm_qa_philips/In/Magdeburg_2014/fmri", "match-stored"): (
         "stored values equal; dcm2niix scales by the Philips private scale slope (2005,100E), "
         "dicomml by Rescale Slope/Intercept (test_philips_scaling_is_the_modality_lut)",
         "PS3.3 C.11.1.1.2 Modality LUT: output units = stored * Rescale Slope + Intercept"),
-}
-
-#: deviations still open (fixed by the items of issue 16 in progress): folder -> verdict
-OPEN: dict[str, str] = {
-    "dcm_qa_philips/In/Vanderbilt_2018/601_WIP_dti_ax": "error",
-    "dcm_qa_ge/In/SliceTiming/14_Ax_fMRI_HB3_48sl_int_asc": "error",
-    "dcm_qa_canon/In/39000_SAG_DTI_PA-ALL_20d": "error",
-    "dcm_qa_ge/In/01_Ax_DWI_TENSOR_R2": "error",
-    "dcm_qa_philips_enh/In/enh": "mismatch",
-    None: "reference-only",
+    ("dcm_qa_philips/In/Vanderbilt_2018/601_WIP_dti_ax", "match-stored"): (
+        "the DWI and its derived trace image: stored values equal, scaling as Magdeburg "
+        "(test_philips_scaling_is_the_modality_lut, test_philips_trace_is_its_own_series)",
+        "PS3.3 C.11.1.1.2 Modality LUT"),
+    ("dcm_qa_philips_enh/In/enh", "mismatch"): (
+        "1903: the same 6 volumes in another order: dicomml orders by the standard Temporal "
+        "Position Index (0020,9128), then the private label dimension (2005,1429); dcm2niix "
+        "puts the private label first (test_philips_asl_volumes_are_a_permutation)",
+        "PS3.3 C.7.6.17 Multi-frame Dimension Module: Dimension Index Values"),
 }
 
 
@@ -54,22 +52,22 @@ def _by_folder(verdicts, folder):
 
 
 def test_every_series_matches_or_is_allowlisted(verdicts):
-    bad = [v.line() for v in verdicts
-           if not v.ok and ALLOWLIST.get(v.folder or "", ("",))[0] != v.status
-           and OPEN.get(v.folder) != v.status]
+    bad = [v.line() for v in verdicts if not v.ok and (v.folder, v.status) not in ALLOWLIST]
     assert not bad, "\n".join(bad)
-    stale = [folder for folder, (status, *_) in ALLOWLIST.items()
-             if not any(v.folder == folder and v.status == status for v in verdicts)]
+    stale = [entry for entry in ALLOWLIST
+             if not any((v.folder, v.status) == entry for v in verdicts)]
     assert not stale, f"allowlist entries no longer needed: {stale}"
 
 
-@pytest.mark.xfail(reason="issue 16 items 2-3 open", strict=False)
-def test_summary_reaches_98_percent(verdicts):
+def test_summary_reaches_96_percent(verdicts):
+    """27 units on the shared data: every one matches but 1903's volume order (allowlisted);
+    match-stored (Philips scaling, another item of issue 16) counts as a match."""
     line = conformance.summary_line(verdicts)
     units = [v for v in verdicts if v.status != "reference-only"]
     good = sum(v.ok for v in units)
-    assert good / len(units) >= 0.98, line
+    assert good / len(units) >= 0.96, line
     assert line.startswith(f"{good} of {len(units)} series match dcm2niix")
+    assert not [v for v in verdicts if v.status in ("error", "no-reference", "reference-only")]
 
 
 def test_philips_scaling_is_the_modality_lut(verdicts, shared_data):
@@ -79,10 +77,50 @@ def test_philips_scaling_is_the_modality_lut(verdicts, shared_data):
 
     folder = "dcm_qa_philips/In/Magdeburg_2014/fmri"
     (verdict,) = _by_folder(verdicts, folder)
-    assert verdict.status == "match-stored"
+    assert verdict.status == "match-stored" and verdict.corner_mm <= conformance.CORNER_MM
     vol = dicomml.load_series(shared_data / folder)
     stored = dicomml.load_series(shared_data / folder, dtype=None)
     slope = np.asarray(stored.metadata["rescale"]["slope"])
     intercept = np.asarray(stored.metadata["rescale"]["intercept"])
     assert np.unique(slope).size == 1 and np.unique(intercept).size == 1
     np.testing.assert_allclose(vol.array, stored.array * slope[0] + intercept[0], rtol=1e-6)
+
+
+def test_philips_trace_is_its_own_series(verdicts, shared_data):
+    """Pins the Vanderbilt entry: the DWI holds 16 volumes (b=0 and 15 directions, b-values
+    and directions equal to dcm2niix's); the isotropic trace image (b=2000, no direction,
+    (2001,1004) = I) is left out and equals the last volume of dcm2niix's _ADC file."""
+    import dicomml
+
+    folder = "dcm_qa_philips/In/Vanderbilt_2018/601_WIP_dti_ax"
+    dwi, trace = sorted(_by_folder(verdicts, folder), key=lambda v: v.key)
+    assert trace.key.endswith("(derived)") and trace.reference.endswith("_ADC.nii")
+    assert "equals volume 16" in " ".join(trace.details)
+    assert dwi.bvec_deg is not None and dwi.bvec_deg <= conformance.BVEC_DEG
+    vol = dicomml.load_series(shared_data / folder)
+    assert vol.shape == (16, 40, 80, 80)
+    left_out = vol.metadata["provenance"]["left_out"]
+    assert len(left_out["files"]) == 40 and left_out["b_values"] == [2000.0]
+    assert [v["b_value"] for v in vol.metadata["volumes"]] == [0.0] + [2000.0] * 15
+    assert vol.metadata["volumes"][0]["gradient"] is None
+
+
+def test_philips_asl_volumes_are_a_permutation(verdicts, shared_data):
+    """Pins the 1903 entry: geometry equal, and each of our volumes equals one of dcm2niix's:
+    ours (t1 control, t1 label, t2 control, ...) = dcm2niix's volumes [0, 3, 1, 4, 2, 5]."""
+    import dicomml
+
+    bad = [v for v in _by_folder(verdicts, "dcm_qa_philips_enh/In/enh") if not v.ok]
+    assert len(bad) == 1 and "1903" in bad[0].reference
+    assert bad[0].shape == bad[0].reference_shape and bad[0].corner_mm <= conformance.CORNER_MM
+    vol = dicomml.load_series(shared_data / "dcm_qa_philips_enh/In/enh/1903_WIP_SOURCE_-_3DpCASL.dcm",
+                              dtype=None)
+    ours = np.asarray(nib.as_closest_canonical(vol.to_nifti()).dataobj)
+    ref = nib.load(bad[0].reference)
+    theirs = np.round(nib.as_closest_canonical(ref).get_fdata() / ref.dataobj.slope)
+    order = [int(np.argmin([np.abs(ours[..., i] - theirs[..., j]).max() for j in range(6)]))
+             for i in range(6)]
+    assert order == [0, 3, 1, 4, 2, 5]
+    for i, j in enumerate(order):
+        np.testing.assert_array_equal(ours[..., i], theirs[..., j])
+    assert [v["temporal"] for v in vol.metadata["volumes"]] == [1, 1, 2, 2, 3, 3]

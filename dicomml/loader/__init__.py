@@ -10,15 +10,20 @@ Pipeline (one path for every kind of source)
    single-frame files from the catalog columns, enhanced multi-frame objects from
    ``dicomml.geometry.enhanced.frame_planes``, Siemens mosaics from
    ``dicomml.geometry.mosaic.mosaic_planes`` (one row per tile, corrected positions).
-3. **Arrange** (:func:`dicomml.geometry.stack.arrange`): group by position (4D when every
+3. **Repeats** (:mod:`.volumes`): where single-frame MR planes repeat at a position, the
+   diffusion encoding of every vendor is read, derived trace images are left out, and volumes
+   that no standard tag tells apart are numbered in Instance Number order (dcm2niix's rule).
+4. **Arrange** (:func:`dicomml.geometry.stack.arrange`): group by position (4D when every
    position holds the same number of planes told apart by temporal position / echo / b-value /
    gradient / acquisition), sort by the projection of Image Position (Patient) on the slice
    normal (never by file name or Instance Number), check, build the affine.
-4. **Policy** on the findings (``duplicate``, ``missing``, ``uneven``, ``inconsistent``,
+5. **Policy** on the findings (``duplicate``, ``missing``, ``uneven``, ``inconsistent``,
    ``tilt``): ``"raise"`` a typed :mod:`dicomml.errors` error, ``"warn"`` a
    :class:`~dicomml.errors.GeometryWarning`, or ``"ignore"``. Every finding is also stored in
-   ``Volume.metadata["findings"]``.
-5. **Pixels**: uncompressed little/big-endian data whose Pixel Data offset is known (the
+   ``Volume.metadata["findings"]``; ``metadata["provenance"]`` records how the volume was
+   built (files in slice order, the 4D ordering rule, the policies that fired; see
+   :func:`.assemble.provenance`).
+6. **Pixels**: uncompressed little/big-endian data whose Pixel Data offset is known (the
    catalog records it) is read with ``os.preadv`` straight into a preallocated array — no
    re-parsing; compressed data at a known offset is read from there and decoded
    (:mod:`dicomml.decode.located`, again without parsing the header); anything else goes
@@ -73,13 +78,14 @@ from dicomml.geometry.checks import DEFAULT_TOLERANCES, Tolerances
 from dicomml.geometry.stack import arrange
 from dicomml.volume import Volume
 
+from .assemble import provenance, series_metadata, single_slice_affine
 from .assemble import resample as _resample
-from .assemble import series_metadata, single_slice_affine
 from .pixels import read_stack
 from .planes import build_planes
 from .policy import DEFAULT_POLICY, RESAMPLED, actions, apply_policy
 from .sources import resolve_source
 from .vendor import adjust_planes, plane_notes
+from .volumes import resolve_repeats
 
 __all__ = ["load_series", "DEFAULT_POLICY", "resolve_source", "build_planes", "read_stack",
            "series_metadata"]
@@ -127,6 +133,7 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
     instances, key = resolve_source(source, key)
     planes = build_planes(instances)
     planes, scaling = adjust_planes(planes, instances, values, dtype)
+    planes, built = resolve_repeats(planes, instances)
     stack = arrange(planes, tolerances)
     apply_policy(stack.findings, chosen, key, resample)
     data = read_stack(planes, stack.order, dtype=dtype, threads=threads, allocate=allocate)
@@ -137,4 +144,5 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
         data, affine = _resample(data, stack)
     metadata = series_metadata(instances, key, stack, planes, dtype, resample)
     metadata.update(plane_notes(planes, stack.order), scaling=scaling)
+    metadata["provenance"] = provenance(planes, stack, built, chosen, resample)
     return Volume(data if stack.is_4d else data[0], affine, metadata)

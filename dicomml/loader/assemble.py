@@ -21,7 +21,7 @@ import pandas as pd
 from dicomml._columns import column_array
 from dicomml.geometry.affine import series_affine
 from dicomml.geometry.resample import deshear, regularise_spacing
-from dicomml.geometry.stack import Stack
+from dicomml.geometry.stack import VOLUME_ORDER, Stack
 
 from ._util import value
 from .policy import RESAMPLED
@@ -122,4 +122,76 @@ def series_metadata(instances: pd.DataFrame, key: str, stack: Stack, planes: pd.
     if stack.is_4d:
         meta["volumes"] = [{k: _plain(v) for k, v in values.items()}
                            for values in stack.volume_values]
+        ordered_by, told_apart = volume_rule(planes, stack)
+        for values in meta["volumes"]:
+            values["ordered_by"] = ordered_by
+            values["told_apart_by"] = told_apart
+            if "gradient" in told_apart or "b_value" in told_apart:
+                values.setdefault("b_value", None)
+                values.setdefault("gradient", None)
     return meta
+
+
+#: plane-table column -> the DICOM attribute it comes from (for provenance and metadata)
+ATTRIBUTES = {
+    "stack": "StackID", "temporal": "TemporalPositionIdentifier", "echo": "EchoNumbers",
+    "complex_component": "ComplexImageComponent", "acquisition": "AcquisitionNumber",
+    "instance": "InstanceNumber", "b_value": "DiffusionBValue",
+    "gradient": "DiffusionGradientOrientation", "volume_key": "DimensionIndexValues",
+}
+
+
+def volume_rule(planes: pd.DataFrame, stack: Stack) -> tuple[str, list[str]]:
+    """(the attribute that ordered the volumes of a 4D stack, the plane-table columns whose
+    values differ between its volumes). Volumes are sorted by
+    :data:`dicomml.geometry.stack.VOLUME_ORDER`; the first of those columns that varies
+    between volumes is what ordered them (``volume_key`` set by :mod:`.volumes` means
+    Instance Number, dcm2niix's rule for volumes no standard tag tells apart)."""
+    first = planes.loc[stack.order[:, 0]]
+    varying = [name for name in VOLUME_ORDER if name in first.columns
+               and len({repr(v) for v in first[name].tolist()}) > 1]
+    told_apart = [n for n in varying if n != "instance"]
+    if not varying:
+        return "file path", []
+    name = varying[0]
+    if name == "volume_key" and "frame" in planes and (planes["frame"] == 0).all():
+        return "InstanceNumber", told_apart
+    return ATTRIBUTES.get(name, name), told_apart
+
+
+def provenance(planes: pd.DataFrame, stack: Stack, built: dict, chosen: dict,
+               resampled: bool) -> dict:
+    """How the volume was built: ``files`` (per volume, the files in slice order; a list of
+    lists for 4D, with ``frames`` beside them for multi-frame files and mosaics), the 4D
+    ``volume_rule``, ``policies`` (each geometry finding and what it did), ``left_out``
+    (derived images kept out of a 4D DWI), ``diffusion`` (the tags the encoding came from),
+    ``transfer_syntaxes`` and the ``dicomml_version``."""
+    import dicomml
+
+    paths = planes["path"].to_numpy(dtype=object)
+    files = [paths[row].tolist() for row in stack.order]
+    record: dict = {"dicomml_version": getattr(dicomml, "__version__", None),
+                    "files": files if stack.is_4d else files[0]}
+    if (planes["frame"] > 0).any() or (planes["tile"] >= 0).any():
+        index = (planes["frame"].to_numpy() if (planes["tile"] < 0).all()
+                 else planes["tile"].to_numpy())
+        frames = [index[row].tolist() for row in stack.order]
+        record["frames"] = frames if stack.is_4d else frames[0]
+    if stack.is_4d:
+        record["volume_rule"] = volume_rule(planes, stack)[0]
+    record["policies"] = [
+        {"kind": f.kind, "action": "resampled" if resampled and f.kind in RESAMPLED
+         else chosen.get(f.kind, "raise"), "message": f.message}
+        for f in stack.findings]
+    if stack.order.shape[1] == 1:
+        record["policies"].append({"kind": "spacing", "action": "assumed",
+                                   "message": "one slice: the slice step is Spacing Between "
+                                              "Slices, else Slice Thickness, else 1 mm"})
+    if "derived" in built:
+        record["left_out"] = built["derived"]
+    if "diffusion" in built:
+        record["diffusion"] = built["diffusion"]
+    if "transfer_syntax" in planes:
+        record["transfer_syntaxes"] = sorted({str(v) for v in planes["transfer_syntax"]
+                                              if v is not None and v == v})
+    return record

@@ -1,0 +1,222 @@
+"""4D series of single-frame files: diffusion encoding from every vendor, derived (trace)
+images, and volumes that no standard tag tells apart.
+
+Runs on the plane table (:mod:`dicomml.geometry.planes`) before it is arranged, only when some
+position holds more than one single-frame MR plane (a 4D candidate):
+
+1. **Diffusion encoding** per file (:func:`dicomml.geometry.diffusion.vendor_diffusion`: the
+   standard (0018,9087)/(0018,9089), then Philips, GE, Canon or Siemens private tags), read
+   lazily with pydicom (only the elements it needs, no pixels). Fills ``b_value`` and
+   ``gradient`` (unit LPS vector, None for b=0).
+2. **Derived images** (a vendor-flagged isotropic/trace image: b > 0 and no direction, e.g.
+   Philips (2001,1004) = ``I`` or (0018,9075) = ISOTROPIC) are left out of the 4D volume, as
+   dcm2niix leaves them out of its DWI (it writes them only into a separate ``_ADC`` file).
+   The left-out files are listed in the provenance; load them as their own series with
+   ``load_series(provenance["derived"]["files"])``.
+3. **Volumes no standard tag tells apart** (no temporal position, echo, b-value, gradient or
+   acquisition number differs between the planes at one position): when *every* position holds
+   the same number of planes, the k-th plane of each position (in Instance Number order, then
+   Acquisition Time, Acquisition Number, file path — dcm2niix's order) forms volume k
+   (``volume_key``). The rule is recorded (``RULE_INSTANCE``). Unequal counts, or two planes
+   at one position that are the same image (same SOP Instance UID, or the same Instance Number
+   and identical pixels), stay duplicates (:class:`~dicomml.errors.DuplicateSliceError` under the default policy).
+
+Example
+-------
+>>> import dicomml, tempfile
+>>> folder = tempfile.mkdtemp()
+>>> truth = dicomml.synth.write_series(folder, modality="MR", shape=(3, 4, 8, 8),
+...                                    fourth_dim="ge_dwi")                  # doctest: +SKIP
+>>> vol = dicomml.load_series(folder)                                      # doctest: +SKIP
+>>> vol.metadata["volumes"][1]["ordered_by"]                               # doctest: +SKIP
+'InstanceNumber'
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dicomml.geometry.planes import DIMENSIONS
+
+__all__ = ["resolve_repeats", "RULE_INSTANCE"]
+
+#: the ordering rule recorded when no standard tag tells the volumes apart
+RULE_INSTANCE = "InstanceNumber"
+_POSITION_MM = 0.01
+
+
+def _location_ids(planes: pd.DataFrame) -> np.ndarray:
+    """An id per plane for its position (rounded to 0.01 mm)."""
+    pos = np.round(np.asarray(planes["position"].tolist(), dtype=np.float64) / _POSITION_MM)
+    return np.unique(pos, axis=0, return_inverse=True)[1].ravel()
+
+
+def _plain_single_frame(planes: pd.DataFrame) -> bool:
+    return bool((planes["tile"] < 0).all() and (planes["frame"] == 0).all()
+                and "volume_key" not in planes.columns
+                and planes["path"].nunique() == len(planes))
+
+
+def resolve_repeats(planes: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The plane table with diffusion encoding filled, derived images left out and a
+    ``volume_key`` where needed (module docstring), and what was done
+    (``{"diffusion": source, "derived": {...}, "volume_rule": str}``, empty when nothing)."""
+    done: dict = {}
+    if len(planes) < 2 or not _plain_single_frame(planes):
+        return planes, done
+    ids = _location_ids(planes)
+    if np.bincount(ids).max() < 2:
+        return planes, done
+    if _is_mr(instances):
+        planes = _with_diffusion(planes, done)
+        planes = _without_derived(planes, done)
+        ids = _location_ids(planes)
+    counts = np.bincount(ids)
+    if counts.min() != counts.max() or counts.max() < 2 or _distinct(planes, ids):
+        return planes, done
+    if _same_images(planes, ids, instances):
+        return planes, done
+    planes = planes.copy()
+    planes["volume_key"] = _rank_in_location(planes, ids, instances)
+    done["volume_rule"] = RULE_INSTANCE
+    return planes, done
+
+
+def _is_mr(instances: pd.DataFrame) -> bool:
+    if "Modality" not in instances:
+        return True
+    return bool((instances["Modality"].astype(str) == "MR").any())
+
+
+def _distinct(planes: pd.DataFrame, ids: np.ndarray) -> bool:
+    """True when at every position the dimension values differ between all its planes."""
+    names = [n for n in DIMENSIONS if n in planes.columns]
+    texts = [tuple("" if (v is None or (isinstance(v, float) and v != v)) else str(v)
+                   for v in row) for row in zip(*(planes[n].tolist() for n in names))]
+    seen: dict[int, set] = {}
+    for location, text in zip(ids.tolist(), texts):
+        bucket = seen.setdefault(location, set())
+        if text in bucket:
+            return False
+        bucket.add(text)
+    return True
+
+
+def _with_diffusion(planes: pd.DataFrame, done: dict) -> pd.DataFrame:
+    """b_value / gradient / isotropic per plane from each file's header (lazily read)."""
+    import pydicom
+    from pydicom.tag import Tag
+
+    from dicomml.geometry.diffusion import DIFFUSION_TAGS, vendor_diffusion
+
+    tags = [Tag(*t) for t in DIFFUSION_TAGS]
+    b_values, gradients, isotropic, sources = [], [], [], set()
+    for path, orientation, b_old in zip(planes["path"].tolist(), planes["orientation"].tolist(),
+                                        planes["b_value"].tolist()):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags, force=True)
+            found = vendor_diffusion(ds, orientation)
+        except Exception:  # noqa: BLE001 - a header that cannot say: no encoding from it
+            found = None
+        if found is None or found.b_value != found.b_value:
+            b_values.append(b_old)
+            gradients.append(None)
+            isotropic.append(False)
+            continue
+        sources.add(found.source)
+        b_values.append(found.b_value)
+        gradients.append(found.gradient)
+        isotropic.append(found.isotropic)
+    if not sources:
+        return planes
+    planes = planes.copy()
+    planes["b_value"] = np.asarray(b_values, dtype=np.float64)
+    planes["gradient"] = pd.Series(gradients, index=planes.index, dtype=object)
+    planes["isotropic"] = isotropic
+    done["diffusion"] = ", ".join(sorted(sources))
+    return planes
+
+
+def _without_derived(planes: pd.DataFrame, done: dict) -> pd.DataFrame:
+    """Leave out isotropic (trace) images when directional diffusion images remain."""
+    if "isotropic" not in planes.columns:
+        return planes
+    derived = planes["isotropic"].to_numpy(dtype=bool)
+    directional = planes["gradient"].map(lambda g: g is not None).to_numpy(dtype=bool)
+    if not derived.any() or not directional.any():
+        return planes.drop(columns="isotropic")
+    files = planes.loc[derived, "path"].tolist()
+    done["derived"] = {
+        "kind": "isotropic (trace) diffusion image", "files": files,
+        "b_values": sorted(set(planes.loc[derived, "b_value"].tolist())),
+        "reason": "b > 0 with no gradient direction, flagged isotropic by the vendor; "
+                  "dcm2niix also keeps such images out of the DWI volume"}
+    return planes[~derived].drop(columns="isotropic").reset_index(drop=True)
+
+
+def _same_images(planes: pd.DataFrame, ids: np.ndarray, instances: pd.DataFrame) -> bool:
+    """True when two planes at one position are the same image: the same SOP Instance UID, or
+    the same Instance Number (absent counts as the same) with identical pixel data. Distinct
+    instances may hold identical pixels (GE published fMRI runs whose volumes are equal):
+    Instance Number, which identifies an image within its series (PS3.3 C.7.6.1), decides."""
+    if "SOPInstanceUID" in instances and "path" in instances:
+        uid_of = dict(zip(instances["path"].tolist(), instances["SOPInstanceUID"].tolist()))
+        uids = [uid_of.get(p) for p in planes["path"].tolist()]
+        pairs = {(i, u) for i, u in zip(ids.tolist(), uids) if u is not None}
+        if len(pairs) < sum(u is not None for u in uids):
+            return True
+    numbers = planes["instance"].fillna(-1.0).to_numpy()
+    if len({(i, n) for i, n in zip(ids.tolist(), numbers.tolist())}) == len(planes):
+        return False
+    # pixels, at up to three positions spread over the stack (a plane outside the body can
+    # be constant in every volume: such planes say nothing)
+    n_locations = int(ids.max()) + 1
+    verdicts = []
+    for location in sorted({n_locations // 2, n_locations // 4, (3 * n_locations) // 4}):
+        found = _identical_pixels(planes.loc[ids == location, "path"].tolist())
+        if found is not None:
+            verdicts.append(found)
+    return bool(verdicts) and all(verdicts)
+
+
+def _identical_pixels(paths: list[str]) -> bool | None:
+    """True when two of the files hold the same non-constant pixels, False when none do,
+    None when every plane is constant or one cannot be decoded here."""
+    from dicomml.decode import read_pixels
+
+    seen = set()
+    informative = False
+    for path in paths:
+        try:
+            data = np.ascontiguousarray(read_pixels(path))
+        except Exception:  # noqa: BLE001 - undecodable here: the loader reports it later
+            return None
+        if data.size and data.min() == data.max():
+            continue
+        informative = True
+        digest = (data.shape, data.dtype.str, data.tobytes())
+        if digest in seen:
+            return True
+        seen.add(digest)
+    return False if informative else None
+
+
+def _rank_in_location(planes: pd.DataFrame, ids: np.ndarray,
+                      instances: pd.DataFrame) -> np.ndarray:
+    """0-based rank of each plane among the planes at its position, by Instance Number, then
+    Acquisition Time, Acquisition Number and path (dcm2niix's order)."""
+    times = {}
+    if "AcquisitionTime" in instances:
+        times = dict(zip(instances["path"].tolist(), instances["AcquisitionTime"].tolist()))
+    keys = pd.DataFrame({
+        "location": ids,
+        "instance": planes["instance"].fillna(np.inf).to_numpy(),
+        "time": [str(times.get(p) or "") for p in planes["path"].tolist()],
+        "acquisition": planes["acquisition"].fillna(np.inf).to_numpy(),
+        "path": planes["path"].tolist(),
+    })
+    ordered = keys.sort_values(["location", "instance", "time", "acquisition", "path"],
+                               kind="stable")
+    rank = ordered.groupby("location", sort=False).cumcount()
+    return rank.reindex(keys.index).to_numpy(dtype=np.int64)
