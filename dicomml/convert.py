@@ -25,6 +25,9 @@ Example::
 
     dicomml convert /data/ct -o /tmp/nifti
     dicomml convert catalog.parquet --series 1.2.3.4 -o /tmp/nifti --policy warn
+
+Diffusion series also get ``OUT/<name>.bval`` and ``OUT/<name>.bvec`` in FSL's convention, as
+dcm2niix writes them (:func:`write_fsl_diffusion`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ import numpy as np
 
 from dicomml.errors import DicommlError
 
-__all__ = ["register", "convert_series", "sidecar", "output_names"]
+__all__ = ["register", "convert_series", "sidecar", "output_names",
+           "write_fsl_diffusion"]
 
 _DESCRIPTION = (
     "Convert every image series of a catalog or folder (or one, with --series) to "
@@ -177,7 +181,38 @@ def convert_series(catalog, key: str, output: Path, *, policy="default", resampl
     nifti = stem.with_name(stem.name + (".nii.gz" if gzip else ".nii"))
     volume.to_nifti().to_filename(str(nifti))
     stem.with_name(stem.name + ".json").write_text(json.dumps(sidecar(volume), indent=2))
+    write_fsl_diffusion(volume, stem)
     return nifti
+
+
+def write_fsl_diffusion(volume, stem: Path) -> tuple[Path, Path] | None:
+    """Write ``<stem>.bval`` and ``<stem>.bvec`` (FSL's convention, as dcm2niix writes them)
+    for a 4D diffusion volume; return their paths, or None when the volume has no diffusion
+    encoding (``metadata["volumes"][i]["b_value"]``).
+
+    b-values (s/mm^2) are written as integers; each ``.bvec`` column is the volume's gradient
+    (``metadata["volumes"][i]["gradient"]``, unit LPS) in the voxel frame of the NIfTI written
+    by :meth:`dicomml.Volume.to_nifti`, x negated when that affine's determinant is positive
+    (:func:`dicomml.geometry.diffusion.fsl_bvecs`); ``0 0 0`` for b=0.
+
+    Example
+    -------
+    >>> write_fsl_diffusion(volume, Path("/tmp/out/dwi"))     # doctest: +SKIP
+    (PosixPath('/tmp/out/dwi.bval'), PosixPath('/tmp/out/dwi.bvec'))
+    """
+    from dicomml.geometry.diffusion import format_fsl, fsl_bvecs
+
+    volumes = volume.metadata.get("volumes") or []
+    b_values = [v.get("b_value") for v in volumes]
+    if volume.array.ndim != 4 or not any(b is not None for b in b_values):
+        return None
+    bvals = np.array([0.0 if b is None else float(b) for b in b_values])
+    bvecs = fsl_bvecs([v.get("gradient") for v in volumes], volume.nifti_affine())
+    bval_path = stem.with_name(stem.name + ".bval")
+    bvec_path = stem.with_name(stem.name + ".bvec")
+    bval_path.write_text(format_fsl(bvals[None], integers=True))
+    bvec_path.write_text(format_fsl(bvecs))
+    return bval_path, bvec_path
 
 
 def _run(args) -> int:

@@ -48,19 +48,29 @@ class SeriesSource:
                  label_column="label", on: str | None = None, keep_unlabeled: bool = False,
                  cache_dir: str | os.PathLike | None = None, cache_mmap: bool = False,
                  on_error: str = "raise", metadata: Iterable[str] = _source.DEFAULT_METADATA,
-                 loader_options: Mapping | None = None, scan_workers: int | None = None):
+                 loader_options: Mapping | None = None, scan_workers: int | None = None,
+                 volumes: str | None = None):
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        if volumes is not None and volumes not in _source.VOLUME_MODES:
+            raise ValueError(f"volumes must be one of {_source.VOLUME_MODES}, got {volumes!r}")
         self.on_error = on_error
         self.metadata_keys = tuple(metadata)
         self.loader_options = dict(loader_options or {})
         catalog = _source.select(Catalog.open(source, workers=scan_workers), filter)
         table = _source.series_table(catalog, self.metadata_keys)
+        if volumes is not None:  # 4D acquisitions whole (issue 16 item 1)
+            table = _source.merge_acquisitions(table, catalog)
         self.label_report: LabelReport | None = None
         self._labels: list | None = None
         if labels is not None:
             table, catalog = self._join(table, catalog, labels, label_column, on, keep_unlabeled)
         self.catalog = catalog
+        if volumes == "samples":
+            table = _source.expand_volumes(table)
+            if self._labels is not None:
+                self._labels = [self._labels[i] for i in _repeat_index(table)]
+        self._volume = table["volume"].tolist() if "volume" in table else [None] * len(table)
         self._keys = [str(k) for k in table["series_key"]]
         self._ids = _source.row_records(table, _source.ID_COLUMNS)
         self._meta = _source.row_records(table, self.metadata_keys)
@@ -159,7 +169,7 @@ class SeriesSource:
     def cache_key(self, index: int) -> str:
         """The cache entry key of series ``index`` (stats its files now)."""
         extra = {"series_key": self._keys[index], "loader": self.loader_options,
-                 "metadata": list(self.metadata_keys)}
+                 "metadata": list(self.metadata_keys), "volume": self._volume[index]}
         return entry_key(self.files(index), self._prefix_keys, extra)
 
     # --- loading --------------------------------------------------------------------------------
@@ -191,7 +201,9 @@ class SeriesSource:
             lender = options["allocate"] = _Lender()
         try:
             volume = load_series(self.catalog, self._keys[index], **options)
+            volume = _one_volume(volume, self._volume[index], self._keys[index])
             sample = volume_sample(volume, self.identifiers(index), self._meta[index])
+            sample["provenance"] = _sample_provenance(volume)
         finally:
             if lender is not None:
                 lender.close()
@@ -246,6 +258,44 @@ class SeriesSource:
     def __setstate__(self, state: dict) -> None:
         state["catalog"] = _source.unpack_catalog(state["catalog"])
         self.__dict__.update(state)
+
+
+def _sample_provenance(volume) -> dict:
+    """``sample["provenance"]``: the volume's provenance (JSON-safe), with the volume's index
+    and values when the sample is one volume of a 4D series (``volumes="samples"``)."""
+    provenance = dict(volume.metadata.get("provenance", {}))
+    if "volume_index" in volume.metadata:
+        provenance["volume_index"] = volume.metadata["volume_index"]
+        provenance["volume"] = volume.metadata["volume"]
+    return _source.plain_tree(provenance)
+
+
+def _repeat_index(table) -> list[int]:
+    """For an expanded table (:func:`_source.expand_volumes`): the row of the unexpanded
+    table each row came from."""
+    out, row = [], -1
+    for volume in table["volume"].tolist():
+        if volume is None or volume != volume or volume == 0:
+            row += 1
+        out.append(row)
+    return out
+
+
+def _one_volume(volume, index, key):
+    """Volume ``index`` of a 4D ``volume`` as a 3D Volume (its ``metadata["volume"]`` holds
+    that volume's values and ``volume_index``); ``volume`` itself when ``index`` is None."""
+    if index is None or index != index:
+        return volume
+    from dicomml.volume import Volume
+
+    index = int(index)
+    if volume.array.ndim != 4 or index >= volume.array.shape[0]:
+        raise DicommlError(f"volume {index} does not exist (the series loads as "
+                           f"{volume.array.shape}; derived images are left out)", path=key)
+    metadata = dict(volume.metadata)
+    metadata["volume_index"] = index
+    metadata["volume"] = (metadata.get("volumes") or [{}] * (index + 1))[index]
+    return Volume(volume.array[index], volume.affine, metadata)
 
 
 def _refuse_inside_data(cache_dir, data_root) -> None:

@@ -93,6 +93,15 @@ def plain(value):
     return str(value)
 
 
+def plain_tree(value):
+    """:func:`plain` applied through nested dicts and lists (provenance records)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_tree(v) for v in value]
+    return plain(value)
+
+
 def row_records(table: pd.DataFrame, columns: Iterable[str]) -> list[dict]:
     """``table``'s ``columns`` as one JSON-safe dict per row."""
     columns = list(columns)
@@ -101,10 +110,67 @@ def row_records(table: pd.DataFrame, columns: Iterable[str]) -> list[dict]:
 
 
 def files_by_series(catalog) -> dict[str, list[str]]:
-    """``{series_key: [path, ...]}`` for every series, in one pass over ``instances``."""
+    """``{series_key: [path, ...]}`` for every series, in one pass over ``instances``; a
+    Series Instance UID (the key of a merged acquisition, :func:`merge_acquisitions`) maps to
+    all its files."""
     instances = catalog.instances
     groups = instances.groupby("series_key", sort=False)["path"]
-    return {str(key): [os.fspath(p) for p in paths] for key, paths in groups}
+    out = {str(key): [os.fspath(p) for p in paths] for key, paths in groups}
+    if "SeriesInstanceUID" in instances:
+        for uid, paths in instances.groupby("SeriesInstanceUID", sort=False)["path"]:
+            out.setdefault(str(uid), [os.fspath(p) for p in paths])
+    return out
+
+
+#: ``volumes=`` of the datasets: one sample per acquisition (volumes as channels), or one
+#: sample per volume
+VOLUME_MODES = ("channels", "samples")
+
+
+def merge_acquisitions(table: pd.DataFrame, catalog) -> pd.DataFrame:
+    """``table`` (from :func:`series_table`) with the sub-series of one Series Instance UID
+    that stack into 4D (split only by echo, temporal position or acquisition:
+    :func:`dicomml.catalog.split.unstackable`) as one row keyed by the UID, and an
+    ``n_volumes`` column (volumes per row, from the catalog; summed over merged rows)."""
+    from dicomml.catalog.split import unstackable
+
+    series = catalog.series.set_index("series_key")
+    extra = series.reindex(table["series_key"])
+    table = table.assign(
+        n_volumes=pd.to_numeric(extra.get("n_volumes"), errors="coerce").fillna(1)
+        .astype(np.int64).to_numpy() if "n_volumes" in extra else 1,
+        _reason=extra["split_reason"].to_numpy() if "split_reason" in extra else "")
+    uids = table["SeriesInstanceUID"].astype(object)
+    merge = [bool(r) and not unstackable(r) for r in table["_reason"].tolist()]
+    merge = np.asarray(merge, dtype=bool) & uids.notna().to_numpy()
+    if not merge.any():
+        return table.drop(columns="_reason").reset_index(drop=True)
+    rows = []
+    for position, row in enumerate(table.to_dict("records")):
+        if not merge[position]:
+            rows.append(row)
+            continue
+        uid = str(row["SeriesInstanceUID"])
+        first = next((r for r in rows if r.get("_merged") == uid), None)
+        if first is None:
+            rows.append(dict(row, series_key=uid, _merged=uid))
+        else:
+            first["n_volumes"] += row["n_volumes"]
+    out = pd.DataFrame(rows).drop(columns=["_reason", "_merged"], errors="ignore")
+    return out.reset_index(drop=True)
+
+
+def expand_volumes(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per volume: ``table``'s rows repeated ``n_volumes`` times with a ``volume``
+    column (0-based; None for 3D rows)."""
+    rows = []
+    for row in table.to_dict("records"):
+        count = int(row.get("n_volumes") or 1)
+        if count <= 1:
+            rows.append(dict(row, volume=None))
+        else:
+            rows.extend(dict(row, volume=v) for v in range(count))
+    return pd.DataFrame(rows, columns=[*table.columns, "volume"])
 
 
 

@@ -33,7 +33,8 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
     mapping (slice, row, column, 1) to LPS mm; ``spacing`` float64 (3,) (slice, row, column) mm;
     ``series_key``, ``PatientID``, ``StudyInstanceUID``, ``SeriesInstanceUID``,
     ``AccessionNumber`` (str, "" when absent); ``metadata`` (dict of the ``metadata`` catalog
-    columns); ``label`` when ``labels`` is given; then whatever ``transform`` adds.
+    columns); ``provenance`` (how the volume was built: files in slice order, the 4D ordering
+    rule, the policies that fired...; ``Volume.metadata["provenance"]``); ``label`` when ``labels`` is given; then whatever ``transform`` adds.
 
     Parameters
     ----------
@@ -59,6 +60,12 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
     metadata : catalog columns copied into ``sample["metadata"]``.
     loader_options : keyword arguments for ``dicomml.load_series`` (``policy``, ``dtype``,
         ``resample``, ``threads``); part of the cache key.
+    volumes : ``"channels"`` (default): a 4D acquisition — every sub-series of one Series
+        Instance UID that stacks (split only by echo, temporal position or acquisition) — is
+        one sample, its volumes the channels; ``"samples"``: one sample per volume (C = 1,
+        ``metadata["volume"]`` in the volume's provenance). Volume counts come from the
+        catalog; a volume the loader leaves out (a derived trace image) fails as a series
+        would (see ``on_error``).
     seed : when set, random transforms get a ``torch.Generator`` seeded from
         ``(seed, epoch, index)`` (see :meth:`set_epoch`); else torch's per-worker RNG.
 
@@ -73,12 +80,12 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
                  cache_mmap: bool = False, on_error: str = "raise",
                  metadata: Iterable[str] = _source.DEFAULT_METADATA,
                  loader_options: Mapping | None = None, seed: int | None = None,
-                 scan_workers: int | None = None):
+                 scan_workers: int | None = None, volumes: str = "channels"):
         self.source = SeriesSource(
             source, filter=filter, transform=transform, labels=labels,
             label_column=label_column, on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir,
             cache_mmap=cache_mmap, on_error=on_error, metadata=metadata,
-            loader_options=loader_options, scan_workers=scan_workers)
+            loader_options=loader_options, scan_workers=scan_workers, volumes=volumes)
         self.seed = seed
         self.epoch = 0
 

@@ -18,6 +18,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from ._geometry import ds_strings
+from ._vendor import STYLES as VENDOR_STYLES
+from ._vendor import add_vendor_diffusion
 
 STUDY_DATE = "20240102"
 STUDY_TIME = "101500"
@@ -127,6 +129,8 @@ def _modality_details(ds: Dataset, plan, volume: int) -> None:
         ds.EchoTime = ds_strings([plan.echo_time(volume)])[0]
         ds.EchoNumbers = volume + 1 if plan.fourth_dim == "echo" else 1
         ds.EchoTrainLength = 1
+    if plan.fourth_dim in VENDOR_STYLES:
+        add_vendor_diffusion(ds, plan.fourth_dim, volume)
     if plan.n_volumes > 1 and plan.fourth_dim == "temporal":
         ds.TemporalPositionIdentifier = volume + 1
         ds.NumberOfTemporalPositions = plan.n_volumes

@@ -26,6 +26,7 @@ from pydicom.uid import (
 from . import _geometry as geo
 from ._phantom import phantom
 from ._pixels import PixelFormat, quantise, real_world
+from ._vendor import STYLES as VENDOR_STYLES
 
 MODALITIES = ("CT", "MR")
 _SOP_CLASSES = {
@@ -114,8 +115,11 @@ def make_plan(*, modality="CT", shape=(16, 32, 32), spacing=(2.5, 0.75, 0.75),
     fmt, slope, intercept, write_rescale = _pixel_choices(
         modality, signed, bits_allocated, bits_stored, slope, intercept)
     photometric = _check_photometric(photometric)
-    if fourth_dim not in ("temporal", "echo"):
-        raise ValueError(f"fourth_dim must be 'temporal' or 'echo', got {fourth_dim!r}")
+    if fourth_dim not in ("temporal", "echo", *VENDOR_STYLES):
+        raise ValueError(f"fourth_dim must be 'temporal', 'echo', 'ge_dwi' or 'canon_dti', "
+                         f"got {fourth_dim!r}")
+    if fourth_dim in VENDOR_STYLES and (multiframe or modality != "MR"):
+        raise ValueError(f"fourth_dim={fourth_dim!r} writes single-frame MR files only")
     values = np.stack([phantom(shape4[1:], modality=modality, seed=seed, volume=v)
                        for v in range(shape4[0])])
     stored = quantise(values, fmt, slope, intercept,

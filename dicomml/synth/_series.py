@@ -21,10 +21,12 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from . import _geometry as geo
+from . import _vendor as vendor
 from ._encode import check_transfer_syntax, encode_pixel_data
 from ._enhanced import enhanced_dataset
 from ._headers import single_frame_dataset, volume_template
 from ._plan import make_plan
+from ._vendor import STYLES as VENDOR_STYLES
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,10 @@ def write_series(folder, *, modality="CT", shape=(16, 32, 32), spacing=(2.5, 0.7
       -1024, or 0 when signed; MR writes no rescale unless given), ``photometric``.
     - ``multiframe``: one Enhanced CT/MR Image Storage file, frames in shuffled order (see
       ``meta["frame_index"]``); ``fourth_dim``: "temporal" (TemporalPositionIdentifier /
-      TemporalPositionIndex) or "echo" (EchoNumbers, EchoTime / EffectiveEchoTime).
+      TemporalPositionIndex), "echo" (EchoNumbers, EchoTime / EffectiveEchoTime), or a
+      vendor-style diffusion series whose volumes no standard tag tells apart: "ge_dwi",
+      "canon_dti" (single-frame MR, Instance Numbers in acquisition order; see
+      ``dicomml.synth._vendor``; ``meta["b_values"]``, ``meta["gradients"]`` unit LPS).
     - ``transfer_syntax``: any of :func:`supported_transfer_syntaxes`; lossy ones set
       ``meta["lossy"]`` and keep the original values as ground truth (compare with a
       tolerance).
@@ -138,6 +143,8 @@ def write_series(folder, *, modality="CT", shape=(16, 32, 32), spacing=(2.5, 0.7
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 31337])
+    if plan.fourth_dim in VENDOR_STYLES:  # nothing but Instance Number orders the volumes
+        instance_numbers = "sorted"
     numbers = _instance_numbers(plan.n_volumes * plan.n_slices, instance_numbers, rng)
     write = _write_enhanced if plan.multiframe else _write_single_frames
     paths, order, lossy = write(folder, plan, numbers, transfer_syntax, shuffle, rng,
@@ -256,6 +263,9 @@ def _result(plan, paths, transfer_syntax, lossy, numbers, order) -> SynthSeries:
         index_of_path=None if plan.multiframe else list(order),
         frame_index=list(order) if plan.multiframe else None, display_array=squeeze(plan.display),
         echo_times=[plan.echo_time(v) for v in range(plan.n_volumes)])
+    if plan.fourth_dim in VENDOR_STYLES:
+        meta["b_values"] = vendor.b_values(plan.n_volumes)
+        meta["gradients"] = vendor.truth_gradients(plan.fourth_dim, plan.iop, plan.n_volumes)
     return SynthSeries(
         paths=paths, array=squeeze(plan.array), stored=squeeze(plan.stored),
         affine=geo.ground_truth_affine(plan.iop, plan.positions, plan.spacing[1:],

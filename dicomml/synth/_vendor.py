@@ -1,0 +1,91 @@
+"""Vendor-style 4D diffusion series (``write_series(..., fourth_dim="ge_dwi" | "canon_dti")``).
+
+Both styles write single-frame MR files whose volumes no standard tag tells apart (no
+Temporal Position Identifier, one Acquisition Number, Echo Number 1): volume 0 is b=0, the
+others b=1000 s/mm^2 along the directions of :data:`IMAGE_DIRECTIONS`. Instance Number runs
+slice-fastest within each volume, volume after volume (the acquisition order a reader must
+follow). The encoding is written where each vendor puts it:
+
+- ``"ge_dwi"``: Manufacturer ``GE MEDICAL SYSTEMS``; b-value as the first value of
+  (0043,1039) (private creator ``GEMS_PARM_01``, ``[b, 8, 0, 0]``), the direction in
+  (0019,10BB/10BC/10BD) (``GEMS_ACQU_01``) in the image frame: components along the row
+  direction F_r, the column direction F_c and ``F_c x F_r``; (0018,9087) only on the b > 0
+  files, as the scanner does.
+- ``"canon_dti"``: Manufacturer ``CANON_MEC``; (0018,9087) on every file and the direction only
+  as text in Image Comments (0020,4000), ``b=1000(0.600,0.800,0.000)``, components along F_r,
+  ``-F_c`` and ``F_c x F_r``.
+
+The ground truth (``meta["b_values"]``, ``meta["gradients"]``: unit LPS vectors, None for b=0)
+is computed here from the image-frame directions and the orientation cosines alone.
+
+Example
+-------
+>>> import numpy as np
+>>> lps = truth_gradients("ge_dwi", np.array([1.0, 0, 0, 0, 1, 0]), 3)
+>>> lps[0], [round(v, 3) for v in lps[1]]
+(None, [1.0, 0.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from ._geometry import ds_strings
+
+#: vendor styles accepted as ``fourth_dim``
+STYLES = ("ge_dwi", "canon_dti")
+#: image-frame directions of volumes 1, 2, ... (exact with 3 decimals), cycled
+IMAGE_DIRECTIONS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.6, 0.8, 0.0),
+                    (0.0, 0.6, 0.8), (0.8, 0.0, 0.6), (0.6, 0.0, -0.8))
+B_VALUE = 1000.0
+#: per style, the sign of each image-frame component relative to (F_r, F_c, F_r x F_c)
+_SIGNS = {"ge_dwi": (1.0, 1.0, -1.0), "canon_dti": (1.0, -1.0, -1.0)}
+
+
+def b_values(n_volumes: int) -> list[float]:
+    """b-value of each volume (s/mm^2): 0, then :data:`B_VALUE`."""
+    return [0.0] + [B_VALUE] * (n_volumes - 1)
+
+
+def image_direction(volume: int) -> tuple[float, float, float] | None:
+    """The direction written for ``volume`` (vendor image frame), None for volume 0."""
+    return None if volume == 0 else IMAGE_DIRECTIONS[(volume - 1) % len(IMAGE_DIRECTIONS)]
+
+
+def truth_gradients(style: str, iop: np.ndarray, n_volumes: int) -> list:
+    """Unit LPS gradient of each volume (None for b=0) from the image-frame directions."""
+    row, column = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    axes = np.stack([row, column, np.cross(row, column)])
+    out = []
+    for volume in range(n_volumes):
+        direction = image_direction(volume)
+        if direction is None:
+            out.append(None)
+            continue
+        lps = (np.asarray(direction) * np.asarray(_SIGNS[style])) @ axes
+        out.append(tuple(float(v) for v in lps / np.linalg.norm(lps)))
+    return out
+
+
+def add_vendor_diffusion(ds: Dataset, style: str, volume: int) -> None:
+    """Write the diffusion encoding of ``volume`` in the vendor's tags (module docstring)."""
+    b_value = b_values(volume + 1)[volume]
+    direction = image_direction(volume) or (0.0, 0.0, 0.0)
+    if style == "ge_dwi":
+        ds.Manufacturer = "GE MEDICAL SYSTEMS"
+        acq = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
+        for offset, value in zip((0xBB, 0xBC, 0xBD), direction):
+            acq.add_new(offset, "DS", ds_strings([value])[0])
+        parm = ds.private_block(0x0043, "GEMS_PARM_01", create=True)
+        parm.add_new(0x39, "IS", [int(b_value), 8, 0, 0])
+        if b_value > 0:
+            ds.DiffusionBValue = b_value
+    elif style == "canon_dti":
+        ds.Manufacturer = "CANON_MEC"
+        ds.DiffusionBValue = b_value
+        if b_value > 0:
+            x, y, z = direction
+            ds.ImageComments = f"b={int(b_value)}({x:.3f},{y:.3f},{z:.3f})"
+    else:  # pragma: no cover - checked by make_plan
+        raise ValueError(f"unknown vendor style {style!r}")
