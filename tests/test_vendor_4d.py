@@ -279,3 +279,19 @@ def test_dataset_one_sample_per_acquisition_or_per_volume(tmp_path):
         assert got["image"].shape == (1, 4, 8, 8)
         assert got["provenance"]["volume_index"] == index
         np.testing.assert_allclose(got["image"][0].numpy(), truth.array[index], rtol=1e-6)
+
+
+def test_an_incomplete_volume_is_a_missing_slice_or_dropped(tmp_path):
+    from dicomml.errors import GeometryWarning, MissingSliceError
+
+    truth = synth.write_series(tmp_path / "s", modality="MR", shape=(3, 4, 8, 8), seed=17)
+    (victim,) = [p for p, vs in zip(truth.paths, truth.meta["index_of_path"]) if vs == (1, 2)]
+    victim.unlink()
+    with pytest.raises(MissingSliceError, match="temporal") as info:
+        dicomml.load_series(tmp_path / "s")
+    assert "'2.0'" in str(info.value)  # the volume: Temporal Position Identifier 2
+    with pytest.warns(GeometryWarning, match="dropped"):
+        vol = dicomml.load_series(tmp_path / "s", policy={"missing": "warn"})
+    assert vol.shape == (2, 4, 8, 8)
+    np.testing.assert_allclose(vol.array, truth.array[[0, 2]], rtol=1e-6)
+    assert any(p["action"] == "dropped volumes" for p in vol.metadata["provenance"]["policies"])

@@ -85,7 +85,7 @@ from .planes import build_planes
 from .policy import DEFAULT_POLICY, RESAMPLED, actions, apply_policy
 from .sources import resolve_source
 from .vendor import adjust_planes, plane_notes
-from .volumes import resolve_repeats
+from .volumes import drop_incomplete, resolve_repeats
 
 __all__ = ["load_series", "DEFAULT_POLICY", "resolve_source", "build_planes", "read_stack",
            "series_metadata"]
@@ -134,6 +134,7 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
     planes = build_planes(instances)
     planes, scaling = adjust_planes(planes, instances, values, dtype)
     planes, built = resolve_repeats(planes, instances)
+    planes = drop_incomplete(planes, built, chosen["missing"], key)
     stack = arrange(planes, tolerances)
     apply_policy(stack.findings, chosen, key, resample)
     data = read_stack(planes, stack.order, dtype=dtype, threads=threads, allocate=allocate)

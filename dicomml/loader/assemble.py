@@ -162,10 +162,13 @@ def volume_rule(planes: pd.DataFrame, stack: Stack) -> tuple[str, list[str]]:
 def provenance(planes: pd.DataFrame, stack: Stack, built: dict, chosen: dict,
                resampled: bool) -> dict:
     """How the volume was built: ``files`` (per volume, the files in slice order; a list of
-    lists for 4D, with ``frames`` beside them for multi-frame files and mosaics), the 4D
+    lists for 4D, with ``frames`` beside them for multi-frame files and mosaics: the frame
+    index, or a mosaic's tile index), the 4D
     ``volume_rule``, ``policies`` (each geometry finding and what it did), ``left_out``
     (derived images kept out of a 4D DWI), ``diffusion`` (the tags the encoding came from),
-    ``transfer_syntaxes`` and the ``dicomml_version``."""
+    ``transfer_syntaxes`` with ``decoders`` (the decoder tried first for each) and the
+    ``dicomml_version``. Scaling (Rescale Slope/Intercept, MONOCHROME1) is in the metadata
+    beside it (``rescale``, ``inverted_monochrome1``)."""
     import dicomml
 
     paths = planes["path"].to_numpy(dtype=object)
@@ -187,11 +190,26 @@ def provenance(planes: pd.DataFrame, stack: Stack, built: dict, chosen: dict,
         record["policies"].append({"kind": "spacing", "action": "assumed",
                                    "message": "one slice: the slice step is Spacing Between "
                                               "Slices, else Slice Thickness, else 1 mm"})
+    if "dropped_volumes" in built:
+        record["policies"].append({"kind": "missing", "action": "dropped volumes",
+                                   "message": str(built["dropped_volumes"])})
     if "derived" in built:
         record["left_out"] = built["derived"]
     if "diffusion" in built:
         record["diffusion"] = built["diffusion"]
     if "transfer_syntax" in planes:
-        record["transfer_syntaxes"] = sorted({str(v) for v in planes["transfer_syntax"]
-                                              if v is not None and v == v})
+        syntaxes = sorted({str(v) for v in planes["transfer_syntax"] if v is not None and v == v})
+        record["transfer_syntaxes"] = syntaxes
+        record["decoders"] = {uid: _first_decoder(uid) for uid in syntaxes}
     return record
+
+
+def _first_decoder(uid: str) -> str | None:
+    """The decoder tried first for transfer syntax ``uid`` (a fallback to the next one is
+    reported by a :class:`~dicomml.errors.DecoderWarning`); None when none is installed."""
+    from dicomml.decode.registry import decoders_for
+
+    try:
+        return decoders_for(uid)[0].name
+    except Exception:  # noqa: BLE001 - no decoder: the pixel read reports it
+        return None

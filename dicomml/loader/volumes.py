@@ -68,12 +68,17 @@ def resolve_repeats(planes: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.D
     ids = _location_ids(planes)
     if np.bincount(ids).max() < 2:
         return planes, done
-    if _is_mr(instances):
+    if _is_mr(instances) and _probe_diffusion(planes, ids):
         planes = _with_diffusion(planes, done)
         planes = _without_derived(planes, done)
         ids = _location_ids(planes)
     counts = np.bincount(ids)
-    if counts.min() != counts.max() or counts.max() < 2 or _distinct(planes, ids):
+    if counts.min() != counts.max():
+        incomplete = _incomplete(planes, ids)
+        if incomplete is not None:
+            done["incomplete"] = incomplete
+        return planes, done
+    if counts.max() < 2 or _distinct(planes, ids):
         return planes, done
     if _same_images(planes, ids, instances):
         return planes, done
@@ -81,6 +86,64 @@ def resolve_repeats(planes: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.D
     planes["volume_key"] = _rank_in_location(planes, ids, instances)
     done["volume_rule"] = RULE_INSTANCE
     return planes, done
+
+
+def _signatures(planes: pd.DataFrame) -> list[tuple]:
+    """Per plane: its dimension values as text ("" for None / NaN)."""
+    names = [n for n in DIMENSIONS if n in planes.columns]
+    return [tuple("" if (v is None or (isinstance(v, float) and v != v)) else str(v)
+                  for v in row) for row in zip(*(planes[n].tolist() for n in names))]
+
+
+def _incomplete(planes: pd.DataFrame, ids: np.ndarray) -> dict | None:
+    """Volumes missing at some positions, when the dimension values tell every volume apart
+    (a complete position holds one plane of each): ``{"volumes": [values...], "positions":
+    [LPS mm...], "rows": [plane rows of those volumes]}``; None otherwise."""
+    counts = np.bincount(ids)
+    n = int(counts.max())
+    signatures = _signatures(planes)
+    full = int(np.argmax(counts == n))
+    complete = {signatures[i] for i in np.flatnonzero(ids == full)}
+    if n < 2 or len(complete) != n or any(s not in complete for s in signatures):
+        return None
+    missing: set = set()
+    positions = []
+    for location in np.flatnonzero(counts < n):
+        here = {signatures[i] for i in np.flatnonzero(ids == location)}
+        if len(here) != counts[location]:
+            return None  # a repeated signature: duplicates, not a missing slice
+        missing |= complete - here
+        positions.append(list(planes["position"].iloc[int(np.flatnonzero(ids == location)[0])]))
+    names = [n for n in DIMENSIONS if n in planes.columns]
+    rows = [i for i, sig in enumerate(signatures) if sig in missing]
+    return {"volumes": [dict(zip(names, sig)) for sig in sorted(missing)],
+            "positions": positions, "rows": rows}
+
+
+def drop_incomplete(planes: pd.DataFrame, done: dict, action: str, key: str) -> pd.DataFrame:
+    """Apply the ``missing`` policy to the incomplete volumes :func:`resolve_repeats` found:
+    "raise" a :class:`~dicomml.errors.MissingSliceError` naming the volumes and positions,
+    otherwise drop those volumes (recorded in ``done["dropped_volumes"]``; "warn" also warns a
+    :class:`~dicomml.errors.GeometryWarning`)."""
+    import warnings
+
+    from dicomml.errors import GeometryWarning, MissingSliceError
+
+    found = done.pop("incomplete", None)
+    if found is None:
+        return planes
+    message = (f"volume(s) {found['volumes']} lack slices at {len(found['positions'])} "
+               f"position(s) (LPS mm) {found['positions'][:10]}")
+    if action == "raise":
+        raise MissingSliceError(message + "; policy={'missing': 'warn'} drops those volumes",
+                                path=key)
+    if action == "warn":
+        warnings.warn(f"{key}: {message}; dropped", GeometryWarning, stacklevel=3)
+    done["dropped_volumes"] = {"volumes": found["volumes"], "positions": found["positions"],
+                               "action": action}
+    keep = np.ones(len(planes), dtype=bool)
+    keep[found["rows"]] = False
+    return planes[keep].reset_index(drop=True)
 
 
 def _is_mr(instances: pd.DataFrame) -> bool:
@@ -103,22 +166,40 @@ def _distinct(planes: pd.DataFrame, ids: np.ndarray) -> bool:
     return True
 
 
-def _with_diffusion(planes: pd.DataFrame, done: dict) -> pd.DataFrame:
-    """b_value / gradient / isotropic per plane from each file's header (lazily read)."""
+def _encoding(path: str, orientation):
+    """The :class:`~dicomml.geometry.diffusion.Encoding` of one file (None when unreadable)."""
     import pydicom
     from pydicom.tag import Tag
 
     from dicomml.geometry.diffusion import DIFFUSION_TAGS, vendor_diffusion
 
-    tags = [Tag(*t) for t in DIFFUSION_TAGS]
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
+                             specific_tags=[Tag(*t) for t in DIFFUSION_TAGS])
+        return vendor_diffusion(ds, orientation)
+    except Exception:  # noqa: BLE001 - a header that cannot say: no encoding from it
+        return None
+
+
+def _probe_diffusion(planes: pd.DataFrame, ids: np.ndarray) -> bool:
+    """True when the series may be diffusion weighted: the catalog holds a b-value, or one of
+    the first three files at a repeated position carries an encoding (every vendor writes one
+    on b=0 images too). An fMRI series of thousands of files is not read header by header
+    for nothing."""
+    if planes["b_value"].notna().any():
+        return True
+    location = int(np.argmax(np.bincount(ids)))
+    rows = planes[ids == location].iloc[:3]
+    return any(found is not None and found.b_value == found.b_value
+               for found in map(_encoding, rows["path"].tolist(), rows["orientation"].tolist()))
+
+
+def _with_diffusion(planes: pd.DataFrame, done: dict) -> pd.DataFrame:
+    """b_value / gradient / isotropic per plane from each file's header (lazily read)."""
     b_values, gradients, isotropic, sources = [], [], [], set()
     for path, orientation, b_old in zip(planes["path"].tolist(), planes["orientation"].tolist(),
                                         planes["b_value"].tolist()):
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags, force=True)
-            found = vendor_diffusion(ds, orientation)
-        except Exception:  # noqa: BLE001 - a header that cannot say: no encoding from it
-            found = None
+        found = _encoding(path, orientation)
         if found is None or found.b_value != found.b_value:
             b_values.append(b_old)
             gradients.append(None)
