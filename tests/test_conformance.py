@@ -124,3 +124,35 @@ def test_philips_asl_volumes_are_a_permutation(verdicts, shared_data):
     for i, j in enumerate(order):
         np.testing.assert_array_equal(ours[..., i], theirs[..., j])
     assert [v["temporal"] for v in vol.metadata["volumes"]] == [1, 1, 2, 2, 3, 3]
+
+
+def test_cli_and_benchmark_script_give_verdicts_and_a_summary(tmp_path, capsys):
+    """``dicomml conformance DIR`` and ``benchmarks/conformance.py DIR``: one line per series,
+    a summary line, exit code 0 when everything matches, JSON on request, nothing written
+    next to the input."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from dicomml import synth
+    from dicomml.cli import main
+
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("dcm2niix not installed")
+    synth.write_series(tmp_path / "in" / "ct", modality="CT", shape=(5, 8, 8), seed=1,
+                       series_number=1)
+    synth.write_series(tmp_path / "in" / "dwi", modality="MR", shape=(4, 3, 8, 8), seed=2,
+                       series_number=2, fourth_dim="ge_dwi")
+    before = sorted(p.name for p in (tmp_path / "in").rglob("*"))
+    assert main(["conformance", str(tmp_path / "in"), "--json", str(tmp_path / "v.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "2 of 2 series match dcm2niix (100.0%): 2 match"
+    assert sum(line.startswith("match") for line in out) == 2
+    assert [v["status"] for v in json.loads((tmp_path / "v.json").read_text())] == ["match"] * 2
+    assert sorted(p.name for p in (tmp_path / "in").rglob("*")) == before
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "conformance.py"
+    spec = importlib.util.spec_from_file_location("conformance_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(tmp_path / "in"), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == out[-1]

@@ -134,8 +134,13 @@ def test_ge_b_value_and_image_frame_direction():
         acq.add_new(offset, "DS", value)
     found = vendor_diffusion(ds)
     assert found.b_value == 1000.0  # GE adds 10^9 on some versions
-    # z of the GE image frame is F_c x F_r = (0,1,0) x (0,0,-1) = (-1, 0, 0): left-right
+    # no phase-encoding direction: z is along n = F_r x F_c = (-1, 0, 0), left-right
     assert _same_axis(found.gradient, (1.0, 0.0, 0.0))
+    ds.InPlanePhaseEncodingDirection = "ROW"  # sagittal: x, y negated, then swizzled
+    ds.private_block(0x0019, "GEMS_ACQU_01")[0xBB].value = "1"
+    ds.private_block(0x0019, "GEMS_ACQU_01")[0xBD].value = "0"
+    # (1,0,0) -> flips (-1,0,0) -> ROW (0,1,0) -> y negated (0,-1,0): along F_c = (0,0,-1)
+    assert _same_axis(vendor_diffusion(ds).gradient, (0.0, 0.0, 1.0))
 
 
 def test_ge_private_tags_need_their_creator():
@@ -166,7 +171,8 @@ def test_canon_comment_is_parsed_and_b0_has_no_direction():
     iop = [1, 0, 0, 0, 1, 0]
     found = vendor_diffusion(_header(ImageOrientationPatient=iop, DiffusionBValue=1500.0,
                                      ImageComments="b=1500(0.600,0.800,0.000)"))
-    assert found.b_value == 1500.0 and _same_axis(found.gradient, (0.6, -0.8, 0.0))
+    # no phase-encoding direction: dcm2niix keeps Canon's swapped values along F_r, -F_c, n
+    assert found.b_value == 1500.0 and _same_axis(found.gradient, (0.8, -0.6, 0.0))
     found = vendor_diffusion(_header(ImageOrientationPatient=iop, DiffusionBValue=0.0))
     assert found.b_value == 0.0 and found.gradient is None
 
@@ -196,6 +202,31 @@ def test_fsl_bvecs_round_trip_and_x_flip():
         g = np.array(gradients[1])
         v = np.linalg.solve(q, [-g[0], -g[1], g[2]])
         assert np.isclose(bvecs[0, 1], -v[0] if det_sign > 0 else v[0])
+
+
+def test_vendor_styles_match_dcm2niix_itself(tmp_path):
+    """The GE and Canon logical-frame rule, checked against the dcm2niix binary (not against
+    our own reading of it): both phase-encoding directions, four orientations, two patient
+    positions; b-values exactly, directions within 1 degree."""
+    from dicomml import conformance
+
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("dcm2niix not installed")
+    number = 0
+    for style in ("ge_dwi", "canon_dti"):
+        for phase in ("ROW", "COL"):
+            for orientation, position in (("axial", "HFS"), ("coronal", "FFS"),
+                                          ("sagittal", "HFS"), ("oblique", "HFP")):
+                number += 1
+                synth.write_series(tmp_path / "in" / f"{style}_{phase}_{orientation}",
+                                   modality="MR", shape=(6, 3, 8, 8), fourth_dim=style,
+                                   orientation=orientation, patient_position=position,
+                                   seed=40 + number, series_number=number,
+                                   InPlanePhaseEncodingDirection=phase)
+    verdicts = conformance.run_conformance(tmp_path / "in", work_dir=tmp_path / "d2n")
+    assert len(verdicts) == 16
+    assert all(v.status == "match" and v.bvec_deg <= 1.0 for v in verdicts), \
+        "\n".join(v.line() for v in verdicts if v.status != "match")
 
 
 # ------------------------------------------------------------------------------ real data

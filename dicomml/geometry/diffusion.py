@@ -23,12 +23,22 @@ each checked against dcm2niix's ``.bvec`` on the shared data sets):
   RL/AP/FH (patient frame, the same numbers as (0018,9089) where both exist); (2001,1004) =
   ``I`` marks an isotropic (trace) image when b > 0.
 - **GE**: b-value = the first value of (0043,1039) (modulo 10^9: some versions add 10^9), the
-  direction (0019,10BB/10BC/10BD) in the *image* frame: components along the row direction
-  F_r, the column direction F_c and ``F_c x F_r`` (``image_to_patient(..., handed=-1)``).
+  direction (0019,10BB/10BC/10BD) in GE's *logical* frame (:func:`logical_to_patient`).
 - **Canon/Toshiba**: Image Comments (0020,4000) ``b=1500(0.445,0.000,0.895)`` (absent on b=0),
-  the direction in the image frame with the column component reversed: along F_r, ``-F_c`` and
-  ``F_c x F_r``, as dcm2niix converts it (its own notes say that its transform for non-axial
-  Canon DTI has had limited validation).
+  the direction in the logical frame with its first two components swapped, then as GE.
+
+GE and Canon logical directions are turned into patient coordinates exactly as dcm2niix does
+(its ``geCorrectBvecs``, from Xiangrui Li's dicm2nii; validated upstream on axial data):
+with In-plane Phase Encoding Direction (0018,1312) ROW or COL (whatever the patient position:
+the installed dcm2niix corrects every position), ``v = (x, y, z)``; negate the components
+flagged for the slice orientation (the axis the slice normal ``n = F_r x F_c`` is closest to:
+sagittal x and y, coronal y and z, axial z); ROW: ``(x, y) <- (y, -x)``; negate y; the result
+is along F_r, ``-F_c`` and ``n``
+(dcm2niix's voxel frame for slices stored along +n). Without a usable phase-encoding
+direction dcm2niix leaves the values as they are and so does this (the vector is then read
+directly along F_r, ``-F_c``, ``n``). Each rule is checked against dcm2niix on the shared GE
+and Canon series and on 72 synthetic ones (GE and Canon x ROW, COL, none x HFS, FFS, HFP x
+axial, coronal, sagittal, oblique: 72 of 72 match; ``tests/test_vendor_4d.py`` runs a subset).
 
 Directions are compared up to sign (a diffusion gradient and its opposite encode the same
 thing), so a frame known up to a global sign is enough.
@@ -37,7 +47,7 @@ Example
 -------
 >>> import numpy as np
 >>> iop = (1, 0, 0, 0, 1, 0)                        # axial, rows along x, columns along y
->>> image_to_patient((0.0, 0.0, 1.0), iop)          # the slice normal, LPS
+>>> logical_to_patient((0.0, 0.0, 1.0), iop)        # GE's slice axis: the slice normal, LPS
 (0.0, 0.0, 1.0)
 >>> ras_affine = np.diag([-2.0, 2.0, 3.0, 1.0])     # (i, j, k) -> RAS, det < 0
 >>> fsl_bvecs([None, (1.0, 0.0, 0.0)], ras_affine).tolist()
@@ -53,7 +63,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["unit_or_none", "image_to_patient", "vendor_diffusion", "Encoding", "fsl_bvecs",
+__all__ = ["unit_or_none", "logical_to_patient", "vendor_diffusion", "Encoding", "fsl_bvecs",
            "bvecs_to_ras", "format_fsl", "DIFFUSION_TAGS"]
 
 
@@ -72,28 +82,6 @@ def unit_or_none(vector) -> tuple[float, float, float] | None:
     if norm < 1e-6:
         return None
     return tuple(float(x) for x in v / norm)
-
-
-def image_to_patient(vector, orientation: Sequence[float], *,
-                     signs=(1.0, 1.0, 1.0)) -> tuple[float, float, float] | None:
-    """A direction given in the image frame as a unit LPS vector: ``vector[0]`` along the row
-    direction F_r, ``vector[1]`` along the column direction F_c, ``vector[2]`` along the
-    slice normal ``F_r x F_c``, each first multiplied by ``signs``; ``orientation`` is Image
-    Orientation (Patient) (F_r, then F_c). None when ``vector`` is not usable
-    (:func:`unit_or_none`).
-
-    >>> image_to_patient((1.0, 0.0, 0.0), (0, 1, 0, 0, 0, -1))
-    (0.0, 1.0, 0.0)
-    """
-    v = unit_or_none(vector)
-    if v is None:
-        return None
-    cosines = np.asarray(orientation, dtype=np.float64)
-    row, column = cosines[:3], cosines[3:]
-    normal = np.cross(row, column)
-    v = np.asarray(v) * np.asarray(signs, dtype=np.float64)
-    lps = v[0] * row + v[1] * column + v[2] * normal
-    return unit_or_none(lps)
 
 
 def fsl_bvecs(gradients: Sequence, ras_affine: np.ndarray) -> np.ndarray:
@@ -150,6 +138,7 @@ DIFFUSION_TAGS = (
     (0x0019, 0x10BD), (0x0043, 0x0010), (0x0043, 0x1039), (0x2001, 0x0010), (0x2001, 0x1003),
     (0x2001, 0x1004), (0x2005, 0x0010), (0x2005, 0x10B0), (0x2005, 0x10B1), (0x2005, 0x10B2),
     (0x0029, 0x0010), (0x0029, 0x1010), (0x0029, 0x0011), (0x0029, 0x1110),
+    (0x0018, 0x1312),
 )
 _GE_ACQU, _GE_PARM = "GEMS_ACQU_01", "GEMS_PARM_01"
 _PHILIPS = ("Philips Imaging DD 001", "Philips MR Imaging DD 001")
@@ -252,6 +241,37 @@ def _philips(ds):
     return b_value[0], unit_or_none(vector), flag == "I", "Philips (2001,1003)/(2005,10B0-10B2)"
 
 
+def _text(ds, group: int, element: int) -> str:
+    found = _element(ds, group, element)
+    return "" if found is None else str(found).strip().upper()
+
+
+def logical_to_patient(vector, orientation, *,
+                       phase_encoding: str = "COL") -> tuple[float, float, float] | None:
+    """A GE logical-frame direction (0019,10BB-10BD) as a unit LPS vector, as dcm2niix converts
+    it (module docstring); ``orientation`` is Image Orientation (Patient).
+
+    >>> logical_to_patient((0.0, 0.0, 1.0), (1, 0, 0, 0, 1, 0))   # axial: the slice normal
+    (0.0, 0.0, 1.0)
+    """
+    v = unit_or_none(vector)
+    cosines = np.asarray(orientation, dtype=np.float64)
+    if v is None or cosines.shape != (6,):
+        return None
+    x, y, z = v
+    row, column = cosines[:3], cosines[3:]
+    normal = np.cross(row, column)
+    phase = str(phase_encoding).strip().upper()[:1]
+    if phase in ("R", "C"):
+        flags = {0: (1, 1, 0), 1: (0, 1, 1), 2: (0, 0, 1)}[int(np.argmax(np.abs(normal)))]
+        x, y, z = (-c if f else c for c, f in zip((x, y, z), flags))
+        if phase == "R":  # rows: swizzled
+            x, y = y, -x
+        y = -y
+        x, y, z = -x, -y, -z  # dcm2niix's polarity (immaterial: directions are axes)
+    return unit_or_none(x * row - y * column + z * normal)
+
+
 def _ge(ds, orientation):
     b_value = _numbers(_element(ds, 0x0043, 0x1039, (_GE_PARM,)))
     if b_value is None:
@@ -260,7 +280,8 @@ def _ge(ds, orientation):
     vector = [_numbers(_element(ds, 0x0019, e, (_GE_ACQU,))) for e in (0x10BB, 0x10BC, 0x10BD)]
     gradient = None
     if orientation is not None and len(orientation) == 6 and not any(v is None for v in vector):
-        gradient = image_to_patient([v[0] for v in vector], orientation, signs=(1, 1, -1))
+        gradient = logical_to_patient(
+            [v[0] for v in vector], orientation, phase_encoding=_text(ds, 0x0018, 0x1312))
     return b, gradient, b > 0 and gradient is None, "GE (0043,1039)/(0019,10BB-10BD)"
 
 
@@ -272,7 +293,8 @@ def _canon(ds, orientation):
     b, x, y, z = (float(v) for v in match.groups())
     gradient = None
     if orientation is not None and len(orientation) == 6:
-        gradient = image_to_patient((x, y, z), orientation, signs=(1, -1, -1))
+        gradient = logical_to_patient(
+            (y, x, z), orientation, phase_encoding=_text(ds, 0x0018, 0x1312))
     return b, gradient, False, "Canon Image Comments (0020,4000)"
 
 

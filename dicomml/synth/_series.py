@@ -149,7 +149,19 @@ def write_series(folder, *, modality="CT", shape=(16, 32, 32), spacing=(2.5, 0.7
     write = _write_enhanced if plan.multiframe else _write_single_frames
     paths, order, lossy = write(folder, plan, numbers, transfer_syntax, shuffle, rng,
                                 extension, extra_tags)
-    return _result(plan, paths, transfer_syntax, lossy, numbers, order)
+    result = _result(plan, paths, transfer_syntax, lossy, numbers, order)
+    if plan.fourth_dim in VENDOR_STYLES:
+        result.meta["gradients"] = vendor.truth_gradients(
+            plan.fourth_dim, plan.iop, plan.n_volumes,
+            _phase_encoding(extra_tags))
+    return result
+
+
+def _phase_encoding(extra_tags: dict) -> str | None:
+    """The phase encoding an extra tag set ("" when it deleted it; None when untouched)."""
+    if "InPlanePhaseEncodingDirection" not in extra_tags:
+        return None
+    return str(extra_tags["InPlanePhaseEncodingDirection"] or "")
 
 
 def _instance_numbers(n: int, mode: str, rng) -> np.ndarray:
@@ -265,7 +277,6 @@ def _result(plan, paths, transfer_syntax, lossy, numbers, order) -> SynthSeries:
         echo_times=[plan.echo_time(v) for v in range(plan.n_volumes)])
     if plan.fourth_dim in VENDOR_STYLES:
         meta["b_values"] = vendor.b_values(plan.n_volumes)
-        meta["gradients"] = vendor.truth_gradients(plan.fourth_dim, plan.iop, plan.n_volumes)
     return SynthSeries(
         paths=paths, array=squeeze(plan.array), stored=squeeze(plan.stored),
         affine=geo.ground_truth_affine(plan.iop, plan.positions, plan.spacing[1:],

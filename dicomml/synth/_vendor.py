@@ -6,23 +6,24 @@ others b=1000 s/mm^2 along the directions of :data:`IMAGE_DIRECTIONS`. Instance 
 slice-fastest within each volume, volume after volume (the acquisition order a reader must
 follow). The encoding is written where each vendor puts it:
 
-- ``"ge_dwi"``: Manufacturer ``GE MEDICAL SYSTEMS``; b-value as the first value of
-  (0043,1039) (private creator ``GEMS_PARM_01``, ``[b, 8, 0, 0]``), the direction in
-  (0019,10BB/10BC/10BD) (``GEMS_ACQU_01``) in the image frame: components along the row
-  direction F_r, the column direction F_c and ``F_c x F_r``; (0018,9087) only on the b > 0
-  files, as the scanner does.
-- ``"canon_dti"``: Manufacturer ``CANON_MEC``; (0018,9087) on every file and the direction only
-  as text in Image Comments (0020,4000), ``b=1000(0.600,0.800,0.000)``, components along F_r,
-  ``-F_c`` and ``F_c x F_r``.
+- ``"ge_dwi"``: Manufacturer ``GE MEDICAL SYSTEMS``, In-plane Phase Encoding Direction COL;
+  b-value as the first value of (0043,1039) (private creator ``GEMS_PARM_01``,
+  ``[b, 8, 0, 0]``), the direction in (0019,10BB/10BC/10BD) (``GEMS_ACQU_01``) in GE's
+  logical frame; (0018,9087) only on the b > 0 files, as the scanner does.
+- ``"canon_dti"``: Manufacturer ``CANON_MEC``, phase encoding ROW; (0018,9087) on every file and
+  the direction only as text in Image Comments (0020,4000), ``b=1000(0.600,0.800,0.000)``.
 
-The ground truth (``meta["b_values"]``, ``meta["gradients"]``: unit LPS vectors, None for b=0)
-is computed here from the image-frame directions and the orientation cosines alone.
+``InPlanePhaseEncodingDirection=...`` (an extra tag of ``write_series``) overrides the phase
+encoding. The ground truth (``meta["b_values"]``, ``meta["gradients"]``: unit LPS vectors, None
+for b=0) is computed here, as matrices, from the written values, the orientation and the phase
+encoding with the rule dcm2niix applies (:func:`dicomml.geometry.diffusion.logical_to_patient`
+states it; both are checked against dcm2niix itself in ``tests/test_vendor_4d.py``).
 
 Example
 -------
 >>> import numpy as np
 >>> lps = truth_gradients("ge_dwi", np.array([1.0, 0, 0, 0, 1, 0]), 3)
->>> lps[0], [round(v, 3) for v in lps[1]]
+>>> lps[0], [abs(round(v, 3)) for v in lps[1]]
 (None, [1.0, 0.0, 0.0])
 """
 
@@ -39,8 +40,8 @@ STYLES = ("ge_dwi", "canon_dti")
 IMAGE_DIRECTIONS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.6, 0.8, 0.0),
                     (0.0, 0.6, 0.8), (0.8, 0.0, 0.6), (0.6, 0.0, -0.8))
 B_VALUE = 1000.0
-#: per style, the sign of each image-frame component relative to (F_r, F_c, F_r x F_c)
-_SIGNS = {"ge_dwi": (1.0, 1.0, -1.0), "canon_dti": (1.0, -1.0, -1.0)}
+#: the phase-encoding direction each style writes by default (as the shared scanners did)
+PHASE_ENCODING = {"ge_dwi": "COL", "canon_dti": "ROW"}
 
 
 def b_values(n_volumes: int) -> list[float]:
@@ -53,17 +54,30 @@ def image_direction(volume: int) -> tuple[float, float, float] | None:
     return None if volume == 0 else IMAGE_DIRECTIONS[(volume - 1) % len(IMAGE_DIRECTIONS)]
 
 
-def truth_gradients(style: str, iop: np.ndarray, n_volumes: int) -> list:
-    """Unit LPS gradient of each volume (None for b=0) from the image-frame directions."""
+def truth_gradients(style: str, iop: np.ndarray, n_volumes: int,
+                    phase_encoding: str | None = None) -> list:
+    """Unit LPS gradient of each volume (None for b=0) from the written logical directions
+    (module docstring; ``phase_encoding`` ROW, COL, or "" for none)."""
     row, column = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
-    axes = np.stack([row, column, np.cross(row, column)])
+    normal = np.cross(row, column)
+    phase = PHASE_ENCODING[style] if phase_encoding is None else phase_encoding
+    matrix = np.eye(3)
+    if style == "canon_dti":  # Canon's first two components are swapped first
+        matrix = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    if phase in ("ROW", "COL"):
+        flips = {0: (-1, -1, 1), 1: (1, -1, -1), 2: (1, 1, -1)}[int(np.argmax(np.abs(normal)))]
+        matrix = np.diag(flips) @ matrix
+        if phase == "ROW":
+            matrix = np.array([[0.0, 1, 0], [-1, 0, 0], [0, 0, 1]]) @ matrix
+        matrix = np.diag([1.0, -1, 1]) @ matrix
+    frame = np.stack([row, -column, normal], axis=1)  # dcm2niix's voxel axes, LPS
     out = []
     for volume in range(n_volumes):
         direction = image_direction(volume)
         if direction is None:
             out.append(None)
             continue
-        lps = (np.asarray(direction) * np.asarray(_SIGNS[style])) @ axes
+        lps = frame @ matrix @ np.asarray(direction)
         out.append(tuple(float(v) for v in lps / np.linalg.norm(lps)))
     return out
 
@@ -72,6 +86,7 @@ def add_vendor_diffusion(ds: Dataset, style: str, volume: int) -> None:
     """Write the diffusion encoding of ``volume`` in the vendor's tags (module docstring)."""
     b_value = b_values(volume + 1)[volume]
     direction = image_direction(volume) or (0.0, 0.0, 0.0)
+    ds.InPlanePhaseEncodingDirection = PHASE_ENCODING[style]
     if style == "ge_dwi":
         ds.Manufacturer = "GE MEDICAL SYSTEMS"
         acq = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
