@@ -48,11 +48,24 @@ Pixel values
   ``dtype=None`` the same mirror is applied to the stored integers: ``s' = s_min + s_max - s``.
   ``metadata["inverted_monochrome1"]`` is True when this happened.
 
-Modules: :mod:`.sources` (step 1), :mod:`.planes` (2, header checks), :mod:`.policy` (4),
-:mod:`.pixels` and :mod:`.values` (5), :mod:`.assemble` (one-slice affine, resampling,
-metadata). Header values used as sizes are checked before anything is allocated: a missing or
-unusable Rows, Columns, Bits Allocated... raises :class:`~dicomml.errors.MissingTagError` /
-:class:`~dicomml.errors.InvalidTagError` naming the file and the tag; a file too small for the
+4D metadata and provenance
+--------------------------
+``metadata["volumes"][i]`` holds, per volume, the values that tell the volumes apart
+(``temporal``, ``echo``, ``acquisition``...), ``ordered_by`` (the attribute that ordered them:
+``TemporalPositionIdentifier``..., or ``InstanceNumber`` where no standard tag tells them apart,
+dcm2niix's rule) and ``told_apart_by``; for diffusion series ``b_value`` (s/mm^2) and
+``gradient`` (unit vector, LPS patient frame, None for b=0), from the standard tags, the
+enhanced MR Diffusion Sequence, Siemens CSA, or GE / Philips / Canon private tags
+(:mod:`dicomml.geometry.diffusion`). ``metadata["provenance"]`` records how the volume was built
+(:func:`.assemble.provenance`): the files in slice order (per volume), the 4D rule, the
+policies that fired, derived images left out, the diffusion source, the transfer syntaxes with
+the decoder tried first, the dicomml version.
+
+Modules: :mod:`.sources` (step 1), :mod:`.planes` (2, header checks), :mod:`.volumes` (3),
+:mod:`.policy` (5), :mod:`.pixels` and :mod:`.values` (6), :mod:`.assemble` (one-slice affine,
+resampling, metadata, provenance). Header values used as sizes are checked before anything
+is allocated: a missing or unusable Rows, Columns, Bits Allocated... raises
+:class:`~dicomml.errors.MissingTagError` / :class:`~dicomml.errors.InvalidTagError` naming the file and the tag; a file too small for the
 frames its header describes raises :class:`~dicomml.errors.TruncatedFileError`.
 
 Geometry conventions: see :mod:`dicomml.volume` (array (slices, rows, columns), affine index
