@@ -36,14 +36,15 @@ def _same_axis(a, b, tol_deg=1e-3) -> bool:
 
 
 # ------------------------------------------------------------------------------ synthetic
-@pytest.mark.parametrize("style", ["ge_dwi", "canon_dti"])
+@pytest.mark.parametrize("style", ["ge_dwi", "canon_dti", "philips_dwi"])
 @pytest.mark.parametrize("orientation", ["axial", "sagittal", "oblique"])
 def test_vendor_style_dwi_loads_like_the_truth(tmp_path, style, orientation):
-    truth = synth.write_series(tmp_path, modality="MR", shape=(5, 4, 8, 8), fourth_dim=style,
+    truth = synth.write_series(tmp_path, modality="MR", shape=(6, 4, 8, 8), fourth_dim=style,
                                orientation=orientation, seed=7)
+    kept = 6 - len(truth.meta["derived_volumes"])
     vol = dicomml.load_series(tmp_path)
-    assert vol.shape == (5, 4, 8, 8)
-    np.testing.assert_allclose(vol.array, truth.array, rtol=1e-6)
+    assert vol.shape == (kept, 4, 8, 8)
+    np.testing.assert_allclose(vol.array, truth.array[:kept], rtol=1e-6)
     np.testing.assert_allclose(vol.affine, truth.affine, atol=1e-4)
     volumes = vol.metadata["volumes"]
     assert [v["b_value"] for v in volumes] == truth.meta["b_values"]
@@ -52,11 +53,16 @@ def test_vendor_style_dwi_loads_like_the_truth(tmp_path, style, orientation):
     assert {v["ordered_by"] for v in volumes} == {"InstanceNumber"}
     provenance = vol.metadata["provenance"]
     assert provenance["volume_rule"] == "InstanceNumber"
-    assert ("GE" if style == "ge_dwi" else "Canon") in provenance["diffusion"]
+    assert style.split("_")[0] in provenance["diffusion"].lower()
     # files in slice order, per volume: the truth's (volume, slice) of each path
     where = {str(p): vs for p, vs in zip(truth.paths, truth.meta["index_of_path"])}
     assert [[where[f] for f in files] for files in provenance["files"]] == \
-        [[(v, s) for s in range(4)] for v in range(5)]
+        [[(v, s) for s in range(4)] for v in range(kept)]
+    if truth.meta["derived_volumes"]:  # the trace image: left out, listed, loadable alone
+        left_out = provenance["left_out"]["files"]
+        assert sorted(where[f] for f in left_out) == [(5, s) for s in range(4)]
+        trace = dicomml.load_series(left_out)
+        np.testing.assert_allclose(trace.array, truth.array[5], rtol=1e-6)
 
 
 def test_fmri_without_temporal_position_is_ordered_by_instance_number(tmp_path):
@@ -206,13 +212,19 @@ def test_fsl_bvecs_round_trip_and_x_flip():
 
 def test_vendor_styles_match_dcm2niix_itself(tmp_path):
     """The GE and Canon logical-frame rule, checked against the dcm2niix binary (not against
-    our own reading of it): both phase-encoding directions, four orientations, two patient
-    positions; b-values exactly, directions within 1 degree."""
+    our own reading of it): both phase-encoding directions, four orientations, three patient
+    positions; b-values exactly, directions within 1 degree. Philips private-only DWI with a
+    trace image: the DWI equals dcm2niix's, the trace the last volume of its _ADC file."""
     from dicomml import conformance
 
     if shutil.which("dcm2niix") is None:
         pytest.skip("dcm2niix not installed")
     number = 0
+    for orientation in ("axial", "sagittal"):  # Philips: private tags, patient frame, trace
+        number += 1
+        synth.write_series(tmp_path / "in" / f"philips_{orientation}", modality="MR",
+                           shape=(5, 3, 8, 8), fourth_dim="philips_dwi",
+                           orientation=orientation, seed=40 + number, series_number=number)
     for style in ("ge_dwi", "canon_dti"):
         for phase in ("ROW", "COL"):
             for orientation, position in (("axial", "HFS"), ("coronal", "FFS"),
@@ -224,9 +236,11 @@ def test_vendor_styles_match_dcm2niix_itself(tmp_path):
                                    seed=40 + number, series_number=number,
                                    InPlanePhaseEncodingDirection=phase)
     verdicts = conformance.run_conformance(tmp_path / "in", work_dir=tmp_path / "d2n")
-    assert len(verdicts) == 16
-    assert all(v.status == "match" and v.bvec_deg <= 1.0 for v in verdicts), \
+    assert len(verdicts) == 20  # 16 + 2 Philips DWI + their 2 trace images (dcm2niix _ADC)
+    assert all(v.status == "match" for v in verdicts), \
         "\n".join(v.line() for v in verdicts if v.status != "match")
+    assert sum(v.key.endswith("(derived)") for v in verdicts) == 2
+    assert all(v.bvec_deg <= 1.0 for v in verdicts if not v.key.endswith("(derived)"))
 
 
 # ------------------------------------------------------------------------------ real data

@@ -130,7 +130,7 @@ def _modality_details(ds: Dataset, plan, volume: int) -> None:
         ds.EchoNumbers = volume + 1 if plan.fourth_dim == "echo" else 1
         ds.EchoTrainLength = 1
     if plan.fourth_dim in VENDOR_STYLES:
-        add_vendor_diffusion(ds, plan.fourth_dim, volume)
+        add_vendor_diffusion(ds, plan.fourth_dim, volume, plan.n_volumes)
     if plan.n_volumes > 1 and plan.fourth_dim == "temporal":
         ds.TemporalPositionIdentifier = volume + 1
         ds.NumberOfTemporalPositions = plan.n_volumes

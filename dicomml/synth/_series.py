@@ -94,8 +94,9 @@ def write_series(folder, *, modality="CT", shape=(16, 32, 32), spacing=(2.5, 0.7
       ``meta["frame_index"]``); ``fourth_dim``: "temporal" (TemporalPositionIdentifier /
       TemporalPositionIndex), "echo" (EchoNumbers, EchoTime / EffectiveEchoTime), or a
       vendor-style diffusion series whose volumes no standard tag tells apart: "ge_dwi",
-      "canon_dti" (single-frame MR, Instance Numbers in acquisition order; see
-      ``dicomml.synth._vendor``; ``meta["b_values"]``, ``meta["gradients"]`` unit LPS).
+      "canon_dti", "philips_dwi" (single-frame MR, Instance Numbers in acquisition order; see
+      ``dicomml.synth._vendor``; ``meta["b_values"]``, ``meta["gradients"]`` unit LPS of the
+      volumes a reader keeps, ``meta["derived_volumes"]`` the trace volumes it leaves out).
     - ``transfer_syntax``: any of :func:`supported_transfer_syntaxes`; lossy ones set
       ``meta["lossy"]`` and keep the original values as ground truth (compare with a
       tolerance).
@@ -276,7 +277,9 @@ def _result(plan, paths, transfer_syntax, lossy, numbers, order) -> SynthSeries:
         frame_index=list(order) if plan.multiframe else None, display_array=squeeze(plan.display),
         echo_times=[plan.echo_time(v) for v in range(plan.n_volumes)])
     if plan.fourth_dim in VENDOR_STYLES:
-        meta["b_values"] = vendor.b_values(plan.n_volumes)
+        derived = vendor.derived_volumes(plan.fourth_dim, plan.n_volumes)
+        meta["b_values"] = vendor.b_values(plan.n_volumes - len(derived))
+        meta["derived_volumes"] = derived
     return SynthSeries(
         paths=paths, array=squeeze(plan.array), stored=squeeze(plan.stored),
         affine=geo.ground_truth_affine(plan.iop, plan.positions, plan.spacing[1:],
