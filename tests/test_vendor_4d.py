@@ -340,3 +340,24 @@ def test_an_incomplete_volume_is_a_missing_slice_or_dropped(tmp_path):
     assert vol.shape == (2, 4, 8, 8)
     np.testing.assert_allclose(vol.array, truth.array[[0, 2]], rtol=1e-6)
     assert any(p["action"] == "dropped volumes" for p in vol.metadata["provenance"]["policies"])
+
+
+def test_diffusion_headers_read_at_two_positions_unless_they_disagree(tmp_path):
+    """A DWI of thousands of files reads the headers of the first and last position only;
+    when those disagree (here one file of the last position carries another direction) every
+    file is read."""
+    truth = synth.write_series(tmp_path / "s", modality="MR", shape=(4, 5, 8, 8), seed=18,
+                               fourth_dim="ge_dwi")
+    vol = dicomml.load_series(tmp_path / "s")
+    assert "first and last position" in vol.metadata["provenance"]["diffusion_rule"]
+    (odd,) = [p for p, vs in zip(truth.paths, truth.meta["index_of_path"]) if vs == (2, 4)]
+    ds = pydicom.dcmread(odd)
+    ds.private_block(0x0019, "GEMS_ACQU_01")[0xBB].value = "0.6"
+    ds.private_block(0x0019, "GEMS_ACQU_01")[0xBC].value = "0.8"
+    ds.private_block(0x0019, "GEMS_ACQU_01")[0xBD].value = "0"
+    ds.save_as(odd)
+    vol = dicomml.load_series(tmp_path / "s")
+    assert "diffusion_rule" not in vol.metadata["provenance"]
+    for ours, theirs in zip([v["gradient"] for v in vol.metadata["volumes"]],
+                            truth.meta["gradients"]):
+        assert _same_axis(ours, theirs)  # volume values come from the first position

@@ -197,6 +197,8 @@ def provenance(planes: pd.DataFrame, stack: Stack, built: dict, chosen: dict,
         record["left_out"] = built["derived"]
     if "diffusion" in built:
         record["diffusion"] = built["diffusion"]
+    if "diffusion_rule" in built:
+        record["diffusion_rule"] = built["diffusion_rule"]
     if "transfer_syntax" in planes:
         syntaxes = sorted({str(v) for v in planes["transfer_syntax"] if v is not None and v == v})
         record["transfer_syntaxes"] = syntaxes

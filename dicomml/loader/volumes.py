@@ -49,7 +49,8 @@ _POSITION_MM = 0.01
 def _location_ids(planes: pd.DataFrame) -> np.ndarray:
     """An id per plane for its position (rounded to 0.01 mm)."""
     pos = np.round(np.asarray(planes["position"].tolist(), dtype=np.float64) / _POSITION_MM)
-    return np.unique(pos, axis=0, return_inverse=True)[1].ravel()
+    table = pd.DataFrame(pos.astype(np.int64), columns=["x", "y", "z"])
+    return table.groupby(["x", "y", "z"], sort=True).ngroup().to_numpy()
 
 
 def _plain_single_frame(planes: pd.DataFrame) -> bool:
@@ -69,7 +70,7 @@ def resolve_repeats(planes: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.D
     if np.bincount(ids).max() < 2:
         return planes, done
     if _is_mr(instances) and _probe_diffusion(planes, ids):
-        planes = _with_diffusion(planes, done)
+        planes = _with_diffusion(planes, ids, instances, done)
         planes = _without_derived(planes, done)
         ids = _location_ids(planes)
     counts = np.bincount(ids)
@@ -149,21 +150,22 @@ def drop_incomplete(planes: pd.DataFrame, done: dict, action: str, key: str) -> 
 def _is_mr(instances: pd.DataFrame) -> bool:
     if "Modality" not in instances:
         return True
-    return bool((instances["Modality"].astype(str) == "MR").any())
+    return bool((instances["Modality"] == "MR").any())
 
 
 def _distinct(planes: pd.DataFrame, ids: np.ndarray) -> bool:
     """True when at every position the dimension values differ between all its planes."""
     names = [n for n in DIMENSIONS if n in planes.columns]
-    texts = [tuple("" if (v is None or (isinstance(v, float) and v != v)) else str(v)
-                   for v in row) for row in zip(*(planes[n].tolist() for n in names))]
-    seen: dict[int, set] = {}
-    for location, text in zip(ids.tolist(), texts):
-        bucket = seen.setdefault(location, set())
-        if text in bucket:
-            return False
-        bucket.add(text)
-    return True
+    keys = pd.DataFrame({"location": ids})
+    for name in names:
+        column = planes[name]
+        if column.dtype.kind in "fiu":
+            keys[name] = column.fillna(-np.inf).to_numpy()
+            continue
+        values = column.tolist()
+        if any(v is not None for v in values):  # e.g. gradients; all None says nothing
+            keys[name] = ["" if v is None else str(v) for v in values]
+    return not keys.duplicated().any()
 
 
 def _encoding(path: str, orientation):
@@ -182,24 +184,35 @@ def _encoding(path: str, orientation):
 
 
 def _probe_diffusion(planes: pd.DataFrame, ids: np.ndarray) -> bool:
-    """True when the series may be diffusion weighted: the catalog holds a b-value, or one of
-    the first three files at a repeated position carries an encoding (every vendor writes one
-    on b=0 images too). An fMRI series of thousands of files is not read header by header
+    """True when the series may be diffusion weighted: the catalog holds a b-value, or the first
+    file at a repeated position carries an encoding (every vendor writes one on every image of
+    a DWI series, b=0 included). An fMRI series of thousands of files is not read header by header
     for nothing."""
     if planes["b_value"].notna().any():
         return True
     location = int(np.argmax(np.bincount(ids)))
-    rows = planes[ids == location].iloc[:3]
+    rows = planes[ids == location].iloc[:1]
     return any(found is not None and found.b_value == found.b_value
                for found in map(_encoding, rows["path"].tolist(), rows["orientation"].tolist()))
 
 
-def _with_diffusion(planes: pd.DataFrame, done: dict) -> pd.DataFrame:
-    """b_value / gradient / isotropic per plane from each file's header (lazily read)."""
+def _with_diffusion(planes: pd.DataFrame, ids: np.ndarray, instances: pd.DataFrame,
+                    done: dict) -> pd.DataFrame:
+    """b_value / gradient / isotropic per plane from the files' headers (lazily read).
+
+    Where every position holds the same number of planes, the headers at the first and the
+    last position are read; when the k-th plane (Instance Number order) of both carries the
+    same encoding for every k, the k-th plane of every position gets it (a DWI of thousands of
+    files costs two volumes' worth of header reads). Otherwise every file is read."""
+    paths, orientations = planes["path"].tolist(), planes["orientation"].tolist()
+    encodings = _encodings_by_rank(planes, ids, instances)
+    if encodings is None:
+        encodings = [_encoding(p, o) for p, o in zip(paths, orientations)]
+    else:
+        done["diffusion_rule"] = ("read at the first and last position; the k-th plane of "
+                                  "every position (Instance Number order) has the k-th encoding")
     b_values, gradients, isotropic, sources = [], [], [], set()
-    for path, orientation, b_old in zip(planes["path"].tolist(), planes["orientation"].tolist(),
-                                        planes["b_value"].tolist()):
-        found = _encoding(path, orientation)
+    for found, b_old in zip(encodings, planes["b_value"].tolist()):
         if found is None or found.b_value != found.b_value:
             b_values.append(b_old)
             gradients.append(None)
@@ -210,6 +223,7 @@ def _with_diffusion(planes: pd.DataFrame, done: dict) -> pd.DataFrame:
         gradients.append(found.gradient)
         isotropic.append(found.isotropic)
     if not sources:
+        done.pop("diffusion_rule", None)
         return planes
     planes = planes.copy()
     planes["b_value"] = np.asarray(b_values, dtype=np.float64)
@@ -217,6 +231,35 @@ def _with_diffusion(planes: pd.DataFrame, done: dict) -> pd.DataFrame:
     planes["isotropic"] = isotropic
     done["diffusion"] = ", ".join(sorted(sources))
     return planes
+
+
+def _encodings_by_rank(planes: pd.DataFrame, ids: np.ndarray, instances: pd.DataFrame):
+    """Per plane, the encoding read at the first position for its rank (module rule of
+    :func:`_with_diffusion`); None when the rule does not apply or the two positions differ."""
+    counts = np.bincount(ids)
+    if len(counts) < 3 or counts.min() != counts.max() or counts.max() < 2:
+        return None
+    rank = _rank_in_location(planes, ids, instances)
+    paths, orientations = planes["path"].tolist(), planes["orientation"].tolist()
+    read = {}
+    for location in (0, len(counts) - 1):
+        for index in np.flatnonzero(ids == location):
+            read[(location, int(rank[index]))] = _encoding(paths[index], orientations[index])
+    first = {r: e for (loc, r), e in read.items() if loc == 0}
+    last = {r: e for (loc, r), e in read.items() if loc != 0}
+    if not all(_same_encoding(first[r], last.get(r)) for r in first):
+        return None
+    return [first[int(r)] for r in rank]
+
+
+def _same_encoding(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if not (a.b_value == b.b_value or (a.b_value != a.b_value and b.b_value != b.b_value)):
+        return False
+    if (a.gradient is None) != (b.gradient is None) or a.isotropic != b.isotropic:
+        return False
+    return a.gradient is None or bool(np.allclose(a.gradient, b.gradient, atol=1e-6))
 
 
 def _without_derived(planes: pd.DataFrame, done: dict) -> pd.DataFrame:
