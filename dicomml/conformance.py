@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -199,8 +200,9 @@ def _check_diffusion(volume, reference: Path, ras_affine: np.ndarray, verdict: V
 
 def compare(volume, stored, reference: Path, verdict: Verdict, frame: int | None = None) -> bool:
     """Fill ``verdict`` comparing our ``volume`` (rescaled; ``stored``: the same series as
-    stored integers, or None) with the dcm2niix NIfTI ``reference`` (``frame``: compare with
-    that volume of a 4D reference only). True when they match."""
+    stored integers, a callable returning it, or None) with the dcm2niix NIfTI
+    ``reference`` (``frame``: compare with that volume of a 4D reference only). True when
+    they match."""
     import nibabel
 
     ref_image = whole = nibabel.load(reference)
@@ -222,6 +224,8 @@ def compare(volume, stored, reference: Path, verdict: Verdict, frame: int | None
     verdict.voxel_error = _voxel_error(np.asarray(ours.dataobj), ref.get_fdata())
     scaled_ok = verdict.voxel_error <= VOXEL_RTOL
     stored_ok = False
+    if callable(stored):
+        stored = stored() if not scaled_ok else None
     if not scaled_ok and stored is not None:
         raw = _unscaled(whole, ref)
         ours_raw = np.asarray(_canonical(stored.to_nifti()).dataobj)
@@ -288,13 +292,20 @@ def _derived(load_series, key, folder, loaded):
 
 
 def _load_pair(load_series, catalog, key):
+    """(the rescaled volume, a callable loading the stored integers on demand or None)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         volume = load_series(catalog, key)
-        try:
-            stored = load_series(catalog, key, dtype=None)
-        except Exception:  # noqa: BLE001 - the stored comparison is optional
-            stored = None
+
+    @functools.cache
+    def stored():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return load_series(catalog, key, dtype=None)
+            except Exception:  # noqa: BLE001 - the stored comparison is optional
+                return None
+
     return volume, stored
 
 

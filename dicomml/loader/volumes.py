@@ -4,22 +4,29 @@ images, and volumes that no standard tag tells apart.
 Runs on the plane table (:mod:`dicomml.geometry.planes`) before it is arranged, only when some
 position holds more than one single-frame MR plane (a 4D candidate):
 
-1. **Diffusion encoding** per file (:func:`dicomml.geometry.diffusion.vendor_diffusion`: the
-   standard (0018,9087)/(0018,9089), then Philips, GE, Canon or Siemens private tags), read
-   lazily with pydicom (only the elements it needs, no pixels). Fills ``b_value`` and
-   ``gradient`` (unit LPS vector, None for b=0).
+1. **Diffusion encoding** (:func:`dicomml.geometry.diffusion.vendor_diffusion`: the standard
+   (0018,9087)/(0018,9089), then Philips, GE, Canon or Siemens private tags), read lazily with
+   pydicom (only the elements it needs, no pixels) when the catalog holds a b-value or the
+   first file at a repeated position carries an encoding. Headers are read at the first and
+   last position and assigned by Instance Number rank when both agree, else file by file.
+   Fills ``b_value`` and ``gradient`` (unit LPS vector, None for b=0).
 2. **Derived images** (a vendor-flagged isotropic/trace image: b > 0 and no direction, e.g.
    Philips (2001,1004) = ``I`` or (0018,9075) = ISOTROPIC) are left out of the 4D volume, as
    dcm2niix leaves them out of its DWI (it writes them only into a separate ``_ADC`` file).
    The left-out files are listed in the provenance; load them as their own series with
-   ``load_series(provenance["derived"]["files"])``.
+   ``load_series(vol.metadata["provenance"]["left_out"]["files"])``.
 3. **Volumes no standard tag tells apart** (no temporal position, echo, b-value, gradient or
    acquisition number differs between the planes at one position): when *every* position holds
    the same number of planes, the k-th plane of each position (in Instance Number order, then
    Acquisition Time, Acquisition Number, file path — dcm2niix's order) forms volume k
    (``volume_key``). The rule is recorded (``RULE_INSTANCE``). Unequal counts, or two planes
    at one position that are the same image (same SOP Instance UID, or the same Instance Number
-   and identical pixels), stay duplicates (:class:`~dicomml.errors.DuplicateSliceError` under the default policy).
+   and identical pixels), stay duplicates (:class:`~dicomml.errors.DuplicateSliceError` under
+   the default policy).
+4. **Incomplete volumes**: where the dimension values tell every volume apart and some
+   positions lack a volume's plane, :func:`drop_incomplete` applies the ``missing`` policy
+   (:class:`~dicomml.errors.MissingSliceError` naming the volume and positions, or the
+   volume dropped and recorded).
 
 Example
 -------
@@ -39,7 +46,7 @@ import pandas as pd
 
 from dicomml.geometry.planes import DIMENSIONS
 
-__all__ = ["resolve_repeats", "RULE_INSTANCE"]
+__all__ = ["resolve_repeats", "drop_incomplete", "RULE_INSTANCE"]
 
 #: the ordering rule recorded when no standard tag tells the volumes apart
 RULE_INSTANCE = "InstanceNumber"
