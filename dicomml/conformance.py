@@ -376,8 +376,8 @@ def _verdicts(catalog, references: list[Path], source: Path, progress) -> list[V
 def _pair(catalog, key, loaded, by_uid, used, verdict) -> None:
     volume, stored = loaded
     uid, numbers = _identity(catalog, key)
-    candidates = [p for p in by_uid.get(uid, []) if p not in used
-                  and (_reference_id(p)[1] in numbers or not numbers)]
+    candidates = [p for p in by_uid.get(uid, []) if p not in used  # no Series Number: any
+                  and (_reference_id(p)[1] in numbers or not numbers or "" in numbers)]
     if not candidates:
         verdict.status = "no-reference"
         verdict.shape = list(volume.shape)
