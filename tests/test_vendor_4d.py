@@ -361,3 +361,16 @@ def test_diffusion_headers_read_at_two_positions_unless_they_disagree(tmp_path):
     for ours, theirs in zip([v["gradient"] for v in vol.metadata["volumes"]],
                             truth.meta["gradients"]):
         assert _same_axis(ours, theirs)  # volume values come from the first position
+
+
+def test_ge_private_tags_stored_as_un_bytes():
+    """Implicit VR files without a private dictionary give GE's elements as UN bytes."""
+    ds = _header(ImageOrientationPatient=[1, 0, 0, 0, 1, 0])
+    ds.add_new((0x0043, 0x0010), "LO", "GEMS_PARM_01")
+    ds.add_new((0x0043, 0x1039), "UN", b"1000\\8\\0\\0 ")
+    ds.add_new((0x0019, 0x0010), "LO", "GEMS_ACQU_01")
+    for element, text in ((0x10BB, b"0.6 "), (0x10BC, b"0.8 "), (0x10BD, b"0\0")):
+        ds.add_new((0x0019, element), "UN", text)
+    found = vendor_diffusion(ds)
+    assert found.b_value == 1000.0
+    assert _same_axis(found.gradient, (0.6, -0.8, 0.0))  # no phase encoding: along F_r, -F_c
