@@ -374,3 +374,22 @@ def test_ge_private_tags_stored_as_un_bytes():
     found = vendor_diffusion(ds)
     assert found.b_value == 1000.0
     assert _same_axis(found.gradient, (0.6, -0.8, 0.0))  # no phase encoding: along F_r, -F_c
+
+
+def test_colour_and_grey_files_under_one_uid_are_split_with_a_reason(tmp_path):
+    truth = synth.write_series(tmp_path / "s", modality="MR", shape=(3, 8, 8), seed=19,
+                               bits_allocated=8, bits_stored=8)
+    ds = pydicom.dcmread(truth.paths[0])
+    grey = ds.pixel_array
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.PixelData = np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8).tobytes()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(tmp_path / "s" / "colour.dcm")
+    cat = dicomml.scan(tmp_path / "s", progress=False)
+    assert sorted(cat.series["series_key"]) == [truth.series_uid + "#grey",
+                                                truth.series_uid + "#rgb"]
+    assert set(cat.series["split_reason"]) == {"colour"}
+    with pytest.raises(MultipleSeriesError, match="colour"):
+        dicomml.load_series(tmp_path / "s")
+    vol = dicomml.load_series(cat, truth.series_uid + "#grey")
+    np.testing.assert_allclose(vol.array, truth.array, rtol=1e-6)

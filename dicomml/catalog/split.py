@@ -9,6 +9,8 @@ Rules (applied per SeriesInstanceUID, on header values only):
 1. **orientation**: ImageOrientationPatient differs by more than :data:`IOP_TOLERANCE`
    (direction-cosine units, ~0.06 degrees) -> split.
 2. **matrix**: (Rows, Columns) differ -> split.
+2. **colour**: colour (Samples per Pixel > 1, or PALETTE COLOR) and greyscale images -> split
+   (``rgb`` / ``grey``).
 3. **echo**: EchoNumbers differ (or, with equal/absent EchoNumbers, EchoTime) -> split.
 4. **temporal**: TemporalPositionIdentifier differs -> split.
 5. **acquisition**: AcquisitionNumber differs *and* at least one slice position occurs in two
@@ -22,8 +24,8 @@ key ``UID#<object kind>`` (``1.2.3#raw-data``; ``object_kind`` from :mod:`.table
 ``split_reason`` ``"object"``, and the images are split as if they were alone. (An image
 file whose pixels were stripped stays in its series, whose loading then names it.)
 
-Sub-series split by rules class, number, orientation or matrix (:data:`UNSTACKABLE`) can
-never form one volume; those split only by echo, temporal or acquisition stack into a 4D
+Sub-series split by rules class, number, orientation, matrix or colour (:data:`UNSTACKABLE`)
+can never form one volume; those split only by echo, temporal or acquisition stack into a 4D
 volume when the whole Series Instance UID is loaded.
 
 Rules 3-5 apply only to single-slice images. When every file of the series is itself a volume
@@ -35,8 +37,8 @@ multi-frame file with NumberOfFrames > 1), the files are the time points of one 
 when the series is not split; otherwise ``UID#label`` where the label joins, in the rule order
 above, one part per rule that split this UID: ``c`` + the SOP Class UID (its part after
 ``1.2.840.10008.5.1.4.1.1.``), ``s{SeriesNumber}``, ``o`` + 6 hex digits of a hash of the rounded
-orientation, ``m{Rows}x{Columns}``, ``e{EchoNumbers}`` (or ``te{EchoTime}``), ``t{n}``,
-``a{n}`` (``?`` for an absent value). Example: ``1.2.3.4#e2-t5``. ``split_reason`` lists the
+orientation, ``m{Rows}x{Columns}``, ``rgb`` / ``grey``, ``e{EchoNumbers}`` (or
+``te{EchoTime}``), ``t{n}``, ``a{n}`` (``?`` for an absent value). Example: ``1.2.3.4#e2-t5``. ``split_reason`` lists the
 rules that split the UID (``"echo,temporal"``), empty when unsplit.
 
 Example
@@ -60,9 +62,10 @@ from .table import normalize, object_columns
 
 IOP_TOLERANCE = 1e-3
 POSITION_DECIMALS = 2  # mm: positions closer than 0.01 mm are the same slice position
-RULES = ("class", "number", "orientation", "matrix", "echo", "temporal", "acquisition")
+RULES = ("class", "number", "orientation", "matrix", "colour", "echo", "temporal",
+         "acquisition")
 #: rules whose sub-series never stack into one volume
-UNSTACKABLE = ("class", "number", "orientation", "matrix")
+UNSTACKABLE = ("class", "number", "orientation", "matrix", "colour")
 _STORAGE = "1.2.840.10008.5.1.4.1.1."
 
 
@@ -132,6 +135,8 @@ def _labels_for_group(cols: dict, idx: np.ndarray) -> tuple[list[str], list[str]
         "orientation": _orientation_labels(pick["ImageOrientationPatient"]),
         "matrix": [f"m{_fmt('', r)}x{_fmt('', c)}"
                    for r, c in zip(pick["Rows"], pick["Columns"])],
+        "colour": [_colour_label(n, p) for n, p in zip(pick["SamplesPerPixel"],
+                                                        pick["PhotometricInterpretation"])],
     }
     volumes = all(_is_volume(f, m, t) for f, m, t in zip(
         pick["NumberOfFrames"], pick["NumberOfImagesInMosaic"], pick["ImageType"]))
@@ -150,6 +155,16 @@ def _labels_for_group(cols: dict, idx: np.ndarray) -> tuple[list[str], list[str]
         return [""] * len(idx), []
     parts = list(zip(*(candidates[rule] for rule in rules)))
     return ["-".join(p) for p in parts], rules
+
+
+def _colour_label(samples, photometric) -> str:
+    """``rgb`` for colour images (Samples per Pixel > 1, or a palette), ``grey`` otherwise."""
+    text = "" if photometric is None else str(photometric).strip().upper()
+    try:
+        colour = (not _missing(samples) and float(samples) > 1) or text.startswith("PALETTE")
+    except (TypeError, ValueError):
+        colour = False
+    return "rgb" if colour else "grey"
 
 
 def _class_label(uid) -> str:
@@ -194,7 +209,7 @@ def _acquisitions_repeat(acquisitions: list, positions: list) -> bool:
     return False
 
 
-_SPLIT_COLUMNS = ("SOPClassUID", "SeriesNumber", "ImageOrientationPatient", "Rows", "Columns", "NumberOfFrames",
+_SPLIT_COLUMNS = ("SOPClassUID", "SeriesNumber", "SamplesPerPixel", "PhotometricInterpretation", "ImageOrientationPatient", "Rows", "Columns", "NumberOfFrames",
                   "NumberOfImagesInMosaic", "ImageType", "EchoNumbers", "EchoTime",
                   "TemporalPositionIdentifier", "AcquisitionNumber", "ImagePositionPatient")
 
