@@ -393,3 +393,10 @@ def test_colour_and_grey_files_under_one_uid_are_split_with_a_reason(tmp_path):
         dicomml.load_series(tmp_path / "s")
     vol = dicomml.load_series(cat, truth.series_uid + "#grey")
     np.testing.assert_allclose(vol.array, truth.array, rtol=1e-6)
+
+
+def test_synth_4d_sop_instance_uids_are_unique(tmp_path):
+    """(volume 1, slice 11) and (volume 11, slice 1) once shared a UID (and a file name)."""
+    truth = synth.write_series(tmp_path, modality="MR", shape=(12, 12, 4, 4), seed=0)
+    uids = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in truth.paths}
+    assert len(uids) == len(truth.paths) == 144

@@ -26,8 +26,10 @@ STUDY_TIME = "101500"
 
 
 def sop_instance_uid(plan, *parts) -> str:
-    """A deterministic SOP Instance UID for one file of ``plan``."""
-    return generate_uid(entropy_srcs=[plan.series_uid, "instance", *map(str, parts)])
+    """A deterministic SOP Instance UID for one file of ``plan``. The parts are joined with a
+    separator: pydicom hashes the concatenated sources, so (volume 1, slice 11) and (volume 11,
+    slice 1) would otherwise get the same UID."""
+    return generate_uid(entropy_srcs=[plan.series_uid, "instance", "/".join(map(str, parts))])
 
 
 def single_frame_dataset(plan, *, volume: int, slice_index: int, instance_number: int,
