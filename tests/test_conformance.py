@@ -21,14 +21,6 @@ nib = pytest.importorskip("nibabel")
 #: (folder relative to ../shared/data, verdict) -> (reason, rule of the standard). Each entry is
 #: pinned by the test named in its reason.
 ALLOWLIST: dict[tuple[str, str], tuple[str, str]] = {
-    ("dcm_qa_philips/In/Magdeburg_2014/fmri", "match-stored"): (
-        "stored values equal; dcm2niix scales by the Philips private scale slope (2005,100E), "
-        "dicomml by Rescale Slope/Intercept (test_philips_scaling_is_the_modality_lut)",
-        "PS3.3 C.11.1.1.2 Modality LUT: output units = stored * Rescale Slope + Intercept"),
-    ("dcm_qa_philips/In/Vanderbilt_2018/601_WIP_dti_ax", "match-stored"): (
-        "the DWI and its derived trace image: stored values equal, scaling as Magdeburg "
-        "(test_philips_scaling_is_the_modality_lut, test_philips_trace_is_its_own_series)",
-        "PS3.3 C.11.1.1.2 Modality LUT"),
     ("dcm_qa_philips_enh/In/enh", "mismatch"): (
         "1903: the same 6 volumes in another order: dicomml orders by the standard Temporal "
         "Position Index (0020,9128), then the private label dimension (2005,1429); dcm2niix "
@@ -54,17 +46,13 @@ def _by_folder(verdicts, folder):
 def test_every_series_matches_or_is_allowlisted(verdicts):
     bad = [v.line() for v in verdicts if not v.ok and (v.folder, v.status) not in ALLOWLIST]
     assert not bad, "\n".join(bad)
-    # an entry whose series now match outright is no longer needed: remove it (a Philips
-    # scaling that equals dcm2niix's turns "match-stored" into "match")
     stale = [entry for entry in ALLOWLIST
-             if not any((v.folder, v.status) == entry for v in verdicts)
-             and not any(v.folder == entry[0] and v.status == "match" for v in verdicts)]
-    assert not stale, f"allowlist entries that match no verdict: {stale}"
+             if not any((v.folder, v.status) == entry for v in verdicts)]
+    assert not stale, f"allowlist entries no longer needed: {stale}"
 
 
 def test_summary_reaches_96_percent(verdicts):
-    """27 units on the shared data: every one matches but 1903's volume order (allowlisted);
-    match-stored (Philips scaling, another item of issue 16) counts as a match."""
+    """27 units on the shared data: every one matches but 1903's volume order (allowlisted)."""
     line = conformance.summary_line(verdicts)
     units = [v for v in verdicts if v.status != "reference-only"]
     good = sum(v.ok for v in units)
@@ -73,29 +61,22 @@ def test_summary_reaches_96_percent(verdicts):
     assert not [v for v in verdicts if v.status in ("error", "no-reference", "reference-only")]
 
 
-def test_philips_scaling_is_the_modality_lut(verdicts, shared_data):
-    """Pins the Magdeburg entry: the stored integers equal dcm2niix's, and our values are
-    stored * RescaleSlope + RescaleIntercept (not the Philips private floating-point scale)."""
+def test_philips_series_match_with_the_private_scale(verdicts, shared_data):
+    """The Philips classic series match dcm2niix's values, which apply the private scale
+    slope (2005,100E) (``metadata["scaling"]``, issue 16 item 8)."""
     import dicomml
 
-    folder = "dcm_qa_philips/In/Magdeburg_2014/fmri"
-    (verdict,) = _by_folder(verdicts, folder)
-    assert verdict.status in ("match", "match-stored")
-    assert verdict.corner_mm <= conformance.CORNER_MM
-    if verdict.status == "match":  # the Philips scaling now equals dcm2niix's
-        return
-    vol = dicomml.load_series(shared_data / folder)
-    stored = dicomml.load_series(shared_data / folder, dtype=None)
-    slope = np.asarray(stored.metadata["rescale"]["slope"])
-    intercept = np.asarray(stored.metadata["rescale"]["intercept"])
-    assert np.unique(slope).size == 1 and np.unique(intercept).size == 1
-    np.testing.assert_allclose(vol.array, stored.array * slope[0] + intercept[0], rtol=1e-6)
+    for folder in ("dcm_qa_philips/In/Magdeburg_2014/fmri",
+                   "dcm_qa_philips/In/Vanderbilt_2018/601_WIP_dti_ax"):
+        assert {v.status for v in _by_folder(verdicts, folder)} == {"match"}
+    vol = dicomml.load_series(shared_data / "dcm_qa_philips/In/Magdeburg_2014/fmri")
+    assert vol.metadata["scaling"]["applied"] == "philips_float"
 
 
 def test_philips_trace_is_its_own_series(verdicts, shared_data):
-    """Pins the Vanderbilt entry: the DWI holds 16 volumes (b=0 and 15 directions, b-values
-    and directions equal to dcm2niix's); the isotropic trace image (b=2000, no direction,
-    (2001,1004) = I) is left out and equals the last volume of dcm2niix's _ADC file."""
+    """The Philips DWI holds 16 volumes (b=0 and 15 directions, b-values and directions equal
+    to dcm2niix's); the isotropic trace image (b=2000, no direction, (2001,1004) = I) is left
+    out and equals the last volume of dcm2niix's _ADC file."""
     import dicomml
 
     folder = "dcm_qa_philips/In/Vanderbilt_2018/601_WIP_dti_ax"

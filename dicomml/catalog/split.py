@@ -36,10 +36,11 @@ multi-frame file with NumberOfFrames > 1), the files are the time points of one 
 **Series key format** (stable across rescans and file order): the SeriesInstanceUID itself
 when the series is not split; otherwise ``UID#label`` where the label joins, in the rule order
 above, one part per rule that split this UID: ``c`` + the SOP Class UID (its part after
-``1.2.840.10008.5.1.4.1.1.``), ``s{SeriesNumber}``, ``o`` + 6 hex digits of a hash of the rounded
-orientation, ``m{Rows}x{Columns}``, ``rgb`` / ``grey``, ``e{EchoNumbers}`` (or
-``te{EchoTime}``), ``t{n}``, ``a{n}`` (``?`` for an absent value). Example: ``1.2.3.4#e2-t5``. ``split_reason`` lists the
-rules that split the UID (``"echo,temporal"``), empty when unsplit.
+``1.2.840.10008.5.1.4.1.1.``), ``s{SeriesNumber}``, ``o`` + 6 hex digits of a hash of the
+rounded orientation, ``m{Rows}x{Columns}``, ``rgb`` / ``grey``, ``e{EchoNumbers}`` (or
+``te{EchoTime}``), ``t{n}``, ``a{n}`` (``?`` for an absent value). Example:
+``1.2.3.4#e2-t5``. ``split_reason`` lists the rules that split the UID
+(``"echo,temporal"``), empty when unsplit.
 
 Example
 -------
@@ -181,6 +182,21 @@ def _number(value):
         return None if _missing(value) else int(float(value))
     except (TypeError, ValueError):
         return str(value)
+
+
+#: rules whose sub-series stack into a 4D volume when the whole UID is loaded
+STACKABLE = ("echo", "temporal", "acquisition")
+
+
+def stackable(split_reason) -> bool:
+    """True when a ``split_reason`` names only :data:`STACKABLE` rules (not ``"object"``, a
+    non-image object beside the images, nor an :data:`UNSTACKABLE` rule).
+
+    >>> stackable("echo,temporal"), stackable("object"), stackable("matrix,echo")
+    (True, False, False)
+    """
+    rules = [] if _missing(split_reason) else str(split_reason).split(",")
+    return bool(rules) and all(rule in STACKABLE for rule in rules)
 
 
 def unstackable(split_reason) -> list[str]:

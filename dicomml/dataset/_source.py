@@ -130,9 +130,9 @@ VOLUME_MODES = ("channels", "samples")
 def merge_acquisitions(table: pd.DataFrame, catalog) -> pd.DataFrame:
     """``table`` (from :func:`series_table`) with the sub-series of one Series Instance UID
     that stack into 4D (split only by echo, temporal position or acquisition:
-    :func:`dicomml.catalog.split.unstackable`) as one row keyed by the UID, and an
+    :func:`dicomml.catalog.split.stackable`) as one row keyed by the UID, and an
     ``n_volumes`` column (volumes per row, from the catalog; summed over merged rows)."""
-    from dicomml.catalog.split import unstackable
+    from dicomml.catalog.split import stackable
 
     series = catalog.series.set_index("series_key")
     extra = series.reindex(table["series_key"])
@@ -141,7 +141,7 @@ def merge_acquisitions(table: pd.DataFrame, catalog) -> pd.DataFrame:
         .astype(np.int64).to_numpy() if "n_volumes" in extra else 1,
         _reason=extra["split_reason"].to_numpy() if "split_reason" in extra else "")
     uids = table["SeriesInstanceUID"].astype(object)
-    merge = [bool(r) and not unstackable(r) for r in table["_reason"].tolist()]
+    merge = [stackable(r) for r in table["_reason"].tolist()]
     merge = np.asarray(merge, dtype=bool) & uids.notna().to_numpy()
     if not merge.any():
         return table.drop(columns="_reason").reset_index(drop=True)
