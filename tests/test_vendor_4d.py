@@ -316,6 +316,8 @@ def test_dataset_one_sample_per_acquisition_or_per_volume(tmp_path):
     sample = whole[0]
     assert sample["image"].shape == (3, 4, 8, 8)
     assert sample["provenance"]["volume_rule"] == "TemporalPositionIdentifier"
+    assert sample["provenance"]["scaling"] == "modality_lut"
+    assert sample["provenance"]["dicomml_version"] == dicomml.__version__
     assert len(sample["provenance"]["files"]) == 3
     each = dicomml.DicomSeriesDataset(tmp_path / "d", volumes="samples")
     assert len(each) == 3

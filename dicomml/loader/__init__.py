@@ -59,7 +59,8 @@ enhanced MR Diffusion Sequence, Siemens CSA, or GE / Philips / Canon private tag
 (:mod:`dicomml.geometry.diffusion`). ``metadata["provenance"]`` records how the volume was built
 (:func:`.assemble.provenance`): the files in slice order (per volume), the 4D rule, the
 policies that fired, derived images left out, the diffusion source, the transfer syntaxes with
-the decoder tried first, the dicomml version.
+the decoder tried first, the value scaling applied (``metadata["scaling"]`` has its details),
+the dicomml version.
 
 Modules: :mod:`.sources` (step 1), :mod:`.planes` (2, header checks), :mod:`.volumes` (3),
 :mod:`.policy` (5), :mod:`.pixels` and :mod:`.values` (6), :mod:`.assemble` (one-slice affine,
@@ -159,4 +160,5 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
     metadata = series_metadata(instances, key, stack, planes, dtype, resample)
     metadata.update(plane_notes(planes, stack.order), scaling=scaling)
     metadata["provenance"] = provenance(planes, stack, built, chosen, resample)
+    metadata["provenance"]["scaling"] = (scaling or {}).get("applied")
     return Volume(data if stack.is_4d else data[0], affine, metadata)
