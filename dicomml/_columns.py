@@ -5,12 +5,17 @@ catalog's columns, which adds up when a series load reads dozens of columns. The
 ask pandas for the column's array directly where its version allows, and fall back to
 ``frame[name]`` otherwise (duplicate column names, other pandas internals).
 
+``absent(value)`` is the one test for a value a catalog row does not hold (None, or the NaN
+that pandas fills in).
+
 Example
 -------
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
 >>> column_list(frame, "b"), column_array(frame, "a").tolist()
 (['x', 'y'], [1, 2])
+>>> absent(float("nan")), absent(None), absent(0.0), absent("")
+(True, True, False, False)
 """
 
 from __future__ import annotations
@@ -40,3 +45,9 @@ def column_array(frame, name: str):
 def column_list(frame, name: str) -> list:
     """``frame[name].tolist()`` without building a Series (see the module docstring)."""
     return column_array(frame, name).tolist()
+
+
+def absent(value) -> bool:
+    """True for None and NaN (a float, numpy's included: the value pandas fills in for a
+    missing catalog entry); every other value, 0 and "" included, is present."""
+    return value is None or (isinstance(value, float) and value != value)

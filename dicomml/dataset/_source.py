@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from dicomml._columns import absent
 from dicomml.errors import CatalogError
 
 ID_COLUMNS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "AccessionNumber")
@@ -82,7 +83,7 @@ def plain(value):
     """A JSON-safe Python value: numpy scalars unwrapped, NaN/NA -> None, tuples -> lists."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and value != value:
+    if absent(value):
         return None
     if value is pd.NA or value is pd.NaT:
         return None

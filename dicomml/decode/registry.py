@@ -60,7 +60,8 @@ PREFERENCE: dict[str, list[str]] = {
     **{uid: ["imagecodecs-htj2k", *_J2K] for uid in ts.HTJ2K_FAMILY},
 }
 _EXTRA_HINT = {"fast": 'pip install "dicomml[fast]"', None: 'pip install dicomml',
-               "gdcm": 'pip install "dicomml[gdcm]"', "gpu": 'pip install "nvidia-nvimgcodec-cu13[nvjpeg2k]" (CUDA 13; -cu12 for CUDA 12)'}
+               "gpu": 'pip install "nvidia-nvimgcodec-cu13[nvjpeg2k]" (CUDA 13; -cu12 for '
+                      'CUDA 12)'}
 
 
 def get_decoder(name: str) -> Decoder:

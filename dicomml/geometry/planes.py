@@ -40,7 +40,7 @@ the whole Pixel Data value), ``number_of_frames``, ``bits_allocated``, ``bits_st
 ``pixel_representation``, ``photometric``, ``samples_per_pixel``, ``mosaic_rows`` /
 ``mosaic_columns`` (the stored image size of a mosaic).
 
-Functions the loader calls in the second engineer's modules (each returns a plane table):
+The header readers in :mod:`dicomml.geometry` that the loader calls (each returns a plane table):
 
 - ``dicomml.geometry.enhanced.frame_planes(ds, path) -> DataFrame``: one row per frame of an
   enhanced multi-frame object; ``ds`` is the pydicom header (read with ``stop_before_pixels``).

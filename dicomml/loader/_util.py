@@ -11,15 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dicomml._columns import column_array
+from dicomml._columns import absent, column_array
 
 
 def value(row, name: str, default=None):
     """``row[name]`` (a dict or pandas row), or ``default`` when absent, None or NaN."""
     found = row.get(name, default) if hasattr(row, "get") else default
-    if found is None or (isinstance(found, float) and found != found):  # None or NaN
-        return default
-    return found
+    return default if absent(found) else found
 
 
 def column(frame: pd.DataFrame, name: str, default=None) -> np.ndarray:

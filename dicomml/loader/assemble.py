@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from dicomml._columns import column_array
+from dicomml._columns import absent, column_array
 from dicomml.geometry.affine import series_affine
 from dicomml.geometry.resample import deshear, regularise_spacing
 from dicomml.geometry.stack import VOLUME_ORDER, Stack
@@ -74,7 +74,7 @@ def _plain(found):
         return found.tolist()
     if isinstance(found, tuple):
         return [_plain(v) for v in found]
-    if isinstance(found, float) and np.isnan(found):
+    if absent(found):
         return None
     return found
 

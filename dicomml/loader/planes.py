@@ -30,6 +30,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from dicomml._columns import absent
 from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError
 from dicomml.geometry.planes import DEFAULTS, normalise, plane_table
 
@@ -82,7 +83,7 @@ def _refuse_colour(instances: pd.DataFrame) -> None:
 
 def _special_kinds(instances: pd.DataFrame) -> pd.Series:
     """Per row: "mosaic", "enhanced" or "" (a plain single-frame image)."""
-    image_type = [("" if _missing(v) else str(v)).upper()
+    image_type = [("" if absent(v) else str(v)).upper()
                   for v in column(instances, "ImageType", "").tolist()]
     no_count = pd.isna(column(instances, "NumberOfImagesInMosaic"))
     frames = column(instances, "NumberOfFrames")
@@ -107,11 +108,6 @@ def _classic_kinds(instances: pd.DataFrame, kinds: list[str]) -> list[str]:
     bare = bool(unplaced.all())
     return ["classic" if kind == "" and (m == "RTDOSE" or bare) else kind
             for kind, m in zip(kinds, modality)]
-
-
-def _missing(found) -> bool:
-    """True for None and NaN (what pandas' ``fillna`` fills)."""
-    return found is None or (isinstance(found, float) and found != found)
 
 
 def _file_columns(row) -> dict:

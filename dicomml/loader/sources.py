@@ -150,12 +150,8 @@ def _files(source) -> list[str]:
 def _scan(source) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(instances, scan errors) of a folder, file or file list, split into series by the
     catalog's scanner; scan errors is None where unreadable files raised instead."""
-    try:
-        from dicomml.catalog import scan
-    except ImportError:
-        scan = None
-    if scan is None:  # pragma: no cover - catalog not installed
-        return _scan_without_catalog(_files(source)), None
+    from dicomml.catalog import scan
+
     if isinstance(source, (str, os.PathLike)) and not os.path.isfile(source):
         catalog = scan(source, progress=False)
         return catalog.instances, catalog.errors
@@ -186,43 +182,3 @@ def _scan_file_list(files: list[str]) -> pd.DataFrame:
         ok.append((path, size, mtime, row))
     instances = instances_frame(ok).sort_values("path").reset_index(drop=True)
     return assign_series(instances)
-
-
-def _scan_without_catalog(files: list[str]) -> pd.DataFrame:  # pragma: no cover
-    """Header rows via the catalog's parser (or pydicom); series key = SeriesInstanceUID."""
-    try:
-        from dicomml.catalog.header import parse_file_safe, row_as_dict
-    except ImportError:
-        parse_file_safe = None
-    rows = []
-    for path in files:
-        if parse_file_safe is not None:
-            row, _ = parse_file_safe(path)
-            if row is not None:
-                rows.append(dict(row_as_dict(row), path=path))
-            continue
-        rows.append(_pydicom_row(path))
-    df = pd.DataFrame([r for r in rows if r])
-    if df.empty:
-        return pd.DataFrame({"series_key": []})
-    df = df[df["PixelSpacing"].notna() | df.get("NumberOfImagesInMosaic", pd.Series()).notna()]
-    df["series_key"] = df["SeriesInstanceUID"]
-    return df
-
-
-def _pydicom_row(path: str) -> dict | None:  # pragma: no cover - fallback only
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # noqa: BLE001 - not DICOM: skipped like the catalog does
-        return None
-    keys = ("SeriesInstanceUID", "ImagePositionPatient", "ImageOrientationPatient",
-            "PixelSpacing", "Rows", "Columns", "RescaleSlope", "RescaleIntercept",
-            "NumberOfFrames", "InstanceNumber", "AcquisitionNumber", "EchoNumbers",
-            "TemporalPositionIdentifier", "BitsAllocated", "BitsStored", "PixelRepresentation",
-            "PhotometricInterpretation", "SamplesPerPixel", "Modality", "ImageType")
-    row = {k: ds.get(k) for k in keys}
-    row.update(path=path, TransferSyntaxUID=str(ds.file_meta.TransferSyntaxUID),
-               pixel_data_offset=-1, pixel_data_length=-1)
-    return row
