@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 
 import dicomml
 from dicomml import synth
-from dicomml.decode import frame_info, located, read_many, reader
+from dicomml.decode import frame_info, located, read_many, stored
 from dicomml.decode import syntaxes as ts
 from dicomml.decode.fastheader import parse_header
 from dicomml.errors import DecodeError, DicommlError
@@ -243,8 +243,8 @@ def test_uncompressed_paths_are_read_straight_into_the_result(tmp_path, syntax, 
     expected = np.stack([dicomml.read_pixels(p)[0] for p in paths])
     np.testing.assert_array_equal(expected[2], pixels.reshape(20, 24))
     loaded = []
-    real = reader.load_encoded
-    monkeypatch.setattr(reader, "load_encoded", lambda p, **k: loaded.append(p) or real(p, **k))
+    real = stored.load_encoded
+    monkeypatch.setattr(stored, "load_encoded", lambda p, **k: loaded.append(p) or real(p, **k))
     np.testing.assert_array_equal(read_many(paths, threads=1), expected)
     assert loaded == [paths[0]]
     loaded.clear()  # a header longer than the prefix walked: the full path, same result

@@ -92,21 +92,30 @@ def test_precomputed_store_values_equal_per_plane_values():
 
 
 def test_formats_tell_apart_what_changes_the_values():
-    base = {"transfer_syntax": "1.2.840.10008.1.2.1", "bits_allocated": 16,
+    """Per file, the decoder's description (one Location per file, built as from catalog
+    rows) and, per plane, the output values: worked out once per distinct format."""
+    base = {"path": "a.dcm", "transfer_syntax": "1.2.840.10008.1.2.1", "bits_allocated": 16,
             "bits_stored": 12, "pixel_representation": 0, "photometric": "MONOCHROME2",
             "samples_per_pixel": 1, "slope": 1.0, "intercept": 0.0, "rows": 4, "columns": 3,
             "pixel_data_offset": 200, "pixel_data_length": 24}
-    formats = pixels.Formats(rescale=True)
-    first = formats.of(base)
-    assert formats.of(dict(base, pixel_data_offset=900)) is first   # offset: per file
-    assert formats.of(dict(base, mosaic_rows=float("nan"))) is formats.of(
-        dict(base, mosaic_rows=None))                              # NaN and None: absent
+
+    def format_of(plane, values):
+        where = pixels.file_locations({plane["path"]: [(0, plane)]})[plane["path"]]
+        return (where.info.format_key, where.offset >= 0, where.length), values.of(plane)
+
+    values = pixels._Values(rescale=True)
+    first = format_of(base, values)
+    assert first[0][0][0] == "1.2.840.10008.1.2.1" and first[0][1:] == (True, 24)
+    moved = format_of(dict(base, path="b.dcm", pixel_data_offset=900), values)
+    assert moved[0] == first[0] and moved[1] is first[1]          # offset: per file
+    assert format_of(dict(base, mosaic_rows=float("nan")), values)[0] == format_of(
+        dict(base, mosaic_rows=None), values)[0]                  # NaN and None: absent
     for change in ({"slope": 2.0}, {"intercept": -3.0}, {"photometric": "MONOCHROME1"},
                    {"bits_stored": 16}, {"pixel_representation": 1},
                    {"transfer_syntax": "1.2.840.10008.1.2.2"}, {"pixel_data_offset": -1}):
-        other = formats.of(dict(base, **change))
-        assert other is not first
-        assert other == formats._work_out(dict(base, **change))
+        other = format_of(dict(base, **change), values)
+        assert other != first
+        assert other == format_of(dict(base, **change), pixels._Values(rescale=True))
 
 
 def _random_planes(rng, n: int) -> pd.DataFrame:

@@ -21,6 +21,11 @@ timeout=60.0) -> np.ndarray``
 
 Lower level, for the loader and datasets
 ----------------------------------------
+``fill([Request(source, out, frames)]) -> list``
+    The one way from bytes to stored values (:mod:`dicomml.decode.stored`), used by
+    ``read_many`` and ``load_series`` alike: fills caller-provided arrays with the stored
+    values (bits corrected) of a file's frames, any transfer syntax; ``source`` is a
+    :class:`Location` (catalog facts), a path, or loaded :class:`EncodedPixels`.
 ``load_encoded(path) -> EncodedPixels``
     Header + per-frame encoded bytes (``.info``: :class:`FrameInfo`, ``.frames``), no
     decoding; sizes checked against what the file holds. The header is walked by a small
@@ -28,7 +33,7 @@ Lower level, for the loader and datasets
     files it does not handle go through ``pydicom.dcmread`` and keep ``.dataset``.
 ``load_located(location) -> EncodedPixels``, ``locations_from_frame(rows)``
     The same from a catalog's facts (:mod:`dicomml.decode.located`): one ``pread`` of the
-    Pixel Data value, no header walk; what ``load_series`` uses for compressed data.
+    Pixel Data value, no header walk.
 ``read_frames(encoded, frames=None, *, out=None, threads=None, decoder=None)``
     Decode some frames of a loaded file, optionally straight into ``out`` (e.g. a slice of
     the volume being built: ``read_frames(enc, out=volume[k:k + 1])``).
@@ -65,7 +70,8 @@ from dicomml.decode.located import Location, load_located, locations_from_frame
 from dicomml.decode.pipeline import decode_frame
 from dicomml.decode.reader import read_frames, read_many, read_pixels
 from dicomml.decode.registry import decoders, decoders_for, get_decoder, register
+from dicomml.decode.stored import Request, fill
 
-__all__ = ["Decoder", "EncodedPixels", "FrameInfo", "Location", "decode_frame", "decoders",
-           "decoders_for", "frame_info", "get_decoder", "load_encoded", "load_located",
+__all__ = ["Decoder", "EncodedPixels", "FrameInfo", "Location", "Request", "decode_frame",
+           "decoders", "decoders_for", "fill", "frame_info", "get_decoder", "load_encoded", "load_located",
            "locations_from_frame", "read_frames", "read_many", "read_pixels", "register"]

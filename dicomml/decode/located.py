@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dicomml._columns import column_list
+from dicomml._columns import absent, column_list
 from dicomml.decode import syntaxes as ts
 from dicomml.decode.fastheader import TruncatedData, parse_header
 from dicomml.decode.frames import EncodedPixels, load_encoded, native_frames, simple_frames
@@ -63,7 +63,7 @@ _FILE_COLUMNS = ("path", "TransferSyntaxUID", "pixel_data_offset", "pixel_data_l
 
 
 def _present(value) -> bool:
-    return value is not None and value == value and value != ""  # NaN != NaN
+    return not absent(value) and value != ""
 
 
 def location_from_row(row) -> Location | None:
@@ -77,34 +77,52 @@ def location_from_row(row) -> Location | None:
     return _location(*(row.get(name) for name in _FILE_COLUMNS), values, {})
 
 
-def locations_from_frame(frame) -> list:
+def locations_from_frame(frame, *, unlocated: bool = False) -> list:
     """Per row of a catalog ``instances`` DataFrame: its :class:`Location`, or its path when
     the row cannot give one. Reads only the columns needed (``to_dict`` of a whole catalog
-    row costs more than decoding a small frame); rows of one format share the work."""
-    absent = [None] * len(frame)
-    files = [column_list(frame, c) if c in frame.columns else absent for c in _FILE_COLUMNS]
-    values = [_integral_column(column_list(frame, c)) if c in frame.columns else absent
-              for c in _VALUE_COLUMNS]
+    row costs more than decoding a small frame); rows of one format share the work.
+
+    ``unlocated=True``: a row without a Pixel Data offset (deflated data, a bare data set
+    the catalog could not place) gives a Location with ``offset`` -1 instead of its path:
+    its ``info`` is what the catalog says the file holds, read through the header.
+    """
+    return locations_from_columns({c: column_list(frame, c) for c in
+                                   (*_FILE_COLUMNS, *_VALUE_COLUMNS) if c in frame.columns},
+                                  len(frame), unlocated=unlocated)
+
+
+def locations_from_columns(columns: dict, count: int, *, unlocated: bool = False) -> list:
+    """:func:`locations_from_frame` of catalog columns given as ``{catalog name: list}``
+    (``count`` rows; absent names: None everywhere)."""
+    none = [None] * count
+    files = [columns.get(c, none) for c in _FILE_COLUMNS]
+    values = [_integral_column(columns[c]) if c in columns else none for c in _VALUE_COLUMNS]
     known: dict = {}
-    return [_location(*row, formats, known) or str(row[0])
+    return [_location(*row, formats, known, unlocated) or str(row[0])
             for row, formats in zip(zip(*files), zip(*values))]
 
 
 def _location(path, syntax, offset, length, size, mtime, values: tuple,
-              known: dict) -> Location | None:
+              known: dict, unlocated: bool = False) -> Location | None:
     """A :class:`Location` from catalog values (``values`` in :data:`_VALUE_COLUMNS` order,
-    None where absent); ``known`` caches FrameInfo by (syntax, values)."""
-    if not _present(offset) or int(offset) < 0 or not _present(syntax) or not path:
+    None where absent); ``known`` caches FrameInfo by (syntax, values). A bare data set
+    (no file meta, so no transfer syntax) whose Pixel Data the catalog located with a defined
+    length is Implicit VR Little Endian, the DICOM default (PS3.5 10.1)."""
+    located = _present(offset) and int(offset) >= 0
+    if not _present(syntax) and located and _present(length) and int(length) >= 0:
+        syntax = ts.IMPLICIT_VR_LE
+    if not path or not (unlocated or (located and _present(syntax))):
         return None
-    path = str(path)
+    path, syntax = str(path), str(syntax) if _present(syntax) else ""
     info = known.get((syntax, values))
     if info is None:
         info = known[(syntax, values)] = frame_info(
             {n: v for n, v in zip(_VALUE_COLUMNS, values) if v is not None}, str(syntax), path)
     else:
         info = info.with_path(path)
-    length = int(length) if _present(length) and int(length) >= 0 else None
-    return Location(path, int(offset), length, info, int(size) if _present(size) else None,
+    length = int(length) if located and _present(length) and int(length) >= 0 else None
+    return Location(path, int(offset) if located else -1, length, info,
+                    int(size) if _present(size) else None,
                     int(mtime) if _present(mtime) else None)
 
 
@@ -122,7 +140,7 @@ def _integral_column(values: list) -> list:
 def readable(location: Location) -> bool:
     """True when the catalog's facts are enough to read this file's frames directly."""
     info = location.info
-    if info.photometric_interpretation == "PALETTE COLOR":
+    if location.offset < 0 or info.photometric_interpretation == "PALETTE COLOR":
         return False
     if info.transfer_syntax in ts.NATIVE:
         return location.length is not None and info.transfer_syntax != ts.DEFLATED_EXPLICIT_VR_LE \
@@ -270,63 +288,99 @@ def read_native_into(location: Location, out) -> bool:
 def reads_natively(info: FrameInfo, out) -> bool:
     """True when :func:`read_native_into` can serve files described by ``info`` into arrays
     like ``out`` (checked once for a series whose files share ``info.format_key``)."""
+    return direct_layout(info) and out.dtype == info.dtype and out.flags.c_contiguous \
+        and out.shape == (info.number_of_frames, *info.frame_shape)
+
+
+def direct_layout(info: FrameInfo) -> bool:
+    """True when frames described by ``info`` are read as they are stored: uncompressed grey
+    samples of 8, 16 or 32 bits, little endian or big endian above 8 bits."""
     little = info.transfer_syntax in (ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_LE)
     return (little or (info.transfer_syntax == ts.EXPLICIT_VR_BE and info.bits_allocated > 8)) \
-        and info.samples_per_pixel == 1 and info.bits_allocated in (8, 16, 32) \
-        and out.dtype == info.dtype and out.flags.c_contiguous \
-        and out.shape == (info.number_of_frames, *info.frame_shape)
+        and info.samples_per_pixel == 1 and info.bits_allocated in (8, 16, 32)
 
 
 #: bytes read to find Pixel Data in a file known only by its path (:func:`read_native_file`)
 HEADER_PREFIX = 32 * 1024
 
 
-def read_native_file(path: str, out, format_key: tuple) -> bool:
+def read_native_file(path: str, out, format_key: tuple) -> FrameInfo | None:
     """:func:`read_native_into` for a file known only by its path: its first
     :data:`HEADER_PREFIX` bytes are walked for the Pixel Data offset, then the pixel data is
     read straight into ``out`` (no copy of the file in memory). False unless the file's
     :attr:`~dicomml.decode.info.FrameInfo.format_key` is ``format_key`` (one for which
     :func:`reads_natively` holds), its header fits the prefix and its pixel data are all
     there (``out`` may then hold part of them): then use
-    :func:`~dicomml.decode.frames.load_encoded`, which also names any problem.
+    :func:`~dicomml.decode.frames.load_encoded`, which also names any problem. The file's
+    :class:`~dicomml.decode.info.FrameInfo` when it was read.
     """
     handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         try:
             header = parse_header(os.pread(handle, HEADER_PREFIX, 0), partial=True)
         except TruncatedData:
-            return False
+            return None
         if header is None or header.pixel_length is None or header.pixel_length < out.nbytes:
-            return False
+            return None
         try:
             info = frame_info(header.values, header.syntax, path)
         except Exception:  # noqa: BLE001 - the full path raises it, naming file and tag
-            return False
-        return info.format_key == format_key and _fill(handle, header.pixel_offset, out, info)
+            return None
+        if info.format_key == format_key and reads_natively(info, out) \
+                and _fill(handle, header.pixel_offset, out, info):
+            return info
+        return None
     finally:
         os.close(handle)
 
 
-def read_native_at(location: Location, out) -> bool:
-    """:func:`read_native_into` once :func:`reads_natively` holds for ``location.info``."""
-    if location.length is None or location.length < out.nbytes:
+def read_native_at(location: Location, out, frames=None) -> bool:
+    """:func:`read_native_into` once :func:`reads_natively` holds for ``location.info``;
+    ``frames``: the frame indices ``out`` receives (ascending; None: ``0 .. len(out) - 1``)."""
+    frame_bytes = location.info.frame_nbytes
+    end = frame_bytes * (len(out) if frames is None else max(frames, default=-1) + 1)
+    if location.length is None or location.length < end:
         return False
-    opened = _open_as_scanned(location)
-    if opened is None:
-        return False
+    if location.file_size is None and location.mtime_ns is None:
+        handle = os.open(location.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    else:
+        opened = _open_as_scanned(location)
+        if opened is None:
+            return False
+        handle = opened[0]
     try:  # a file cut short since the scan: False, and the full path names it
-        return _fill(opened[0], location.offset, out, location.info)
+        return _fill(handle, location.offset, out, location.info, frames)
     finally:
-        os.close(opened[0])
+        os.close(handle)
 
 
-def _fill(handle: int, offset: int, out, info: FrameInfo) -> bool:
-    """Read ``out.nbytes`` from ``offset`` of the open file into ``out``, then swap big endian
-    samples and apply the bit corrections in place; False when the file ends first."""
+def _runs(frames: list[int]) -> list[tuple[int, int, int]]:
+    """``(first slot, first frame, count)`` of each run of consecutive frames."""
+    runs: list = []
+    for slot, frame in enumerate(frames):
+        if runs and runs[-1][1] + runs[-1][2] == frame:
+            runs[-1][2] += 1
+        else:
+            runs.append([slot, frame, 1])
+    return [tuple(run) for run in runs]
+
+
+def _fill(handle: int, offset: int, out, info: FrameInfo, frames=None) -> bool:
+    """Read ``out.nbytes`` from ``offset`` of the open file into ``out`` (``frames``: the
+    frames it receives, each read from its own place), then swap big endian samples and apply
+    the bit corrections in place; False when the file ends first."""
     from dicomml.decode.pipeline import correct_bits
 
-    if pread_into(handle, memoryview(out.reshape(-1).view("u1")), offset) != out.nbytes:
-        return False
+    flat = out.reshape(-1).view("u1")
+    if frames is None:
+        if pread_into(handle, memoryview(flat), offset) != out.nbytes:
+            return False
+    else:
+        size = out[0].nbytes if len(out) else 0
+        for slot, frame, count in _runs(list(frames)):
+            part = memoryview(flat[slot * size:(slot + count) * size])
+            if pread_into(handle, part, offset + frame * size) != len(part):
+                return False
     if info.transfer_syntax == ts.EXPLICIT_VR_BE:  # a cast from a big endian view is
         # vectorised, byteswap(inplace=True) is not: 48 vs 169 us for 512x512 16-bit samples
         np.copyto(out, out.view(out.dtype.newbyteorder(">")))

@@ -18,25 +18,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
-from dicomml.decode.located import (
-    Location,
-    load_located,
-    load_located_run,
-    locations_from_frame,
-    read_native_at,
-    read_native_file,
-    readable,
-    reads_natively,
-)
+from dicomml.decode.located import Location, locations_from_frame, readable
 from dicomml.decode.pipeline import decode_frame
 from dicomml.decode.registry import decoders_for
-from dicomml.decode.threads import default_threads
+from dicomml.decode.stored import Request, fill, load
+from dicomml.decode.threads import default_threads, run_each
 from dicomml.errors import DecodeError, InvalidTagError
 
 if TYPE_CHECKING:
@@ -110,7 +101,7 @@ def read_frames(encoded: EncodedPixels, frames=None, *, out: np.ndarray | None =
 
     if threads is None:
         threads = default_threads(releases_gil=chain[0].releases_gil, tasks=len(indices))
-    _run(work, range(len(indices)), threads)
+    run_each(work, range(len(indices)), threads)
     if not palette:
         return target
     rgb = _apply_palette(target, encoded)
@@ -118,17 +109,6 @@ def read_frames(encoded: EncodedPixels, frames=None, *, out: np.ndarray | None =
         return rgb
     out[...] = rgb
     return out
-
-
-def _run(work, items, threads: int) -> None:
-    items = list(items)
-    if threads <= 1 or len(items) <= 1:
-        for item in items:
-            work(item)
-        return
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dicomml-decode") as pool:
-        for future in [pool.submit(work, item) for item in items]:
-            future.result()
 
 
 def rescale_values(arr: np.ndarray, slope: float, intercept: float) -> np.ndarray:
@@ -205,11 +185,6 @@ def _checked_out(out: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
     return out
 
 
-def _load(item) -> EncodedPixels:
-    """Load a path or a :class:`~dicomml.decode.located.Location` (into new memory)."""
-    return load_encoded(item) if isinstance(item, str) else load_located(item)
-
-
 #: files per run in :func:`read_many` (read together, then decoded)
 RUN_FILES = 16
 
@@ -250,7 +225,7 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
         raise ValueError("read_many needs at least one path")
     # the first file sets the result's shape and dtype: a catalog row tells them without a
     # read; a path, palette color or an unusual layout is loaded first
-    first = None if isinstance(items[0], Location) and readable(items[0]) else _load(items[0])
+    first = None if isinstance(items[0], Location) and readable(items[0]) else load(items[0])
     series = items[0].info if first is None else first.info  # FrameInfo of the first file
     preloaded = {} if first is None else {0: first}
     chain = decoders_for(series.transfer_syntax, path=series.path, prefer=decoder)
@@ -265,42 +240,42 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     else:  # palette output takes the LUT's dtype: learn it from the first frame
         dtype = read_frames(first, 0).dtype if palette else series.dtype
     out = _checked_out(out, shape, dtype)
-    plain = not rescale and not palette
-    first_format = series.format_key
-    native = plain and reads_natively(series, out[:per_file])
-
-    def read_directly(i: int) -> bool:  # uncompressed: straight in
-        if not native or i in preloaded:
-            return False
-        part = out[i * per_file:(i + 1) * per_file]
-        if isinstance(items[i], str):
-            return read_native_file(items[i], part, first_format)
-        return items[i].info.format_key == first_format and read_native_at(items[i], part)
+    chains = {series.transfer_syntax: chain}
 
     def work(run: range) -> None:
-        """Read a run of files, then decode them (reads and decodes each stay in cache)."""
-        pending = [i for i in run if not read_directly(i)]
-        located = [i for i in pending if i not in preloaded and not isinstance(items[i], str)]
-        loaded = dict(zip(located, load_located_run([items[i] for i in located])))
-        for i in pending:
-            decode_file(i, preloaded.get(i) or loaded.get(i) or _load(items[i]))
-
-    def decode_file(i: int, encoded: EncodedPixels) -> None:
-        part = out[i * per_file:(i + 1) * per_file]
-        info = encoded.info
-        if plain and info.format_key == first_format:  # the common case: straight in
-            for index, frame in enumerate(encoded.frames):
-                decode_frame(frame, info, chain, index=index, out=part[index])
+        """Fill a run of files (read together, then decoded: each stays in cache)."""
+        if palette:  # the lookup needs each file's LUTs: loaded one by one
+            for i in run:
+                other(i, preloaded.get(i) or load(items[i]))
             return
+        requests = [Request(preloaded.get(i) or items[i], target(i)) for i in run]
+        found = fill(requests, expect=series, decoder=decoder, chains=chains)
+        for i, request, info in zip(run, requests, found):
+            if isinstance(info, EncodedPixels):
+                other(i, info)
+            elif rescale:
+                part(i)[...] = rescale_values(request.out, info.rescale_slope,
+                                              info.rescale_intercept)
+
+    def part(i: int) -> np.ndarray:
+        return out[i * per_file:(i + 1) * per_file]
+
+    def target(i: int) -> np.ndarray:  # stored values: the result, or a buffer to rescale
+        if not rescale:
+            return part(i)
+        info = items[i].info if isinstance(items[i], Location) else series
+        return np.empty((per_file, *info.frame_shape), info.dtype)
+
+    def other(i: int, encoded: EncodedPixels) -> None:
+        """A file that does not fit the result as it is (palette, another dtype...)."""
+        info = encoded.info
         if output_shape(encoded, info.number_of_frames) != (per_file, *shape[1:]):
             raise DecodeError(f"frame count or shape differs from {reference(i)}", path=names[i])
         if rescale:
-            part[...] = rescale_values(read_frames(encoded, threads=1, decoder=decoder),
-                                       info.rescale_slope, info.rescale_intercept)
-        elif info.dtype == out.dtype or _is_palette(encoded):
-            same_syntax = info.transfer_syntax == series.transfer_syntax
-            read_frames(encoded, threads=1, decoder=decoder, out=part,
-                        chain=chain if same_syntax else None)
+            part(i)[...] = rescale_values(read_frames(encoded, threads=1, decoder=decoder),
+                                          info.rescale_slope, info.rescale_intercept)
+        elif _is_palette(encoded):
+            read_frames(encoded, threads=1, decoder=decoder, out=part(i))
         else:
             raise DecodeError(f"pixel dtype {info.dtype} differs from {out.dtype} "
                               f"of {reference(i)}", path=names[i])
@@ -308,5 +283,5 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     def reference(i: int) -> str:  # what file i was compared with, for error messages
         return names[0] if i else "what the catalog recorded for it (changed since the scan?)"
 
-    _run(work, _runs(len(items), threads), threads)
+    run_each(work, _runs(len(items), threads), threads)
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 #: Upper bound of the default pool (more threads than this rarely pays off for one series).
 MAX_DEFAULT_THREADS = 8
@@ -46,3 +47,16 @@ def default_threads(*, releases_gil: bool, tasks: int | None = None) -> int:
     if tasks is not None:
         threads = min(threads, tasks)
     return max(1, threads)
+
+
+def run_each(work, items, threads: int) -> None:
+    """``work(item)`` for every item, on ``threads`` threads (inline when 1 or one item);
+    the first exception is raised."""
+    items = list(items)
+    if threads <= 1 or len(items) <= 1:
+        for item in items:
+            work(item)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dicomml-decode") as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()

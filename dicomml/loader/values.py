@@ -1,8 +1,9 @@
-"""Stored pixel values -> output values: Bits Stored masking, Modality LUT rescale,
-MONOCHROME1 inversion (DICOM PS3.3 C.7.6.3, PS3.5 8.1.1).
+"""Stored pixel values -> output values: Modality LUT rescale, MONOCHROME1 inversion (DICOM
+PS3.3 C.7.6.3).
 
-- Only the ``BitsStored`` low bits count: unsigned values are masked, signed values are sign-
-  extended from bit ``BitsStored - 1``.
+- The stored values come from :func:`dicomml.decode.stored.fill` with the Bits Stored corrections
+  already applied (only the ``BitsStored`` low bits count: unsigned values masked, signed values
+  sign-extended from bit ``BitsStored - 1``, PS3.5 8.1.1; :func:`dicomml.decode.pipeline.correct_bits`).
 - ``dtype`` float: ``value = stored * slope + intercept`` per plane; ``dtype=None`` keeps the
   stored integers.
 - MONOCHROME1 is mirrored over the stored range ``[s_min, s_max]`` allowed by Bits Stored and
@@ -25,17 +26,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dicomml.decode.pipeline import high_bits_clear
+from dicomml.decode.info import FrameInfo
 from dicomml.errors import InvalidTagError
 
 from ._util import value
-
-
-def stored_dtype(bits_allocated: int, signed: bool, big: bool = False) -> np.dtype:
-    """numpy dtype of uncompressed stored values (8, 16 or 32 bits allocated)."""
-    if bits_allocated not in (8, 16, 32):
-        raise ValueError(f"unsupported Bits Allocated {bits_allocated}")
-    return np.dtype(f"{'>' if big else '<'}{'i' if signed else 'u'}{bits_allocated // 8}")
 
 
 def stored_range(bits_stored: int, signed: bool) -> tuple[int, int]:
@@ -54,37 +48,23 @@ def plane_format(plane) -> tuple[int, int, bool]:
     return allocated, stored, signed
 
 
-def mask_bits(image: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-    """Keep the low ``bits_stored`` bits (sign-extend when signed); in place when possible
-    (and not at all when no value has a bit to drop: a read-only check is cheaper)."""
-    width = image.dtype.itemsize * 8
-    if bits_stored >= width or high_bits_clear(image, width - bits_stored):
-        return image
-    if signed:
-        shift = width - bits_stored
-        image <<= shift
-        image >>= shift
-    else:
-        image &= (1 << bits_stored) - 1
-    return image
-
-
-def output_dtype(records: list[dict], dtype) -> np.dtype:
-    """The volume's dtype: ``dtype``, or (None) the stored integer type shared by all plane
-    ``records`` (int32 / uint32 when they differ)."""
+def output_dtype(infos: list[FrameInfo], dtype) -> np.dtype:
+    """The volume's dtype: ``dtype``, or (None) the stored integer type shared by all files
+    (``infos``, in plane order; int32 / uint32 when their Bits Allocated, Bits Stored or sign
+    differ)."""
     if dtype is not None:
         return np.dtype(dtype)
-    formats = {}  # stored format -> the first plane's file (in record order)
-    for record in records:
-        formats.setdefault(plane_format(record), record["path"])
-    for (allocated, _, _), path in formats.items():
+    formats = {}  # stored format -> the first file's description
+    for info in infos:
+        formats.setdefault((info.bits_allocated, info.bits_stored, info.pixel_representation),
+                           info)
+    for (allocated, _, _), info in formats.items():
         if allocated not in (8, 16, 32):
             raise InvalidTagError(f"dtype=None keeps stored integers of 8, 16 or 32 bits only, "
-                                  f"not {allocated}; use a float dtype", path=path,
+                                  f"not {allocated}; use a float dtype", path=info.path,
                                   tag="BitsAllocated")
     if len(formats) == 1:
-        allocated, _, signed = next(iter(formats))
-        return stored_dtype(allocated, signed).newbyteorder("=")
+        return next(iter(formats.values())).dtype
     return np.dtype(np.int32) if any(f[2] for f in formats) else np.dtype(np.uint32)
 
 
@@ -113,14 +93,12 @@ def store_values(plane, rescale: bool = True) -> StoreValues:
 
 def store(image: np.ndarray, plane, slot: np.ndarray, dtype,
           values: StoreValues | None = None) -> None:
-    """Mask bits, rescale (unless dtype is None), invert MONOCHROME1, write into ``slot``
-    (``image`` and ``slot``: (rows, columns)); ``values``: the plane's
+    """Rescale (unless dtype is None), invert MONOCHROME1, write into ``slot`` (``image``:
+    stored values, bits corrected, and ``slot``: (rows, columns)); ``values``: the plane's
     :func:`store_values`, when the caller has them already."""
     known = values if values is not None else store_values(plane, dtype is not None)
-    bits_stored, signed, mono1 = known.bits_stored, known.signed, known.mono1
-    image = mask_bits(np.array(image, copy=True) if not image.flags.writeable else image,
-                      bits_stored, signed)
-    s_min, s_max = stored_range(bits_stored, signed)
+    mono1 = known.mono1
+    s_min, s_max = stored_range(known.bits_stored, known.signed)
     if dtype is None:
         if mono1:
             np.subtract(s_min + s_max, image, out=slot, casting="unsafe")
