@@ -7,7 +7,9 @@ timeout=60.0) -> np.ndarray``
     One file's pixels, ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)`` (RGB,
     channel last, as pydicom's ``pixel_array``; YBR_FULL/_422 converted; PALETTE COLOR looked
     up to RGB). Stored values in the BitsAllocated dtype (signedness and BitsStored handled
-    as pydicom does); ``rescale=True`` gives float32 ``slope * value + intercept``.
+    as pydicom does; float32 / float64 for Float / Double Float Pixel Data); ``rescale=True``
+    gives float32 ``slope * value + intercept`` (for float pixel data without a Modality
+    LUT: its one linear Real World Value Mapping, if any).
 ``read_many(paths, *, rescale=False, threads=None, decoder=None, out=None) -> np.ndarray``
     All frames of several files (a series), decoded concurrently, stacked on axis 0
     (into ``out`` when given).

@@ -151,20 +151,19 @@ def _without_pixels(path: str) -> NoPixelDataError | None:
 
 
 def _pixel_element(ds, path, truncated: TruncatedData | None = None):
-    if "PixelData" not in ds:
-        other = [k for k in ("FloatPixelData", "DoubleFloatPixelData") if k in ds]
-        if other:
-            raise DecodeError(f"{other[0]} (float pixels) is not supported", path=path,
-                              tag=other[0])
+    """The data set's Pixel Data element, or its Float / Double Float Pixel Data."""
+    keyword = next((k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+                    if k in ds), None)
+    if keyword is None:
         cut = _truncation(path, truncated)
         if cut is not None:
             raise cut
         raise NoPixelDataError(path=path, sop_class_uid=ds.get("SOPClassUID"))
     try:
-        return ds["PixelData"]
+        return ds[keyword]
     except Exception as exc:  # noqa: BLE001
-        raise InvalidDicomError(f"PixelData cannot be read: {exc}", path=path,
-                                tag="PixelData") from exc
+        raise InvalidDicomError(f"{keyword} cannot be read: {exc}", path=path,
+                                tag=keyword) from exc
 
 
 def native_frames(buf: bytes, info: FrameInfo, vr: str) -> list:
@@ -280,7 +279,10 @@ def _from_dataset(path: str, max_inflated_bytes: int,
     info = frame_info(ds, syntax, path)
     buf = element.value
     if buf is None:
-        raise MissingTagError("PixelData is empty", path=path, tag="PixelData")
+        raise MissingTagError(f"{element.keyword} is empty", path=path, tag=element.keyword)
+    if info.float_data and syntax not in ts.NATIVE:
+        raise DecodeError(f"{element.keyword} must be stored uncompressed, not in "
+                          f"{ts.describe(syntax)}", path=path, tag=element.keyword)
     if syntax in ts.NATIVE:
         frames = native_frames(buf, info, element.VR)
     elif syntax in ts.ENCAPSULATED:

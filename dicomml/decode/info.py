@@ -45,11 +45,17 @@ class FrameInfo:
     rescale_slope: float = 1.0
     rescale_intercept: float = 0.0
     path: str | None = None
+    #: True for Float Pixel Data (7FE0,0008) and Double Float Pixel Data (7FE0,0009): IEEE
+    #: floats of BitsAllocated 32 / 64 bits, no Bits Stored or sign to apply (PS3.3 C.7.6.3)
+    float_data: bool = False
 
     @functools.cached_property
     def dtype(self) -> np.dtype:
-        """Output dtype of stored values: (u)int8/16/32 by BitsAllocated (1 bit -> uint8)."""
+        """Output dtype of stored values: (u)int8/16/32 by BitsAllocated (1 bit -> uint8);
+        float32 / float64 for float pixel data."""
         nbytes = max(1, math.ceil(self.bits_allocated / 8))
+        if self.float_data:
+            return np.dtype(f"f{nbytes}")
         kind = "i" if self.pixel_representation == 1 and self.bits_allocated > 1 else "u"
         return np.dtype(f"{kind}{nbytes}")
 
@@ -87,7 +93,7 @@ class FrameInfo:
         return (self.transfer_syntax, self.rows, self.columns, self.samples_per_pixel,
                 self.bits_allocated, self.bits_stored, self.pixel_representation,
                 self.photometric_interpretation, self.planar_configuration,
-                self.number_of_frames)
+                self.number_of_frames, self.float_data)
 
     def with_path(self, path: str | None) -> FrameInfo:
         """This description for another file (a cheap copy; cached properties kept)."""
@@ -149,6 +155,10 @@ def _validate(info: FrameInfo) -> None:
     if info.bits_allocated not in (1, 8, 16, 32, 64):
         raise InvalidTagError(f"BitsAllocated {info.bits_allocated} is not supported",
                               path=path, tag="BitsAllocated")
+    if info.float_data and info.bits_allocated not in (32, 64):
+        raise InvalidTagError(f"BitsAllocated {info.bits_allocated} is not 32 (Float Pixel "
+                              f"Data) or 64 (Double Float Pixel Data)", path=path,
+                              tag="BitsAllocated")
     if not 1 <= info.bits_stored <= info.bits_allocated:
         raise InvalidTagError(f"BitsStored {info.bits_stored} does not fit BitsAllocated "
                               f"{info.bits_allocated}", path=path, tag="BitsStored")
@@ -161,6 +171,30 @@ def _validate(info: FrameInfo) -> None:
     if info.number_of_frames < 1:
         raise InvalidTagError(f"NumberOfFrames {info.number_of_frames} is below 1",
                               path=path, tag="NumberOfFrames")
+
+
+def _has_float_pixels(ds) -> bool:
+    """True when the header holds Float / Double Float Pixel Data instead of Pixel Data."""
+    return "PixelData" not in ds and ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds)
+
+
+def _real_world(ds, info: FrameInfo) -> FrameInfo:
+    """``info`` with the linear Real World Value Mapping (0040,9096) of float pixel data as
+    its rescale, when the header has exactly one (top level, or the shared functional groups
+    of an enhanced object such as a Parametric Map); ``info`` as it is otherwise (none, a LUT,
+    several mappings to choose from)."""
+    found = _get(ds, "RealWorldValueMappingSequence", None, info.path)
+    if not found:
+        shared = _get(ds, "SharedFunctionalGroupsSequence", None, info.path)
+        found = _get(shared[0], "RealWorldValueMappingSequence", None, info.path) \
+            if shared else None
+    if not found or len(found) != 1:
+        return info
+    slope = _float_value(found[0], "RealWorldValueSlope", float("nan"), info.path)
+    if slope != slope:
+        return info
+    return info.replace(rescale_slope=slope, rescale_intercept=_float_value(
+        found[0], "RealWorldValueIntercept", 0.0, info.path))
 
 
 #: FrameInfo of recently seen header value dicts (a series repeats one or a few)
@@ -209,6 +243,9 @@ def _build(ds, transfer_syntax: str, path: str | None) -> FrameInfo:
         rescale_slope=_float_value(ds, "RescaleSlope", 1.0, path),
         rescale_intercept=_float_value(ds, "RescaleIntercept", 0.0, path),
         path=path,
+        float_data=_has_float_pixels(ds),
     )
+    if info.float_data and "RescaleSlope" not in ds and "RescaleIntercept" not in ds:
+        info = _real_world(ds, info)
     _validate(info)
     return info

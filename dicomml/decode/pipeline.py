@@ -85,9 +85,11 @@ def codestream_header(src, info: FrameInfo, index: int | None = None, *,
 
 
 def _conform_shape(arr, info: FrameInfo, decoder: Decoder) -> np.ndarray:
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "ui":
+    kinds = "f" if info.float_data else "ui"
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in kinds:
         raise ValueError(f"{decoder.name} returned {type(arr).__name__} "
-                         f"{getattr(arr, 'dtype', '')}, not an integer array")
+                         f"{getattr(arr, 'dtype', '')}, not an "
+                         f"{'float' if info.float_data else 'integer'} array")
     if arr.size != info.frame_pixels:
         raise ValueError(f"{decoder.name} returned {arr.size} samples {arr.shape}, the header "
                          f"declares {info.frame_pixels} {info.frame_shape}")
@@ -100,7 +102,8 @@ def _conform_shape(arr, info: FrameInfo, decoder: Decoder) -> np.ndarray:
 def _into_buffer(out: np.ndarray | None, info: FrameInfo, header: dict | None):
     """An unsigned view of ``out`` a decoder may write into, or None (no ``out``; color;
     a codestream whose precision makes the decoder return another sample width)."""
-    if out is None or info.samples_per_pixel != 1 or not out.flags.c_contiguous \
+    if out is None or info.samples_per_pixel != 1 or info.float_data \
+            or not out.flags.c_contiguous \
             or out.shape != info.frame_shape or out.dtype != info.dtype:
         return None
     if header is not None:
@@ -205,6 +208,8 @@ def correct_bits(arr: np.ndarray, info: FrameInfo, header: dict | None,
         arr = arr.view(info.dtype)  # reinterpret, no copy
     else:
         arr = arr.astype(info.dtype)
+    if info.float_data:  # IEEE values: no bits to drop
+        return arr
     container_bits = 8 * info.dtype.itemsize
     syntax = info.transfer_syntax
     if syntax in ts.J2K_FAMILY or syntax in ts.HTJ2K_FAMILY:

@@ -8,7 +8,10 @@ what belongs to the volume: the order of the planes, the output slots, cutting a
 frame into its tiles (:func:`dicomml.geometry.mosaic.untile`), and the output values
 (:mod:`.values`: rescale, MONOCHROME1). Files are described by the same
 :class:`~dicomml.decode.located.Location` that :func:`~dicomml.decode.located.locations_from_frame`
-builds from catalog rows, here from the plane table's file columns.
+builds from catalog rows, here from the plane table's file columns. Float / Double Float Pixel
+Data, which the catalog's columns do not tell apart from integers, are found while reading: a
+float output takes them through the file's own linear map (Rescale Slope / Intercept, else its
+one Real World Value Mapping); a stored-integer output (``dtype=None``) refuses them.
 
 Before the output is allocated, every file must be able to hold what its header claims:
 uncompressed frames must lie inside the file (and inside the Pixel Data value), and the decoded
@@ -202,6 +205,8 @@ def _read_file(where: Location, items, flat: np.ndarray, dtype, values: _Values)
         images = dict(zip(frames, buffer))
     if isinstance(found[0], EncodedPixels):  # the file as read is not what the catalog says
         images = _decoded(found[0], sorted(images), info.frame_shape)
+        if found[0].info.float_data:
+            values = _float_values(found[0].info, flat.dtype, dtype)
     if max(tiles) >= 0:  # a mosaic: cut every frame into its tiles once
         from dicomml.geometry.mosaic import untile
 
@@ -211,6 +216,31 @@ def _read_file(where: Location, items, flat: np.ndarray, dtype, values: _Values)
     for (_, plane), tile, slot in zip(items, tiles, slots):
         image = images[int(plane["frame"])]
         store(image if tile < 0 else image[tile], plane, slot, dtype, values.of(plane))
+
+
+class _FloatValues:
+    """The output values of float pixel data (PS3.3 C.7.6.24): the file's own linear mapping
+    (Rescale Slope / Intercept, else its one Real World Value Mapping), no bits, no sign."""
+
+    def __init__(self, info, rescale: bool):
+        self.known = StoreValues(info.bits_allocated, True, False,
+                                 info.rescale_slope if rescale else None,
+                                 info.rescale_intercept if rescale else None)
+
+    def of(self, plane: dict) -> StoreValues:
+        return self.known
+
+
+def _float_values(info, out_dtype: np.dtype, dtype) -> _FloatValues:
+    """:class:`_FloatValues` of a file found to hold float pixel data; DecodeError when the
+    output is not a float array (``dtype=None``: the catalog records no float pixel data, so
+    the stored integer type it implies cannot hold them)."""
+    if out_dtype.kind != "f":
+        raise DecodeError("the file holds float pixel data, which a volume of stored integers "
+                          "(dtype=None) cannot hold; load it with dtype='float32' or 'float64'",
+                          path=info.path, tag="DoubleFloatPixelData" if info.bits_allocated == 64
+                          else "FloatPixelData")
+    return _FloatValues(info, dtype is not None)
 
 
 def _decoded(encoded: EncodedPixels, frames: list[int], shape: tuple) -> dict:
