@@ -24,9 +24,8 @@ import numpy as np
 
 from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
 from dicomml.decode.located import Location, locations_from_frame, readable
-from dicomml.decode.pipeline import decode_frame
 from dicomml.decode.registry import decoders_for
-from dicomml.decode.stored import Request, fill, load
+from dicomml.decode.stored import Request, decode_into, fill, load
 from dicomml.decode.threads import default_threads, run_each
 from dicomml.errors import DecodeError, InvalidTagError
 
@@ -94,14 +93,7 @@ def read_frames(encoded: EncodedPixels, frames=None, *, out: np.ndarray | None =
     if target.shape != shape:
         raise ValueError(f"out has shape {target.shape}, expected {shape}")
 
-    def work(slot: int) -> None:
-        index = indices[slot]
-        decode_frame(encoded.frames[index], info, chain, index=index, strict=strict,
-                     out=target[slot])
-
-    if threads is None:
-        threads = default_threads(releases_gil=chain[0].releases_gil, tasks=len(indices))
-    run_each(work, range(len(indices)), threads)
+    decode_into(encoded, indices, target, chain, threads=threads, strict=strict)
     if not palette:
         return target
     rgb = _apply_palette(target, encoded)

@@ -97,8 +97,8 @@ def fill(requests: Sequence[Request], *, expect: FrameInfo | None = None,
         if not _fits(encoded.info, request.out, request.frames):
             results[i] = encoded
             continue
-        _decode(encoded, frames, request.out, _chain(encoded.info, decoder, chains), threads,
-                strict)
+        decode_into(encoded, frames, request.out, _chain(encoded.info, decoder, chains),
+                    threads=threads, strict=strict)
         results[i] = encoded.info
     return results
 
@@ -156,8 +156,11 @@ def _chain(info: FrameInfo, decoder: str | None, chains: dict) -> list:
     return chain
 
 
-def _decode(encoded: EncodedPixels, frames: list[int], out: np.ndarray, chain: list,
-            threads: int, strict: bool) -> None:
+def decode_into(encoded: EncodedPixels, frames: list[int], out: np.ndarray, chain: list, *,
+                threads: int | None = 1, strict: bool = True) -> None:
+    """Decode ``frames`` of a loaded file into ``out[0], out[1]...`` (stored values,
+    ``out[k]`` of the frame's shape and the file's dtype), with the decoders ``chain``, on
+    ``threads`` threads (None: :func:`~dicomml.decode.threads.default_threads`)."""
     info = encoded.info
 
     def work(slot: int) -> None:
