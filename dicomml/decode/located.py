@@ -307,7 +307,7 @@ HEADER_PREFIX = 32 * 1024
 def read_native_file(path: str, out, format_key: tuple) -> FrameInfo | None:
     """:func:`read_native_into` for a file known only by its path: its first
     :data:`HEADER_PREFIX` bytes are walked for the Pixel Data offset, then the pixel data is
-    read straight into ``out`` (no copy of the file in memory). False unless the file's
+    read straight into ``out`` (no copy of the file in memory). None unless the file's
     :attr:`~dicomml.decode.info.FrameInfo.format_key` is ``format_key`` (one for which
     :func:`reads_natively` holds), its header fits the prefix and its pixel data are all
     there (``out`` may then hold part of them): then use
