@@ -35,6 +35,7 @@ from dicomml.decode import syntaxes as ts
 from dicomml.decode.fastheader import TruncatedData, parse_header
 from dicomml.decode.frames import EncodedPixels, load_encoded, native_frames, simple_frames
 from dicomml.decode.info import FrameInfo, frame_info
+from dicomml.decode.pipeline import correct_bits
 
 #: catalog column -> the group 0028 keyword :func:`~dicomml.decode.info.frame_info` reads
 _VALUE_COLUMNS = ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored",
@@ -354,6 +355,17 @@ def read_native_at(location: Location, out, frames=None) -> bool:
         os.close(handle)
 
 
+def _staging(size: int) -> memoryview | None:
+    """This thread's reusable buffer of ``size`` bytes for big endian samples on their way to
+    the output (None beyond :data:`REUSED_READ_MAX`: swapped in place instead)."""
+    if size > REUSED_READ_MAX:
+        return None
+    buffer = getattr(_LOCAL, "staging", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _LOCAL.staging = bytearray(size)
+    return memoryview(buffer)[:size]
+
+
 def _runs(frames: list[int]) -> list[tuple[int, int, int]]:
     """``(first slot, first frame, count)`` of each run of consecutive frames."""
     runs: list = []
@@ -369,20 +381,23 @@ def _fill(handle: int, offset: int, out, info: FrameInfo, frames=None) -> bool:
     """Read ``out.nbytes`` from ``offset`` of the open file into ``out`` (``frames``: the
     frames it receives, each read from its own place), then swap big endian samples and apply
     the bit corrections in place; False when the file ends first."""
-    from dicomml.decode.pipeline import correct_bits
-
-    flat = out.reshape(-1).view("u1")
+    swap = info.transfer_syntax == ts.EXPLICIT_VR_BE
+    staged = _staging(out.nbytes) if swap else None  # big endian: read aside, swap into out
+    flat = memoryview(out).cast("B") if staged is None else staged  # out is C-contiguous
     if frames is None:
-        if pread_into(handle, memoryview(flat), offset) != out.nbytes:
+        if pread_into(handle, flat, offset) != out.nbytes:
             return False
     else:
         size = out[0].nbytes if len(out) else 0
         for slot, frame, count in _runs(list(frames)):
-            part = memoryview(flat[slot * size:(slot + count) * size])
+            part = flat[slot * size:(slot + count) * size]
             if pread_into(handle, part, offset + frame * size) != len(part):
                 return False
-    if info.transfer_syntax == ts.EXPLICIT_VR_BE:  # a cast from a big endian view is
-        # vectorised, byteswap(inplace=True) is not: 48 vs 169 us for 512x512 16-bit samples
+    if staged is not None:  # a cast from a big endian view is vectorised (byteswap is not),
+        # and from another buffer twice as fast as in place: 14 vs 29 us for 512x512 samples
+        np.copyto(out, np.frombuffer(staged, out.dtype.newbyteorder(">")).reshape(out.shape))
+    elif swap:
         np.copyto(out, out.view(out.dtype.newbyteorder(">")))
-    correct_bits(out, info, None, out)  # same dtype: in place, or a view of out
+    if info.bits_allocated > info.bits_stored:  # the only correction of uncompressed data
+        correct_bits(out, info, None, out)  # same dtype: in place, or a view of out
     return True

@@ -81,16 +81,12 @@ def fill(requests: Sequence[Request], *, expect: FrameInfo | None = None,
     calls. ``threads``: the frames of one file decoded at once (compressed data; None:
     :func:`~dicomml.decode.threads.default_threads`).
     """
-    chains = {} if chains is None else chains
-    results: list = [None] * len(requests)
-    pending = []
     format_key = expect.format_key if expect is not None and direct_layout(expect) else None
-    for i, request in enumerate(requests):
-        info = _read_directly(request, format_key)
-        if info is None:
-            pending.append(i)
-        else:
-            results[i] = info
+    results = [_read_directly(request, format_key) for request in requests]
+    pending = [i for i, info in enumerate(results) if info is None]
+    if not pending:
+        return results
+    chains = {} if chains is None else chains
     for i, encoded in zip(pending, _load([requests[i].source for i in pending])):
         request = requests[i]
         frames = _frames(request)
@@ -162,6 +158,11 @@ def decode_into(encoded: EncodedPixels, frames: list[int], out: np.ndarray, chai
     ``out[k]`` of the frame's shape and the file's dtype), with the decoders ``chain``, on
     ``threads`` threads (None: :func:`~dicomml.decode.threads.default_threads`)."""
     info = encoded.info
+    if threads == 1 or len(frames) == 1:  # no closure, no thread count to work out
+        for slot, index in enumerate(frames):
+            decode_frame(encoded.frames[index], info, chain, index=index, strict=strict,
+                         out=out[slot])
+        return
 
     def work(slot: int) -> None:
         index = frames[slot]

@@ -192,30 +192,44 @@ def _read_files(jobs: list, flat: np.ndarray, dtype, values: _Values) -> None:
 def _read_file(where: Location, items, flat: np.ndarray, dtype, values: _Values) -> None:
     """Read the planes ``items`` [(output slot, plane record)] stored in one file."""
     info = where.info
+    if len(items) == 1 and items[0][1]["tile"] < 0:  # one plane: the usual case
+        slot, plane = items[0]
+        frame = int(plane["frame"])
+        target = flat[slot] if dtype is None and flat.dtype == info.dtype else \
+            _scratch(info.frame_shape, info.dtype)  # straight into the output, or a buffer
+        found = fill((Request(where, target[None], None if info.number_of_frames == 1
+                                                     else [frame]),))
+        images, values = _as_read(found[0], {frame: target}, flat.dtype, dtype, values)
+        store(images[frame], plane, flat[slot], dtype, values.of(plane))
+        return
     tiles = [int(plane["tile"]) for _, plane in items]
-    slots = [flat[slot] for slot, _ in items]
-    if len(items) == 1 and tiles[0] < 0 and dtype is None and flat.dtype == info.dtype:
-        frame = int(items[0][1]["frame"])  # stored values straight into the output
-        images = {frame: slots[0]}
-        found = fill([Request(where, slots[0][None], [frame])])
-    else:
-        frames = sorted({int(plane["frame"]) for _, plane in items})
-        buffer = _scratch((len(frames), *info.frame_shape), info.dtype)
-        found = fill([Request(where, buffer, frames)], threads=None)
-        images = dict(zip(frames, buffer))
-    if isinstance(found[0], EncodedPixels):  # the file as read is not what the catalog says
-        images = _decoded(found[0], sorted(images), info.frame_shape)
-        if found[0].info.float_data:
-            values = _float_values(found[0].info, flat.dtype, dtype)
+    frames = sorted({int(plane["frame"]) for _, plane in items})
+    buffer = _scratch((len(frames), *info.frame_shape), info.dtype)
+    found = fill([Request(where, buffer, None if info.number_of_frames == 1 else frames)],
+                 threads=None)
+    images, values = _as_read(found[0], dict(zip(frames, buffer)), flat.dtype, dtype, values)
     if max(tiles) >= 0:  # a mosaic: cut every frame into its tiles once
         from dicomml.geometry.mosaic import untile
 
         first = items[0][1]
         images = {f: untile(image, max(tiles) + 1, int(first["rows"]), int(first["columns"]))
                   for f, image in images.items()}
-    for (_, plane), tile, slot in zip(items, tiles, slots):
+    for (slot, plane), tile in zip(items, tiles):
         image = images[int(plane["frame"])]
-        store(image if tile < 0 else image[tile], plane, slot, dtype, values.of(plane))
+        store(image if tile < 0 else image[tile], plane, flat[slot], dtype, values.of(plane))
+
+
+def _as_read(found, images: dict, out_dtype: np.dtype, dtype, values):
+    """``(images, values)`` once :func:`~dicomml.decode.stored.fill` returned ``found``:
+    as filled, or, for a file whose header differs from the catalog's account, decoded from
+    it (with the values of float pixel data where it holds them)."""
+    if not isinstance(found, EncodedPixels):
+        return images, values
+    frames = sorted(images)
+    images = _decoded(found, frames, next(iter(images.values())).shape)
+    if found.info.float_data:
+        values = _float_values(found.info, out_dtype, dtype)
+    return images, values
 
 
 class _FloatValues:
