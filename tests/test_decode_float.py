@@ -19,6 +19,9 @@ from dicomml.decode.info import FrameInfo
 from dicomml.errors import DecodeError, InvalidTagError
 
 SHAPE = (3, 6, 5)  # slices, rows, columns
+#: Parametric Map Storage: the IOD that holds float pixel data (PS3.3 A.75); the files here keep
+#: their geometry at the top level, one frame each, so the catalog indexes them as single frames
+PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
 
 
 def _write(path, image: np.ndarray, z: float, *, double: bool = False, mapping=None,
@@ -26,7 +29,7 @@ def _write(path, image: np.ndarray, z: float, *, double: bool = False, mapping=N
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = syntax
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPClassUID = PARAMETRIC_MAP
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
