@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "scan": "dicomml.catalog",
     "Catalog": "dicomml.catalog",
+    "check_leakage": "dicomml.catalog.partition",
     "Volume": "dicomml.volume",
     "load_series": "dicomml.loader",
     "read_pixels": "dicomml.decode",

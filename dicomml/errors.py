@@ -179,6 +179,22 @@ class CacheError(DicommlError):
     """A decoded-volume cache entry is unreadable or corrupt."""
 
 
+class SplitError(DicommlError, ValueError):
+    """A split cannot be made as asked (also a ValueError): fractions that do not sum to 1,
+    more folds than groups, a stratify class with fewer groups than splits, a ``keep=``
+    assignment that two linked groups contradict. ``tag`` names the column when one is to
+    blame."""
+
+
+class LeakageError(DicommlError):
+    """Two splits share a patient or a study (:func:`dicomml.check_leakage`); ``shared`` maps
+    each column to ``{value: [split names]}``."""
+
+    def __init__(self, message: str, *, shared=None, path=None, tag=None):
+        self.shared = dict(shared or {})
+        super().__init__(message, path=path, tag=tag)
+
+
 # --- warnings ----------------------------------------------------------------------------------
 class DicommlWarning(UserWarning):
     """Base of dicomml's warnings."""
@@ -190,3 +206,8 @@ class GeometryWarning(DicommlWarning):
 
 class DecoderWarning(DicommlWarning):
     """A decoder fell back to a slower or less trusted one."""
+
+
+class SelectionWarning(DicommlWarning):
+    """A split or selection made a documented choice the user should know about (series
+    without PatientID grouped under a per-study placeholder...)."""

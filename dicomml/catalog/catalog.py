@@ -262,6 +262,27 @@ class Catalog:
         out._kinds = None if "object_kind" in criteria else self._kinds
         return out
 
+    # --- selection (dicomml.catalog.partition / .selection / .audit) ---
+    def split(self, fractions=(0.8, 0.1, 0.1), *, by="PatientID", stratify=None, seed=0,
+              names=None, keep=None, links=None):
+        """Split into whole patients (groups never cross splits): a mapping of split name ->
+        Catalog, savable with ``.save(catalog_path)``. See :mod:`.partition` (linked
+        ``by`` columns, ``links``, stratification, ``keep=`` for stable re-splits).
+
+        >>> parts = cat.split((0.8, 0.1, 0.1), stratify="label", seed=0)  # doctest: +SKIP
+        """
+        from .partition import split
+
+        return split(self, fractions, by=by, stratify=stratify, seed=seed, names=names,
+                     keep=keep, links=links)
+
+    def kfold(self, k: int, *, by="PatientID", stratify=None, seed=0, links=None) -> list:
+        """``k`` mappings ``{"train": Catalog, "val": Catalog}`` whose val parts partition
+        the patients (:func:`.partition.kfold`)."""
+        from .partition import kfold
+
+        return kfold(self, k, by=by, stratify=stratify, seed=seed, links=links)
+
     # --- hierarchy views ---
     def patients(self) -> pd.DataFrame:
         """One row per PatientID: name, n_studies, n_series, n_instances."""

@@ -66,6 +66,10 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
         ``metadata["volume"]`` in the volume's provenance). Volume counts come from the
         catalog; a volume the loader leaves out (a derived trace image) fails as a series
         would (see ``on_error``).
+    splits : the mapping :meth:`dicomml.Catalog.split` returned (or any mapping of split name
+        -> Catalog): checked with :func:`dicomml.check_leakage` (no patient or study in two
+        splits, and this dataset's series inside one split); ``self.split`` is that split's
+        name (None without ``splits``). Raises :class:`~dicomml.errors.LeakageError`.
     seed : when set, random transforms get a ``torch.Generator`` seeded from
         ``(seed, epoch, index)`` (see :meth:`set_epoch`); else torch's per-worker RNG.
 
@@ -80,12 +84,14 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
                  cache_mmap: bool = False, on_error: str = "raise",
                  metadata: Iterable[str] = _source.DEFAULT_METADATA,
                  loader_options: Mapping | None = None, seed: int | None = None,
-                 scan_workers: int | None = None, volumes: str = "channels"):
+                 scan_workers: int | None = None, volumes: str = "channels",
+                 splits: Mapping | None = None):
         self.source = SeriesSource(
             source, filter=filter, transform=transform, labels=labels,
             label_column=label_column, on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir,
             cache_mmap=cache_mmap, on_error=on_error, metadata=metadata,
             loader_options=loader_options, scan_workers=scan_workers, volumes=volumes)
+        self.split = _check_splits(self.source.catalog, splits)
         self.seed = seed
         self.epoch = 0
 
@@ -142,6 +148,15 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
         return (f"DicomSeriesDataset({len(self)} series, cache={self.source.cache!r}, "
                 f"cached transforms={len(self.source.cached_transforms)}, "
                 f"random transforms={len(self.source.random_transforms)}, on_error={self.source.on_error!r})")
+
+
+def _check_splits(catalog, splits) -> str | None:
+    """The name of the split holding ``catalog``'s series, after the leakage checks."""
+    if splits is None:
+        return None
+    from dicomml.catalog.partition import check_dataset_splits
+
+    return check_dataset_splits(catalog, splits)
 
 
 def _check_index(index, n: int) -> int:

@@ -49,7 +49,7 @@ from . import _pipeline, _source
 from ._core import SeriesSource
 from ._failures import FailedSample
 from .patches import _shifted_affine
-from .series import _check_index, _generator
+from .series import _check_index, _check_splits, _generator
 
 
 class DicomSliceDataset(torch.utils.data.Dataset):
@@ -58,7 +58,8 @@ class DicomSliceDataset(torch.utils.data.Dataset):
     ``slab``: slices per sample; ``stride``: step between the first slices of consecutive
     samples of a series (1: every slab, ``slab``: non-overlapping). Other parameters as in
     :class:`~dicomml.dataset.series.DicomSeriesDataset`; ``transform`` is applied per sample
-    (nothing is cached but the decoded volume).
+    (nothing is cached but the decoded volume). ``splits``: checked for leakage as in
+    :class:`~dicomml.dataset.series.DicomSeriesDataset` (``self.split`` names the split).
     """
 
     def __init__(self, source, *, slab: int = 1, stride: int = 1, filter=None, transform=None,
@@ -66,7 +67,7 @@ class DicomSliceDataset(torch.utils.data.Dataset):
                  keep_unlabeled: bool = False, cache_dir: str | os.PathLike | None = None,
                  on_error: str = "raise", metadata: Iterable[str] = _source.DEFAULT_METADATA,
                  loader_options: Mapping | None = None, seed: int | None = None,
-                 scan_workers: int | None = None):
+                 scan_workers: int | None = None, splits: Mapping | None = None):
         if slab < 1 or stride < 1:
             raise ValueError("slab and stride must be >= 1")
         self.source = SeriesSource(
@@ -74,6 +75,7 @@ class DicomSliceDataset(torch.utils.data.Dataset):
             on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir, cache_mmap=True,
             on_error=on_error, metadata=metadata, loader_options=loader_options,
             scan_workers=scan_workers)
+        self.split = _check_splits(self.source.catalog, splits)
         self.slab, self.stride = int(slab), int(stride)
         self.transform = _pipeline.flatten(transform)
         self.seed, self.epoch = seed, 0
