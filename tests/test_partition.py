@@ -12,7 +12,12 @@ import pytest
 
 import dicomml
 from dicomml.catalog.partition import (
-    Splits, allocate, demo_catalog, group_table, hamilton, stratified_counts,
+    Splits,
+    allocate,
+    demo_catalog,
+    group_table,
+    hamilton,
+    stratified_counts,
 )
 from dicomml.errors import LeakageError, SelectionWarning, SplitError
 
