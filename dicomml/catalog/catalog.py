@@ -235,13 +235,22 @@ class Catalog:
         Columns of ``series`` select whole series; columns only in ``instances`` select
         instances (series left without instances disappear and counts are recomputed).
         ``object_kind=`` selects which kinds of object the new catalog's ``series`` shows
-        (by default it shows the kinds this one shows: images).
+        (by default it shows the kinds this one shows: images). Acquisition criteria
+        (:mod:`.selection`): ``image_type``, ``exclude_image_type``, ``orientation`` (with
+        ``orientation_tolerance`` in degrees), ``spacing``, ``slice_spacing``, ``thickness``
+        (``(low, high)`` mm), ``matrix``, ``contrast``, ``description`` (a regex).
 
         >>> cat.filter(Modality=["CT", "MR"], min_slices=50, max_Rows=512)  # doctest: +SKIP
         >>> cat.filter(object_kind=["segmentation", "rt structure set"])    # doctest: +SKIP
+        >>> cat.filter(orientation="axial", thickness=(None, 1.5), image_type="ORIGINAL")
+        ... # doctest: +SKIP
         """
+        from .selection import apply_criteria
+
+        criteria, acquisition = apply_criteria(self, criteria)
         objects = self._objects
-        series_mask = pd.Series(True, index=objects.index)
+        series_mask = pd.Series(True, index=objects.index) if acquisition is None else \
+            acquisition
         instance_mask = pd.Series(True, index=self.instances.index)
         for name, value in criteria.items():
             bound, column = _split_bound(name)
@@ -282,6 +291,41 @@ class Catalog:
         from .partition import kfold
 
         return kfold(self, k, by=by, stratify=stratify, seed=seed, links=links)
+
+    def exclude_localizers(self) -> Catalog:
+        """This catalog without localizers (scouts, topograms, three-plane surveys), by the
+        named rule :data:`.selection.LOCALIZER_RULE`; :func:`.selection.localizers` lists
+        what it removes and why.
+
+        >>> cat.exclude_localizers()                                    # doctest: +SKIP
+        """
+        from .selection import localizers
+
+        found = set(localizers(self).series_key)
+        return self.filter(series_key=[k for k in self._objects.series_key if k not in found])
+
+    def duplicates(self, pixels: bool = False) -> pd.DataFrame:
+        """Duplicated files and series, one row per extra copy (``kind``, ``key``, ``keep``,
+        ``duplicate``); ``pixels=True`` also compares stored Pixel Data (reads files). See
+        :func:`.selection.duplicates`; :meth:`drop_duplicates` applies the keep rule."""
+        from .selection import duplicates
+
+        return duplicates(self, pixels=pixels)
+
+    def drop_duplicates(self, pixels: bool = False) -> Catalog:
+        """This catalog without the ``duplicate`` side of :meth:`duplicates`."""
+        from .selection import drop_duplicates
+
+        return drop_duplicates(self, pixels=pixels)
+
+    def audit(self, *, read_files: bool = True):
+        """A report of what is in the catalog and what needs action before training or
+        sharing (:class:`.audit.AuditReport`: ``tables``, ``findings``, ``to_markdown()``,
+        ``save(folder)``). ``read_files``: read one header per series with pydicom for the
+        identifying attributes the catalog does not collect. Nothing is modified."""
+        from .audit import audit
+
+        return audit(self, read_files=read_files)
 
     # --- hierarchy views ---
     def patients(self) -> pd.DataFrame:
