@@ -10,7 +10,10 @@ import pytest
 
 import dicomml
 from dicomml.catalog.selection import (
-    LOCALIZER_RULE, localizers, orientation_class, slice_spacings,
+    LOCALIZER_RULE,
+    localizers,
+    orientation_class,
+    slice_spacings,
 )
 
 SAG = [0, 1, 0, 0, 0, -1]

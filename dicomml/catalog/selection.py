@@ -332,7 +332,7 @@ def duplicates(catalog, pixels: bool = False) -> pd.DataFrame:
         rows += [("file", uid, paths[0], p) for p in paths[1:]]
     sets = inst.groupby("series_key", sort=True)["SOPInstanceUID"].agg(
         lambda v: tuple(sorted(set(v))))
-    for members, keys in sets.groupby(sets, sort=False):
+    for _, keys in sets.groupby(sets, sort=False):
         keys = sorted(keys.index)
         rows += [("series", keys[0], keys[0], k) for k in keys[1:]]
     if pixels:
