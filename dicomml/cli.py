@@ -9,6 +9,7 @@ Example::
     dicomml demo
     dicomml scan /data/ct -o catalog.parquet
     dicomml info catalog.parquet
+    dicomml audit catalog.parquet -o audit/
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _COMMANDS = {
     "demo": "dicomml.demo",
     "scan": "dicomml.catalog.cli",
     "info": "dicomml.catalog.cli",
+    "audit": "dicomml.catalog.audit",
     "convert": "dicomml.convert",
     "doctor": "dicomml.decode.cli",
     "cache": "dicomml.dataset.cli",
