@@ -234,3 +234,17 @@ def test_hamilton_and_stratified_counts_by_hand():
     assert hamilton(3, (0.8, 0.1, 0.1)).tolist() == [3, 0, 0]
     counts = stratified_counts([3, 3, 3], (0.8, 0.1, 0.1))
     assert counts.sum(axis=0).tolist() == [7, 1, 1]  # Hamilton of 9: 7.2, 0.9, 0.9
+
+
+def test_stratify_by_a_label_mapping_keyed_by_patient_or_series():
+    cat = demo_catalog(n_patients=12)
+    by_patient = pd.Series({f"P{p:03d}": "pos" if p < 6 else "neg" for p in range(12)})
+    parts = cat.split((0.5, 0.5), stratify=by_patient, seed=7)
+    for part in parts.values():
+        assert sorted(by_patient[sorted(set(part.series.PatientID))].value_counts()) == [3, 3]
+    by_series = {k: by_patient[pid] for k, pid in zip(cat.series.series_key,
+                                                       cat.series.PatientID)}
+    again = cat.split((0.5, 0.5), stratify=by_series, seed=7)
+    assert {n: sorted(p.series.series_key) for n, p in again.items()} == \
+        {n: sorted(p.series.series_key) for n, p in parts.items()}
+    assert parts.groups.stratum.value_counts().to_dict() == {"neg": 6, "pos": 6}

@@ -158,3 +158,15 @@ def test_series_with_identical_instance_sets(tmp_path):
         [["1.2.3.1", "1.2.3.2"]]
     clean = cat.drop_duplicates()
     assert list(clean.series.series_key) == ["1.2.3.1"] and len(clean.instances) == 2
+
+
+def test_contrast_reads_contrast_bolus_agent(tmp_path):
+    dicomml.synth.write_series(tmp_path / "pre", shape=(2, 8, 8), series_number=1,
+                               series_description="pre")
+    dicomml.synth.write_series(tmp_path / "post", shape=(2, 8, 8), series_number=2, seed=1,
+                               series_description="post", ContrastBolusAgent="IODINE")
+    dicomml.synth.write_series(tmp_path / "empty", shape=(2, 8, 8), series_number=3, seed=2,
+                               series_description="empty agent", ContrastBolusAgent="")
+    cat = _scan(tmp_path)
+    assert _descriptions(cat.filter(contrast=True)) == ["post"]
+    assert _descriptions(cat.filter(contrast=False)) == ["empty agent", "pre"]

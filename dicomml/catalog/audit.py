@@ -31,7 +31,7 @@ Example
 >>> folder = tempfile.mkdtemp()
 >>> _ = dicomml.synth.write_series(folder, shape=(3, 8, 8), PatientName="Doe^Jane")
 >>> report = dicomml.Catalog.open(folder).audit()
->>> report.findings.finding.str.contains("PatientName").any()
+>>> bool(report.findings.finding.str.contains("PatientName").any())
 True
 >>> report.tables["modality"].to_dict("records")
 [{'Modality': 'CT', 'series': 1}]

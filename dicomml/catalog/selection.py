@@ -35,9 +35,11 @@ Example
 -------
 >>> from dicomml.catalog.selection import orientation_class
 >>> orientation_class([1, 0, 0, 0, 1, 0]), orientation_class([1, 0, 0, 0, 0, -1])
-('axial', 'coronal')
->>> orientation_class([0, 0.985, -0.174, 0, 0.174, 0.985])  # 10.0 degrees off sagittal
-('sagittal', 10.0...)
+(('axial', 0.0), ('coronal', 0.0))
+>>> orientation_class([0.139173, 0.990268, 0, 0, 0, -1])  # 8 degrees off sagittal
+('sagittal', 7.99...)
+>>> orientation_class([0.139173, 0.990268, 0, 0, 0, -1], tolerance=5, angle=False)
+'oblique'
 """
 
 from __future__ import annotations
