@@ -170,3 +170,13 @@ def test_contrast_reads_contrast_bolus_agent(tmp_path):
     cat = _scan(tmp_path)
     assert _descriptions(cat.filter(contrast=True)) == ["post"]
     assert _descriptions(cat.filter(contrast=False)) == ["empty agent", "pre"]
+
+
+def test_query_over_acquisition_values(decubitus):
+    t1 = ["t1_fl2d_sag"] * 4
+    assert _descriptions(decubitus.query("orientation == 'sagittal' and n_slices > 30")) == t1
+    assert _descriptions(decubitus.query("slice_spacing > 5 and row_spacing > 1.5")) == \
+        ["ep2d_diff_mddw_20_p2"] * 4
+    assert len(decubitus.query("obliquity_deg > 10")) == 3  # the tilted DWI positions
+    assert len(decubitus.query("orientation == 'oblique'", orientation_tolerance=40)) == 0
+    assert len(decubitus.query("localizer")) == 0

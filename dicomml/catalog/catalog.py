@@ -292,6 +292,23 @@ class Catalog:
 
         return kfold(self, k, by=by, stratify=stratify, seed=seed, links=links)
 
+    def query(self, expression: str, *, orientation_tolerance: float | None = None) -> Catalog:
+        """Series for which ``expression`` holds (``pandas.DataFrame.query`` syntax) over the
+        columns of ``series`` and the acquisition values of
+        :func:`.selection.acquisition_table` (``orientation``, ``obliquity_deg``,
+        ``row_spacing``, ``column_spacing``, ``slice_spacing`` in mm, ``image_type``,
+        ``localizer``); a new Catalog. ``orientation_tolerance`` in degrees (default
+        :data:`.selection.ORIENTATION_TOLERANCE_DEG`).
+
+        >>> cat.query("orientation == 'axial' and slice_spacing <= 1.25 and n_slices > 100")
+        ... # doctest: +SKIP
+        """
+        from .selection import ORIENTATION_TOLERANCE_DEG, query_keys
+
+        tolerance = ORIENTATION_TOLERANCE_DEG if orientation_tolerance is None else \
+            orientation_tolerance
+        return self.filter(series_key=query_keys(self, expression, tolerance))
+
     def exclude_localizers(self) -> Catalog:
         """This catalog without localizers (scouts, topograms, three-plane surveys), by the
         named rule :data:`.selection.LOCALIZER_RULE`; :func:`.selection.localizers` lists

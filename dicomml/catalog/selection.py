@@ -22,7 +22,9 @@ from the catalog; only ``contrast`` reads files):
 - ``description="t1|mprage"``: a regular expression searched, case-insensitively, in
   SeriesDescription.
 
-Slice counts are plain columns: ``min_slices=20`` (``n_slices``).
+Slice counts are plain columns: ``min_slices=20`` (``n_slices``). ``Catalog.query("...")``
+evaluates a pandas expression over the series columns and these values
+(:func:`acquisition_table`).
 
 **Localizers** (:data:`LOCALIZER_RULE`, ``Catalog.exclude_localizers``): a series is a
 localizer when (1) its ImageType holds ``LOCALIZER``; or (2) it is a single image (one slice,
@@ -210,6 +212,43 @@ _CRITERION = {"image_type": _image_type, "exclude_image_type": _exclude_image_ty
 
 
 # --- per-series values ----------------------------------------------------------------------
+def acquisition_table(catalog, tolerance: float = ORIENTATION_TOLERANCE_DEG) -> pd.DataFrame:
+    """One row per object of ``catalog`` (``series_key``) with the values the acquisition
+    criteria use: ``orientation`` (class), ``obliquity_deg`` (angle between the slice normal
+    and the nearest patient axis), ``row_spacing`` / ``column_spacing`` / ``slice_spacing``
+    (mm), ``image_type`` (the set of ImageType values), ``localizer`` (bool, by
+    :data:`LOCALIZER_RULE`). ``Catalog.query`` evaluates expressions over these columns and
+    those of ``series``.
+
+    >>> from dicomml.catalog.partition import demo_catalog
+    >>> acquisition_table(demo_catalog(1, 1)).orientation.tolist()
+    ['unknown']
+    """
+    objects = catalog.objects
+    classes = [orientation_class(iop, tolerance) for iop in objects["ImageOrientationPatient"]]
+    spacing = objects["PixelSpacing"].map(
+        lambda s: list(s) if isinstance(s, (list, tuple, np.ndarray)) and len(s) == 2
+        else [math.nan, math.nan])
+    scouts = set(localizers(catalog).series_key)
+    return pd.DataFrame({
+        "series_key": objects["series_key"].tolist(),
+        "orientation": [c for c, _ in classes], "obliquity_deg": [a for _, a in classes],
+        "row_spacing": [float(s[0]) for s in spacing],
+        "column_spacing": [float(s[1]) for s in spacing],
+        "slice_spacing": objects["series_key"].map(slice_spacings(catalog)).tolist(),
+        "image_type": objects["ImageType"].map(image_types).tolist(),
+        "localizer": objects["series_key"].isin(scouts).tolist()})
+
+
+def query_keys(catalog, expression: str, tolerance: float = ORIENTATION_TOLERANCE_DEG) -> list:
+    """Series keys of the objects for which ``expression`` (``pandas.DataFrame.query``
+    syntax) holds, over the columns of ``objects`` and of :func:`acquisition_table`."""
+    table = acquisition_table(catalog, tolerance)
+    columns = [c for c in catalog.objects.columns if c not in table.columns]
+    frame = pd.concat([catalog.objects[columns].reset_index(drop=True), table], axis=1)
+    return frame.query(expression, engine="python")["series_key"].tolist()
+
+
 def slice_spacings(catalog) -> dict:
     """``{series_key: mm}``: the median distance between adjacent distinct slice positions
     along the normal (positions rounded to 0.01 mm), SpacingBetweenSlices for a series of one
