@@ -109,6 +109,26 @@ def test_stability_with_10_percent_new_patients_for_1000_seeds():
         assert np.abs(counts - fractions * len(new)).max() < 1 + 1e-9, seed
 
 
+def test_stability_of_a_stratified_split_for_1000_seeds():
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        k = int(rng.integers(2, 5))
+        fractions = _fractions(rng, k)
+        sizes = rng.integers(k, 30, size=int(rng.integers(1, 5)))
+        strata = {f"g{c}.{i}": c for c, n in enumerate(sizes) for i in range(n)}
+        first = allocate(list(strata), fractions, strata=strata, seed=seed)
+        grown = dict(strata)  # about 10% new patients in every class
+        grown.update({f"n{c}.{i}": c for c, n in enumerate(sizes) for i in range(max(1, n // 10))})
+        second = allocate(list(grown), fractions, strata=grown, fixed=first, seed=seed + 1)
+        assert all(second[g] == first[g] for g in first), seed
+        table = pd.DataFrame({"cls": pd.Series(grown), "split": pd.Series(second)})
+        per_class = pd.crosstab(table.cls, table.split).reindex(columns=range(k), fill_value=0)
+        totals = per_class.sum(axis=0).to_numpy()
+        assert np.abs(totals - fractions * len(grown)).max() < 1 + 1e-9, seed
+        ideal = np.outer(per_class.sum(axis=1), fractions)
+        assert np.abs(per_class.to_numpy() - ideal).max() < 2 + 1e-9, seed
+
+
 def test_split_of_a_catalog_keep_and_save(tmp_path):
     cat = demo_catalog(n_patients=50, labels=["a", "b"] * 25)
     first = cat.split((0.8, 0.1, 0.1), stratify="label", seed=4)
