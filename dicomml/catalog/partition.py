@@ -511,11 +511,11 @@ def _strata(catalog, table: pd.DataFrame, stratify, by, n_splits: int) -> dict:
         else:
             labels = [mapping.get(row[0][1]) for row in table.tokens]
     frame = pd.DataFrame({"group": table.group, "label": labels}).dropna(subset=["label"])
-    strata = {}
-    for group, values in frame.groupby("group", sort=True)["label"]:
-        counts = values.value_counts()
-        best = counts[counts == counts.max()].index
-        strata[group] = sorted(best, key=str)[0]
+    counts = frame.groupby(["group", "label"], sort=False).size().reset_index(name="n")
+    counts["text"] = counts["label"].astype(str)  # ties: the label that sorts first as text
+    best = counts.sort_values(["group", "n", "text"], ascending=[True, False, True],
+                              kind="stable").drop_duplicates("group")
+    strata = dict(zip(best["group"], best["label"]))
     strata = {g: strata.get(g, UNLABELED) for g in set(table.group)}
     sizes = pd.Series(strata).value_counts()
     small = sizes[sizes < n_splits]

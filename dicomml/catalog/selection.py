@@ -317,10 +317,8 @@ def localizers(catalog) -> pd.DataFrame:
     ``SeriesDescription``, ``reason`` (``"ImageType LOCALIZER"``, ``"single image N degrees
     from the study plane"``, ``"three-plane scout"``)."""
     s = catalog.series
-    reasons = {}
-    for row in s.itertuples(index=False):
-        if "LOCALIZER" in image_types(row.ImageType):
-            reasons[row.series_key] = "ImageType LOCALIZER"
+    flagged = s.ImageType.map(lambda v: "LOCALIZER" in image_types(v)).astype(bool)
+    reasons = dict.fromkeys(s.series_key[flagged], "ImageType LOCALIZER")
     reasons.update({k: v for k, v in _orthogonal_singles(s).items() if k not in reasons})
     reasons.update({k: v for k, v in _multi_plane_scouts(s).items() if k not in reasons})
     out = s[s.series_key.isin(reasons)][["series_key", "SeriesDescription"]].copy()
@@ -330,6 +328,8 @@ def localizers(catalog) -> pd.DataFrame:
 
 def _orthogonal_singles(s: pd.DataFrame) -> dict:
     found = {}
+    single = (s.n_slices == 1) & (s.n_volumes == 1)
+    s = s[s.StudyInstanceUID.isin(set(s.StudyInstanceUID[single]))]
     for _, study in s.groupby("StudyInstanceUID", sort=False):
         main = study.sort_values("n_slices", ascending=False, kind="stable").iloc[0]
         reference = _normal(main.ImageOrientationPatient)
