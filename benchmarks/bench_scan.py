@@ -3,7 +3,8 @@
 Generates (once, cached in the system temp dir, never in the repo) a corpus of small DICOM
 files: variants of three real headers (pydicom's CT_small and MR_small, and a Siemens MR
 file of ../shared/data when present, with its CSA private headers), each with new UIDs,
-positions and instance numbers and an 8x8 pixel matrix, 100 files per series. Then, in one
+positions and instance numbers and a ``--rows`` square pixel matrix (64x64 by default),
+100 files per series. Then, in one
 run and on a warm page cache, reports files/s for:
 
 - ``read 4 KiB``: open + read the first 4 KiB of every file (the I/O limit);
@@ -39,11 +40,11 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 PER_SERIES = 100
 
 
-def _templates() -> list[pydicom.Dataset]:
+def _templates(rows: int) -> list[pydicom.Dataset]:
     paths = [get_testdata_file("CT_small.dcm"), get_testdata_file("MR_small.dcm")]
     siemens = sorted(glob.glob(str(REPO.parent / "shared" / "data" / "dcm_qa_decubitus" /
                                    "In" / "HFS" / "3_*" / "*.dcm")))
@@ -51,9 +52,9 @@ def _templates() -> list[pydicom.Dataset]:
     out = []
     for path in paths:
         ds = pydicom.dcmread(path)
-        ds.Rows = ds.Columns = 8
+        ds.Rows = ds.Columns = rows
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.PixelData = np.arange(64, dtype=np.uint16).tobytes()
+        ds.PixelData = (np.arange(rows * rows) % 4096).astype(np.uint16).tobytes()
         out.append(ds)
     return out
 
@@ -78,17 +79,18 @@ def _series_bytes(template: pydicom.Dataset, series: int) -> bytes:
     return data
 
 
-def make_corpus(n_files: int) -> Path:
+def make_corpus(n_files: int, rows: int = 64) -> Path:
     """The cached corpus folder with ``n_files`` files (built when missing).
 
     Each series is serialized once by pydicom; its files differ by fixed-width values
     (SOP Instance UID, Instance Number, slice position) patched into those bytes.
     """
-    root = Path(tempfile.gettempdir()) / f"dicomml_bench_scan_v{CORPUS_VERSION}_{n_files}"
+    root = Path(tempfile.gettempdir()) / \
+        f"dicomml_bench_scan_v{CORPUS_VERSION}_{n_files}_{rows}x{rows}"
     done = root.with_name(root.name + ".complete")
     if done.exists() and root.is_dir():
         return root
-    templates = _templates()
+    templates = _templates(rows)
     start = time.perf_counter()
     prefix = generate_uid()[:40]
     for s in range(0, n_files, PER_SERIES):
@@ -184,12 +186,15 @@ def time_parse_only(files, workers: int, kind: str) -> Clock:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=64,
+                        help="Rows = Columns of every file's pixel matrix (64: small files, "
+                        "512: 512 KiB CT-like slices)")
     parser.add_argument("--pydicom-files", type=int, default=2_000,
                         help="subset timed for the (slow) pydicom loop")
     args = parser.parse_args()
     from dicomml.catalog.parallel import default_workers
 
-    root = make_corpus(args.files)
+    root = make_corpus(args.files, args.rows)
     files = _files(root)
     n, cores = len(files), default_workers()
     print(f"{n} files in {root} ({sum(os.path.getsize(f) for f in files) / 2**20:.0f} MiB), "

@@ -1,4 +1,5 @@
-"""A fast, bounded DICOM header parser: the catalog's one-file reader.
+"""The one bounded DICOM header parser: the catalog's row reader and the decoders' Pixel Data
+locator.
 
 ``parse_file(path)`` reads the header of one file and returns its catalog row (a list in
 :data:`dicomml.catalog.tags.COLUMNS` order) without ever reading pixel data. It is ~5x faster
@@ -7,17 +8,24 @@ because it only walks element headers: one ``struct.unpack_from`` and one dict l
 element over one buffer (the first 64 KiB of the file), decoding just the ~45 wanted tags,
 and it stops at Pixel Data (7FE0,0010), whose value offset and length it records.
 
+:func:`read_pixel_header` walks a whole file already in memory (or its first bytes) with the
+same parser in its *decode profile*: the group 0028 values a decoder needs, the transfer
+syntax, and the Pixel Data value's offset, length and VR (:class:`Header`);
+:class:`InflateSource` is the one bounded inflater of deflated data sets (used by the catalog
+and by :mod:`dicomml.decode.deflated`).
+
 Supported encodings: Part 10 files (preamble + ``DICM``), files without preamble (meta group
 first, or a bare data set: explicit or implicit VR little endian, explicit VR big endian,
 guessed from the first element), explicit VR files that are really implicit (and the reverse),
 deflated transfer syntax, undefined-length sequences and items, ``UN`` sequences.
 
-Bounds (a malformed or hostile file costs at most these):
+Bounds (a malformed or hostile file costs at most these; the one set of limits):
 - at most :data:`MAX_HEADER_BYTES` bytes are read (skipped elements are seeked over, not read);
 - a deflated data set is inflated incrementally (``zlib.decompressobj`` with ``max_length``)
-  and never beyond :data:`MAX_HEADER_BYTES` of output;
-- an element whose length runs past the end of the file is a :class:`TruncatedFileError`,
-  never an allocation; nested sequences deeper than :data:`MAX_DEPTH` are an error.
+  and never beyond :data:`MAX_HEADER_BYTES` of output before Pixel Data;
+- an element whose length runs past the end of the file is a :class:`~dicomml.errors.TruncatedFileError`
+  (a :class:`~dicomml.errors.TruncatedFileError`), never an allocation; nested sequences
+  deeper than :data:`MAX_DEPTH` are an error.
 
 Errors are raised as :mod:`dicomml.errors` types naming the file; :func:`parse_file_safe`
 turns them into error records instead (what ``scan`` uses).
@@ -29,14 +37,19 @@ Example
 >>> row = row_as_dict(parse_file(get_testdata_file("CT_small.dcm")))
 >>> row["Rows"], row["Modality"], row["pixel_data_length"]
 (128, 'CT', 32768)
+>>> header = read_pixel_header(open(get_testdata_file("CT_small.dcm"), "rb").read())
+>>> header.syntax, header.values["Rows"], header.pixel_length
+('1.2.840.10008.1.2.1', 128, 32768)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import zlib
 
+from dicomml import syntaxes as ts
 from dicomml.errors import (
     InvalidDicomError,
     MissingTagError,
@@ -47,16 +60,17 @@ from dicomml.errors import (
 from . import tags as T
 
 FIRST_READ = 64 * 1024
+#: Most bytes of a header read (or inflated) before Pixel Data.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 MAX_VALUE_BYTES = 1024 * 1024
 MAX_DEPTH = 64  # SR content trees nest deeply; 5,000 levels is an attack
 UNDEFINED = 0xFFFFFFFF
 
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-DEFLATED = "1.2.840.10008.1.2.1.99"
-DEFLATED_TS = {DEFLATED, "1.2.840.10008.1.2.8.1"}  # the second: JPIP Referenced Deflate
+IMPLICIT_LE = ts.IMPLICIT_VR_LE
+EXPLICIT_LE = ts.EXPLICIT_VR_LE
+EXPLICIT_BE = ts.EXPLICIT_VR_BE
+DEFLATED = ts.DEFLATED_EXPLICIT_VR_LE
+DEFLATED_TS = ts.DEFLATED_DATA_SET
 
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
                       b"UN", b"UR", b"UT", b"UV"})
@@ -86,8 +100,39 @@ def _canonical(key: int, little: bool) -> int:
     return ((key & 0xFFFF) << 16 | key >> 16) if little else key
 
 
+def _cut(message: str, path: str, element: int | None, offset: int,
+         tag: str | None = None) -> TruncatedFileError:
+    """The error of data that end inside an element: a :class:`TruncatedFileError` that also
+    carries ``element`` (the tag as an int; None when not known) and ``offset`` (bytes, where
+    the element starts; in a deflated file, in the inflated data set). In the decode profile
+    both name the top-level element (a sequence, for a cut inside one)."""
+    err = TruncatedFileError(message, path=path, tag=tag)
+    err.element, err.offset = element, offset
+    return err
+
+
+def describe_tag(tag: int | None) -> str:
+    """``'PixelData (7FE0,0010)'``-style name of a tag (``'an element header'`` for None)."""
+    if tag is None:
+        return "an element header"
+    from pydicom.datadict import keyword_for_tag
+
+    keyword = keyword_for_tag(tag) if tag >> 16 != 0xFFFE else ""
+    text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    return f"{keyword} {text}" if keyword else text
+
+
+def tag_keyword(tag: int | None) -> str | None:
+    """The keyword of ``tag`` (``'(0009,1001)'`` for private or unknown tags, None for None)."""
+    if tag is None:
+        return None
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
 # Element actions (first item of each action tuple).
-_VALUE, _SEQUENCE, _PIXEL, _STOP, _DELIMITER_CODE, _CREATOR, _SIEMENS = range(7)
+_VALUE, _SEQUENCE, _PIXEL, _STOP, _DELIMITER_CODE, _CREATOR, _SIEMENS, _RECORD, _FLAG = range(9)
 _DELIMITER = (_DELIMITER_CODE,)
 
 
@@ -110,9 +155,26 @@ def _actions(little: bool) -> dict[int, tuple]:
     return {_raw_key(tag, little): action for tag, action in table.items()}
 
 
+def _decode_actions(little: bool) -> dict[int, tuple]:
+    """The decode profile: group 0028 values, elements that need pydicom, Pixel Data."""
+    table: dict[int, tuple] = {tag: (_RECORD, keyword, True)
+                               for tag, keyword in T.PIXEL_MODULE_US.items()}
+    table.update((tag, (_RECORD, keyword, False)) for tag, keyword in T.PIXEL_MODULE_TEXT.items())
+    table.update((tag, (_FLAG,)) for tag in T.NEEDS_DATASET)
+    table[PIXEL_DATA] = (_PIXEL,)
+    for tag in (ITEM, ITEM_END, SEQ_END):
+        table[tag] = _DELIMITER
+    return {_raw_key(tag, little): action for tag, action in table.items()}
+
+
 _ACTIONS = {True: _actions(True), False: _actions(False)}
-_HEAD = {(True, True): struct.Struct("<I2sH"), (True, False): struct.Struct(">I2sH"),
+_DECODE_ACTIONS = {True: _decode_actions(True), False: _decode_actions(False)}
+# One unpack per element header: explicit VR reads 12 bytes (tag, VR, 16-bit length and the
+# 32-bit length of the long VRs), implicit VR 8 (tag, 32-bit length); the short form of
+# explicit VR is for the data's last few bytes.
+_HEAD = {(True, True): struct.Struct("<I2sHI"), (True, False): struct.Struct(">I2sHI"),
          (False, True): struct.Struct("<II"), (False, False): struct.Struct(">II")}
+_HEAD8 = {True: struct.Struct("<I2sH"), False: struct.Struct(">I2sH")}
 _NCOL = len(T.COLUMNS)
 _TEXT = T.TEXT
 _I_OFFSET = T.INDEX["pixel_data_offset"]
@@ -134,6 +196,8 @@ class _FileSource:
     ``buf`` holds the file bytes ``[base, base + len(buf))``; :meth:`load` makes a range
     available (seeking over skipped elements, so they are never read).
     """
+
+    partial = False
 
     def __init__(self, handle, size: int, path: str):
         self.handle, self.size, self.path = handle, size, path
@@ -167,46 +231,79 @@ class _FileSource:
                 f"header larger than {MAX_HEADER_BYTES // 2**20} MiB", path=self.path)
 
 
-class _InflateSource:
-    """The inflated data set of a deflated file, inflated on demand up to a cap.
+class _BytesSource:
+    """A file (or its first bytes: ``partial``) already in memory: nothing to load."""
 
-    Positions are offsets in the *inflated* stream; ``size`` is unknown until the stream ends.
-    """
-
-    def __init__(self, handle, start: int, path: str):
-        self.handle, self.path = handle, path
-        handle.seek(start)
-        self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        self.buf = b""
-        self.base = 0
-        self.size = 1 << 62
-        self.pending = b""
+    def __init__(self, data, path: str, partial: bool = False):
+        self.buf, self.base, self.path, self.partial = data, 0, path, partial
+        self.size = (1 << 62) if partial else len(data)  # a prefix: the end is not known
 
     def load(self, pos: int, n: int) -> int:
+        """Bytes available from ``pos`` (at most ``n``)."""
+        return max(0, min(n, len(self.buf) - pos))
+
+
+class InflateSource:
+    """The inflated data set of a deflated file, inflated on demand up to ``cap`` bytes: the
+    one deflate source of dicomml (the catalog reads headers through it, the decoders also
+    the pixel data after them).
+
+    ``compressed`` has a ``read(n)`` (an open file or ``io.BytesIO`` of the file's bytes)
+    positioned at ``start``, where the raw deflate stream begins. Positions are offsets in the
+    *inflated* stream; ``size`` is unknown (huge) until the stream ends. ``cap`` (bytes of
+    output, default :data:`MAX_HEADER_BYTES`) may be raised once Pixel Data is found; going
+    past it is an :class:`~dicomml.errors.InvalidDicomError` ("inflates beyond").
+
+    Example
+    -------
+    >>> import io, zlib
+    >>> packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    >>> src = InflateSource(io.BytesIO(packer.compress(b"abc" * 10) + packer.flush()), 0, "x")
+    >>> src.fill(30), bytes(src.buf[:6])
+    (30, b'abcabc')
+    """
+
+    partial = False
+
+    def __init__(self, compressed, start: int, path: str, cap: int = MAX_HEADER_BYTES):
+        self.handle, self.path, self.cap = compressed, path, cap
+        compressed.seek(start)
+        self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.buf: bytes | bytearray = b""
+        self.base = 0
+        self.size = 1 << 62
+
+    def load(self, pos: int, n: int) -> int:
+        """Inflate until ``[pos, pos + n)`` is held or the stream ends; return bytes held."""
         while len(self.buf) < pos + n and self.size > len(self.buf):
             self._inflate(pos + n - len(self.buf))
         return max(0, min(n, len(self.buf) - pos))
 
+    def fill(self, size: int) -> int:
+        """Inflate the first ``size`` bytes (fewer if the stream ends); return bytes held."""
+        self.load(0, size)
+        return len(self.buf)
+
     def _inflate(self, need: int) -> None:
-        room = MAX_HEADER_BYTES - len(self.buf)
+        room = self.cap - len(self.buf)
         if room <= 0:
-            raise InvalidDicomError(
-                f"deflated header inflates beyond {MAX_HEADER_BYTES // 2**20} MiB",
-                path=self.path)
-        if not self.pending and not self.inflater.unconsumed_tail:
-            self.pending = self.handle.read(FIRST_READ)
-            if not self.pending:
-                self.size = len(self.buf)
-                return
-        data = self.inflater.unconsumed_tail or self.pending
-        self.pending = b""
+            limit = (f"{MAX_HEADER_BYTES // 2**20} MiB" if self.cap == MAX_HEADER_BYTES
+                     else f"{self.cap} bytes")
+            raise InvalidDicomError(f"deflated data set inflates beyond {limit}",
+                                    path=self.path)
+        data = self.inflater.unconsumed_tail or self.handle.read(FIRST_READ)
         try:
             out = self.inflater.decompress(data, min(room, max(need, FIRST_READ)))
         except zlib.error as exc:
             raise InvalidDicomError(f"deflated data set is corrupt ({exc})",
                                     path=self.path) from None
-        self.buf += out
-        if self.inflater.eof:
+        if not self.buf:
+            self.buf = out  # the first piece as zlib returned it (no copy)
+        else:
+            if type(self.buf) is bytes:
+                self.buf = bytearray(self.buf)
+            self.buf += out
+        if self.inflater.eof or not (out or data):  # the stream ended, or was cut short
             self.size = len(self.buf)
 
 
@@ -273,20 +370,27 @@ def _decode(raw: bytes, kind: int, structs, charset):
 
 # --- element walking ----------------------------------------------------------------------
 class _Parser:
-    """Walks the elements of one data set, filling ``row`` with wanted values."""
+    """Walks the elements of one data set: the catalog profile fills ``row`` with wanted
+    values (``decode=False``); the decode profile fills ``values`` with the group 0028 values
+    a decoder needs, sets ``fallback`` for elements that need pydicom's data set and
+    ``unsupported`` for values it does not take (a US of another length than 2)."""
 
-    def __init__(self, src, path: str, explicit: bool, little: bool):
-        self.src, self.path = src, path
+    def __init__(self, src, path: str, explicit: bool, little: bool, decode: bool = False):
+        self.src, self.path, self.decode = src, path, decode
         self.row = [None] * _NCOL
         self.nested: dict[int, object] = {}  # values found in functional groups
         self.charset = None
+        self.values: dict = {}
+        self.pixel = None  # (value offset, length or None: undefined, VR text)
+        self.fallback = self.unsupported = False
+        self.actions = _DECODE_ACTIONS if decode else _ACTIONS
         self.set_encoding(explicit, little)
 
     def set_encoding(self, explicit: bool, little: bool) -> None:
         self.explicit, self.little = explicit, little
         self.structs = _LE if little else _BE
         self.head = _HEAD[explicit, little]
-        self.special = _ACTIONS[little]
+        self.special = self.actions[little]
 
     # The hot loop: one iteration per element header; keep it lean. Elements are looked up
     # by their raw 32-bit key as it lies in the file (see _raw_key), so one unpack and one
@@ -296,63 +400,70 @@ class _Parser:
         when ``top``, else the item delimiter). Returns the position after the last element
         (after the delimiter for an undefined-length item)."""
         src = self.src
-        explicit, head = self.explicit, self.head
-        s_long = self.structs[2]
+        explicit, unpack = self.explicit, self.head.unpack_from
         special, header_len = self.special, _VR_HEADER_LEN
         buf, base = src.buf, src.base
         bend = base + len(buf)
         stop = src.size if end is None else end
         while pos < stop:
             if pos + 12 > bend:
-                if src.load(pos, 12) < 8:
-                    if top and end is None and pos <= src.size:
-                        break  # end of file (a few trailing padding bytes are tolerated)
-                    self._truncated(pos, "an element header")
+                got = src.load(pos, 12)
                 buf, base = src.buf, src.base
                 bend = base + len(buf)
                 stop = src.size if end is None else end
-            i = pos - base
+                if got < 12:
+                    if got < 8:
+                        if top and end is None and not src.partial:
+                            break  # end of file (a few trailing padding bytes are tolerated)
+                        self._truncated(pos, "an element header", self._key_at(pos, got))
+                    if explicit:  # the data's last element: a short header at most
+                        key, vr, length = _HEAD8[self.little].unpack_from(buf, pos - base)
+                        if header_len.get(vr) == 12:
+                            self._truncated(pos, "an element header", key)
+                        long = length
+                    else:
+                        key, length = unpack(buf, pos - base)
             if explicit:
-                key, vr, length = head.unpack_from(buf, i)
+                if pos + 12 <= bend:
+                    key, vr, length, long = unpack(buf, pos - base)
                 hlen = header_len.get(vr)
                 if hlen == 12:
-                    if pos + 12 > bend:
-                        self._truncated(pos, "an element header")
-                    length = s_long.unpack_from(buf, i + 8)[0]
+                    length = long
                 elif hlen is None:
                     if special.get(key) is _DELIMITER:
                         return self._delimiter(key, pos, end, top)
                     raise InvalidDicomError(f"invalid VR {vr!r} in {self._name(key)} at byte "
                                             f"{pos}", path=self.path)
             else:
-                key, length = head.unpack_from(buf, i)
+                if pos + 12 <= bend:
+                    key, length = unpack(buf, pos - base)
                 vr, hlen = None, 8
             vpos = pos + hlen
             action = special.get(key)
             if action is None:
                 if length == UNDEFINED:
-                    pos = self._undefined(False, vr, vpos, depth)
+                    pos = self._undefined(False, vr, vpos, depth, top, key, pos)
                     buf, base = src.buf, src.base
                     bend = base + len(buf)
                     stop = src.size if end is None else end
                     continue
                 if vpos + length > stop:
-                    self._truncated(pos, f"{self._name(key)} of {length} bytes")
+                    self._truncated(pos, f"{self._name(key)} of {length} bytes", key)
                 pos = vpos + length
                 continue
             code = action[0]
             if code == _PIXEL and top:
-                self._pixel_data(vpos, length)
+                self._pixel_data(pos, vpos, length, vr)
                 return pos
             if code == _STOP and top:
                 return pos  # nothing wanted after the pixel data
             if code == _DELIMITER_CODE:
                 return self._delimiter(key, pos, end, top)
             if length == UNDEFINED:
-                pos = self._undefined(code == _SEQUENCE, vr, vpos, depth)
+                pos = self._undefined(code == _SEQUENCE, vr, vpos, depth, top, key, pos)
             else:
                 if vpos + length > stop:
-                    self._truncated(pos, f"{self._name(key)} of {length} bytes")
+                    self._truncated(pos, f"{self._name(key)} of {length} bytes", key)
                 if code == _VALUE:
                     j = vpos - base
                     if top and action[2] == _TEXT and j + length <= bend - base and \
@@ -365,17 +476,38 @@ class _Parser:
                         self._store(action, vpos, length, top)
                 elif code == _SEQUENCE:
                     if vr is None or vr == b"SQ" or vr == b"UN":
-                        self._sequence(vpos, vpos + length, depth, vr == b"UN")
+                        self._nested(self._sequence, top, key, pos,
+                                     vpos, vpos + length, depth, vr == b"UN")
                 elif code == _CREATOR:
                     self._private_creator(action[1], action[2], vpos, length)
                     special = self.special
                 elif code == _SIEMENS:
                     self._siemens_value(action[1], vpos, length)
+                elif top and code == _RECORD:
+                    self._record(action[1], action[2], vpos, length)
+                elif top and code == _FLAG:
+                    self.fallback = True
                 pos = vpos + length
             buf, base = src.buf, src.base
             bend = base + len(buf)
             stop = src.size if end is None else end
         return pos
+
+    def _key_at(self, pos: int, got: int) -> int | None:
+        """The raw key of an element whose header is cut short (None: not even 4 bytes)."""
+        if got < 4:
+            return None
+        return self.structs[2].unpack_from(self.src.buf, pos - self.src.base)[0]
+
+    def _nested(self, call, top: bool, key: int, pos: int, *args):
+        """``call(*args)``; a cut inside it is named after the top-level element at ``pos``."""
+        if not top:
+            return call(*args)
+        try:
+            return call(*args)
+        except TruncatedFileError as exc:
+            exc.element, exc.offset = _canonical(key, self.little), pos
+            raise
 
     def _name(self, key: int) -> str:
         tag = _canonical(key, self.little)
@@ -387,8 +519,9 @@ class _Parser:
         raise InvalidDicomError(f"unexpected delimiter {self._name(key)} at byte {pos}",
                                 path=self.path)
 
-    def _truncated(self, pos: int, what: str):
-        raise TruncatedFileError(f"file ends inside {what} at byte {pos}", path=self.path)
+    def _truncated(self, pos: int, what: str, key: int | None = None):
+        element = None if key is None else _canonical(key, self.little)
+        raise _cut(f"file ends inside {what} at byte {pos}", self.path, element, pos)
 
     def _store(self, action: tuple, vpos: int, length: int, top: bool) -> None:
         """Decode one wanted value (``action`` = (_VALUE, column, kind, from_groups))."""
@@ -416,8 +549,8 @@ class _Parser:
         elif from_groups and value is not None:
             self.nested.setdefault(index, value)
 
-    def _value_bytes(self, vpos: int, length: int) -> bytes | None:
-        if length > 256 or self.src.load(vpos, length) < length:
+    def _value_bytes(self, vpos: int, length: int, most: int = 256) -> bytes | None:
+        if length > most or self.src.load(vpos, length) < length:
             return None
         i = vpos - self.src.base
         return self.src.buf[i:i + length]
@@ -453,27 +586,46 @@ class _Parser:
             if value is not None:
                 self.nested.setdefault(T.INDEX["DiffusionBValue"], value)
 
-    def _pixel_data(self, vpos: int, length: int) -> None:
+    def _pixel_data(self, pos: int, vpos: int, length: int, vr) -> None:
+        """Pixel Data's value at ``vpos``: its offset and length (the row's columns; in the
+        decode profile ``pixel``, with the VR)."""
+        self.pixel = (vpos, None if length == UNDEFINED else length,
+                      vr.decode("ascii", "replace") if vr else "")
         if length == UNDEFINED:
             self.row[_I_OFFSET], self.row[_I_LENGTH] = vpos, -1
             return
         if vpos + length > self.src.size:
-            raise TruncatedFileError(
-                f"Pixel Data declares {length} bytes, file ends after "
-                f"{self.src.size - vpos}", path=self.path, tag="PixelData")
-        offset = -1 if isinstance(self.src, _InflateSource) else vpos
+            raise _cut(f"Pixel Data declares {length} bytes, file ends after "
+                       f"{self.src.size - vpos}", self.path, PIXEL_DATA, pos, "PixelData")
+        offset = -1 if isinstance(self.src, InflateSource) else vpos
         self.row[_I_OFFSET], self.row[_I_LENGTH] = offset, length
 
+    def _record(self, keyword: str, binary: bool, vpos: int, length: int) -> None:
+        """Decode profile: keep a group 0028 value as the decoders take it."""
+        raw = self._value_bytes(vpos, length, MAX_VALUE_BYTES)
+        if raw is None:
+            self.unsupported = True
+        elif binary:
+            if length != 2:
+                self.unsupported = True
+            else:
+                self.values[keyword] = self.structs[1].unpack_from(raw)[0]
+        else:
+            text = bytes(raw).decode("ascii", "replace").strip(" \x00")
+            self.values[keyword] = text.split("\\")[0] if text else ""
+
     # --- sequences ---
-    def _undefined(self, descend: bool, vr, vpos: int, depth: int) -> int:
-        """An undefined-length element (a sequence): descend or skip; return the next pos."""
+    def _undefined(self, descend: bool, vr, vpos: int, depth: int, top: bool, key: int,
+                   pos: int) -> int:
+        """An undefined-length element (a sequence) at ``pos``: descend or skip; return the
+        next pos."""
         if depth >= MAX_DEPTH:
             raise InvalidDicomError(f"sequences nested deeper than {MAX_DEPTH}",
                                     path=self.path)
         as_implicit = vr == b"UN"  # UN with undefined length: implicit VR LE inside
         if descend:
-            return self._sequence(vpos, None, depth, as_implicit)
-        return self._skip_sequence(vpos, depth, as_implicit)
+            return self._nested(self._sequence, top, key, pos, vpos, None, depth, as_implicit)
+        return self._nested(self._skip_sequence, top, key, pos, vpos, depth, as_implicit)
 
     def _sequence(self, vpos: int, end, depth: int, as_implicit: bool) -> int:
         """Parse the first item of a wanted sequence, skip the rest; return the next pos."""
@@ -557,7 +709,7 @@ class _Parser:
             if length == UNDEFINED:
                 pos = self._skip_sequence(vpos, depth, vr == b"UN")
             elif vpos + length > self.src.size:
-                self._truncated(pos, f"an element of {length} bytes")
+                self._truncated(pos, f"an element of {length} bytes", _raw_key(tag, self.little))
             else:
                 pos = vpos + length
 
@@ -656,11 +808,11 @@ def _meta_element(parser: _Parser, pos: int) -> int:
     return vpos + length
 
 
-def _dataset_encoding(ts: str | None, buf: bytes, i: int):
+def _dataset_encoding(uid: str | None, buf: bytes, i: int):
     """(explicit, little) for the data set, trusting what the bytes show over the UID."""
-    little = ts != EXPLICIT_BE
-    explicit = ts != IMPLICIT_LE
-    if ts is None:
+    little = uid != EXPLICIT_BE
+    explicit = uid != IMPLICIT_LE
+    if uid is None:
         return _looks_explicit(buf, i), True
     if len(buf) >= i + 6 and _looks_explicit(buf, i) != explicit:
         explicit = not explicit  # e.g. an "explicit" file written implicitly (pydicom too)
@@ -693,20 +845,20 @@ def _parse_source(src: _FileSource, handle, path: str) -> list:
         meta, pos = _parse_meta(src, 0, path)
     else:
         meta, pos = None, 0
-    ts = meta[_I_TS] if meta else None
+    uid = meta[_I_TS] if meta else None
     if meta and meta[T.INDEX["MediaStorageSOPClassUID"]] == DICOMDIR_CLASS:
         raise DicomdirSkipped("DICOMDIR index: skipped (its records are not followed; the "
                               "walk finds the files themselves)")
     if meta is None:
         explicit, little = _guess_bare(buf, path)
-    elif ts in DEFLATED_TS:
-        src, pos = _InflateSource(handle, pos, path), 0
+    elif uid in DEFLATED_TS:
+        src, pos = InflateSource(handle, pos, path), 0
         src.load(0, 8)
         explicit, little = True, True
     else:
         if src.load(pos, 8) < 8 and pos >= src.size:
             raise InvalidDicomError("file holds a meta header but no data set", path=path)
-        explicit, little = _dataset_encoding(ts, src.buf, pos - src.base)
+        explicit, little = _dataset_encoding(uid, src.buf, pos - src.base)
     parser = _Parser(src, path, explicit, little)
     parser.walk(pos, None, 0, top=True)
     row = parser.finish()
@@ -745,3 +897,101 @@ def parse_file_safe(path: str, size: int | None = None):
         return None, ("OSError", f"cannot read: {exc.strerror or exc}", None)
     except Exception as exc:  # noqa: BLE001 - a scan must survive any file
         return None, (type(exc).__name__, f"unreadable header: {exc}", None)
+
+
+# --- the decode profile -------------------------------------------------------------------
+@dataclasses.dataclass
+class Header:
+    """What :func:`read_pixel_header` found: syntax, group 0028 values by keyword (binary US as
+    ``int``, text as its first value's ``str``), Pixel Data location.
+
+    ``pixel_length`` is ``None`` for undefined-length (encapsulated) Pixel Data, which then
+    runs from ``pixel_offset`` to the end of the file. ``fallback`` is True when the file
+    needs pydicom's full data set (palette LUTs, extended offset table, float pixels).
+    """
+
+    syntax: str
+    values: dict
+    pixel_offset: int
+    pixel_length: int | None
+    pixel_vr: str
+    fallback: bool = False
+
+
+def _part10_meta(data, path: str, partial: bool = False):
+    """``(source, transfer syntax UID, data set offset)`` of a Part 10 file's bytes (with
+    preamble); None when there is no preamble or its meta group is broken."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        return None
+    src = _BytesSource(data, path, partial)
+    try:
+        meta, pos = _parse_meta(src, 132, path)
+    except (InvalidDicomError, struct.error):
+        return None
+    return src, meta[_I_TS] or "", pos
+
+
+def deflated_start(data) -> int | None:
+    """Offset of the deflated data set in a Part 10 file of the Deflated Explicit VR Little
+    Endian syntax; ``None`` for any other file (or one whose meta group cannot be walked).
+
+    >>> from pydicom.data import get_testdata_file
+    >>> deflated_start(open(get_testdata_file("image_dfl.dcm"), "rb").read())
+    334
+    """
+    found = _part10_meta(data, "")
+    return found[2] if found and found[1] == ts.DEFLATED_EXPLICIT_VR_LE else None
+
+
+def read_pixel_header(data, path: str = "", *, partial: bool = False) -> Header | None:
+    """Walk a Part 10 file's bytes (``data``) up to Pixel Data with the decode profile.
+
+    Returns None when the decoders' fast path cannot use the result (pydicom's path then
+    decides): no preamble, a broken meta group, an unknown or deflated syntax, a data set
+    encoded otherwise than its syntax says, a malformed element (InvalidDicomError here),
+    no Pixel Data, or a file that needs the full data set (``Header.fallback``: palette
+    color, extended offset table, float pixels). Raises :class:`~dicomml.errors.TruncatedFileError` (naming the
+    top-level element and its offset) when an element, Pixel Data included, runs past the end
+    of ``data``, exactly where :func:`parse_file` finds the file cut short. ``partial``:
+    ``data`` is only the file's first bytes: Pixel Data's value may lie beyond, and reaching
+    the end of ``data`` before Pixel Data raises :class:`~dicomml.errors.TruncatedFileError`.
+    """
+    found = _part10_meta(data, path, partial)
+    if found is None:
+        return None
+    src, syntax, pos = found
+    if syntax in DEFLATED_TS:
+        return None
+    explicit, little = _dataset_encoding(syntax or None, data, pos)
+    parser = _Parser(src, path, explicit, little, decode=True)
+    try:
+        parser.walk(pos, None, 0, top=True)
+    except TruncatedFileError:
+        raise
+    except (InvalidDicomError, struct.error):
+        return None
+    as_declared = (explicit, little) == (syntax != IMPLICIT_LE, syntax != EXPLICIT_BE)
+    header = _header(parser, syntax)
+    if header is None or header.fallback or syntax not in ts.NAMES or not as_declared:
+        return None
+    return header
+
+
+def _header(parser: _Parser, syntax: str) -> Header | None:
+    """The decode profile's result (None: no Pixel Data, or a value it does not take)."""
+    if parser.pixel is None or parser.unsupported:
+        return None
+    values = parser.values
+    palette = values.get("PhotometricInterpretation", "").upper() == "PALETTE COLOR"
+    offset, length, vr = parser.pixel
+    return Header(syntax, values, offset, length, vr, parser.fallback or palette)
+
+
+def read_inflated_header(src: InflateSource, path: str) -> Header | None:
+    """Walk a deflated data set (from ``src``, position 0) up to Pixel Data with the decode
+    profile; None when it holds no Pixel Data the decoders take. Raises
+    :class:`~dicomml.errors.TruncatedFileError` when the stream ends inside an element, InvalidDicomError when it
+    inflates beyond ``src.cap`` first or is malformed."""
+    parser = _Parser(src, path, True, True, decode=True)
+    parser.walk(0, None, 0, top=True)
+    return _header(parser, ts.DEFLATED_EXPLICIT_VR_LE)

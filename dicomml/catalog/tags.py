@@ -119,3 +119,17 @@ PHILIPS_CREATOR = "Philips MR Imaging DD 005"
 PRIVATE_SEQUENCES = {(0x2005, PHILIPS_CREATOR): 0x0F}
 
 SIEMENS_CREATOR = "SIEMENS MR HEADER"
+
+#: The decode profile of the parser (``header.read_pixel_header``): the group 0028 values a
+#: decoder needs, at the top level only. Binary ``US`` values (exactly 2 bytes, else the file
+#: goes to pydicom) ...
+PIXEL_MODULE_US = {0x00280002: "SamplesPerPixel", 0x00280006: "PlanarConfiguration",
+                   0x00280010: "Rows", 0x00280011: "Columns", 0x00280100: "BitsAllocated",
+                   0x00280101: "BitsStored", 0x00280103: "PixelRepresentation"}
+#: ... and text values, kept as the first value's text ("" when empty).
+PIXEL_MODULE_TEXT = {0x00280004: "PhotometricInterpretation", 0x00280008: "NumberOfFrames",
+                     0x00281052: "RescaleIntercept", 0x00281053: "RescaleSlope"}
+#: Top-level elements whose presence means the decoder needs pydicom's full data set:
+#: extended offset table (and lengths), float / double float pixel data, palette color LUTs.
+NEEDS_DATASET = frozenset({0x7FE00001, 0x7FE00002, 0x7FE00008, 0x7FE00009, 0x00281201,
+                           0x00281101})

@@ -5,10 +5,10 @@ Native data: ``NumberOfFrames * Rows * Columns * SamplesPerPixel * bytes`` must 
 stored Pixel Data (else :class:`~dicomml.errors.TruncatedFileError`). Deflated data sets are
 inflated incrementally, no further than the header justifies (:mod:`dicomml.decode.deflated`).
 A header that ends inside an element is a :class:`~dicomml.errors.TruncatedFileError` naming
-the element, when the catalog's header parser agrees (pydicom alone reads such files leniently
-and would report "no PixelData"). Encapsulated data: frames come from pydicom's
-``generate_frames`` (basic / extended offset tables, or none, fragments spanning frames) and
-their count must match ``NumberOfFrames``.
+the element, as the header parser (the catalog's, :mod:`dicomml.decode.fastheader`) finds
+it (pydicom alone reads such files leniently and would report "no PixelData"). Encapsulated
+data: frames come from pydicom's ``generate_frames`` (basic / extended offset tables, or none,
+fragments spanning frames) and their count must match ``NumberOfFrames``.
 
 Example
 -------
@@ -112,25 +112,24 @@ def read_dataset(path, *, max_inflated_bytes: int = MAX_INFLATED_BYTES):
 
 
 def _truncation(path: str, truncated: TruncatedData | None) -> TruncatedFileError | None:
-    """Why a data set pydicom read (leniently, to the end of the file) lacks Pixel Data.
-
-    The catalog's header parser is the judge (so that ``scan`` and ``read_pixels`` agree);
-    when it finds the file cut short, the fast walker's finding (``truncated``) names the
-    element. None when the catalog's parser sees no cut.
+    """Why a data set pydicom read (leniently, to the end of the file) lacks Pixel Data:
+    the cut that the header parser found (``truncated``, naming the top-level element; the
+    file is walked here when the caller has not), or None when it finds none. The parser is
+    the catalog's (:mod:`dicomml.catalog.header`), so ``scan`` and ``read_pixels`` agree.
     """
-    from dicomml.catalog.header import parse_file
-
-    try:
-        parse_file(path)
-    except TruncatedFileError as exc:
-        if truncated is None:
-            return exc
-        return TruncatedFileError(f"file ends inside {describe_tag(truncated.tag)}, which "
-                                  f"starts at byte {truncated.offset}", path=path,
-                                  tag=tag_keyword(truncated.tag))
-    except Exception:  # noqa: BLE001 - other header problems: pydicom's account stands
-        return None
-    return None
+    if truncated is None:
+        try:
+            with open(path, "rb") as fp:
+                parse_header(fp.read(), path=path)
+            return None
+        except TruncatedData as exc:
+            truncated = exc
+        except OSError:
+            return None
+    element = getattr(truncated, "element", None)
+    return TruncatedFileError(f"file ends inside {describe_tag(element)}, which starts at "
+                              f"byte {getattr(truncated, 'offset', 0)}", path=path,
+                              tag=tag_keyword(element))
 
 
 def _without_pixels(path: str) -> NoPixelDataError | None:
