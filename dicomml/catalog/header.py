@@ -169,11 +169,15 @@ def _decode_actions(little: bool) -> dict[int, tuple]:
 
 _ACTIONS = {True: _actions(True), False: _actions(False)}
 _DECODE_ACTIONS = {True: _decode_actions(True), False: _decode_actions(False)}
-# One unpack per element header: explicit VR reads 12 bytes (tag, VR, 16-bit length and the
-# 32-bit length of the long VRs), implicit VR 8 (tag, 32-bit length); the short form of
-# explicit VR is for the data's last few bytes.
+#: The decode profile of the file meta group: the transfer syntax only.
+_META_ACTIONS = {True: {_raw_key(0x00020010, True): (_RECORD, "TransferSyntaxUID", False)}}
+# One unpack per element header of the 12 bytes at its start: explicit VR gives the tag, VR,
+# 16-bit length and the 32-bit length of the long VRs; implicit VR the tag, b"" for the VR,
+# the 32-bit length and 4 bytes of the value (ignored). The short form is for the data's last
+# few bytes.
 _HEAD = {(True, True): struct.Struct("<I2sHI"), (True, False): struct.Struct(">I2sHI"),
-         (False, True): struct.Struct("<II"), (False, False): struct.Struct(">II")}
+         (False, True): struct.Struct("<I0sII"), (False, False): struct.Struct(">I0sII")}
+_IMPLICIT_HEADER_LEN = {b"": 8}  # implicit VR: the unpacked "VR" is b"", the length 32-bit
 _HEAD8 = {True: struct.Struct("<I2sH"), False: struct.Struct(">I2sH")}
 _NCOL = len(T.COLUMNS)
 _TEXT = T.TEXT
@@ -375,7 +379,8 @@ class _Parser:
     a decoder needs, sets ``fallback`` for elements that need pydicom's data set and
     ``unsupported`` for values it does not take (a US of another length than 2)."""
 
-    def __init__(self, src, path: str, explicit: bool, little: bool, decode: bool = False):
+    def __init__(self, src, path: str, explicit: bool, little: bool, decode: bool = False,
+                 actions: dict | None = None):
         self.src, self.path, self.decode = src, path, decode
         self.row = [None] * _NCOL
         self.nested: dict[int, object] = {}  # values found in functional groups
@@ -383,75 +388,74 @@ class _Parser:
         self.values: dict = {}
         self.pixel = None  # (value offset, length or None: undefined, VR text)
         self.fallback = self.unsupported = False
-        self.actions = _DECODE_ACTIONS if decode else _ACTIONS
+        self.actions = actions or (_DECODE_ACTIONS if decode else _ACTIONS)
         self.set_encoding(explicit, little)
 
     def set_encoding(self, explicit: bool, little: bool) -> None:
         self.explicit, self.little = explicit, little
         self.structs = _LE if little else _BE
         self.head = _HEAD[explicit, little]
+        self.header_len = _VR_HEADER_LEN if explicit else _IMPLICIT_HEADER_LEN
         self.special = self.actions[little]
 
     # The hot loop: one iteration per element header; keep it lean. Elements are looked up
     # by their raw 32-bit key as it lies in the file (see _raw_key), so one unpack and one
-    # dict lookup classify an element: most are skipped right there.
+    # dict lookup classify an element: most are skipped right there. ``lim`` is where both
+    # the buffer and the walked range still hold: an element header and its value that end
+    # before it need no other check (an undefined length, 0xFFFFFFFF, never does).
     def walk(self, pos: int, end, depth: int, top: bool) -> int:
         """Parse elements from ``pos`` up to ``end`` (absolute; ``None``: the end of the file
         when ``top``, else the item delimiter). Returns the position after the last element
         (after the delimiter for an undefined-length item)."""
         src = self.src
-        explicit, unpack = self.explicit, self.head.unpack_from
-        special, header_len = self.special, _VR_HEADER_LEN
+        unpack, special, header_len = self.head.unpack_from, self.special, self.header_len
         buf, base = src.buf, src.base
-        bend = base + len(buf)
         stop = src.size if end is None else end
-        while pos < stop:
-            if pos + 12 > bend:
-                got = src.load(pos, 12)
-                buf, base = src.buf, src.base
-                bend = base + len(buf)
-                stop = src.size if end is None else end
-                if got < 12:
-                    if got < 8:
-                        if top and end is None and not src.partial:
-                            break  # end of file (a few trailing padding bytes are tolerated)
-                        self._truncated(pos, "an element header", self._key_at(pos, got))
-                    if explicit:  # the data's last element: a short header at most
-                        key, vr, length = _HEAD8[self.little].unpack_from(buf, pos - base)
-                        if header_len.get(vr) == 12:
-                            self._truncated(pos, "an element header", key)
-                        long = length
-                    else:
-                        key, length = unpack(buf, pos - base)
-            if explicit:
-                if pos + 12 <= bend:
-                    key, vr, length, long = unpack(buf, pos - base)
-                hlen = header_len.get(vr)
-                if hlen == 12:
-                    length = long
-                elif hlen is None:
-                    if special.get(key) is _DELIMITER:
-                        return self._delimiter(key, pos, end, top)
-                    raise InvalidDicomError(f"invalid VR {vr!r} in {self._name(key)} at byte "
-                                            f"{pos}", path=self.path)
+        lim = min(base + len(buf), stop)
+        while True:
+            if pos + 12 <= lim:
+                key, vr, length, long = unpack(buf, pos - base)
             else:
-                if pos + 12 <= bend:
-                    key, length = unpack(buf, pos - base)
-                vr, hlen = None, 8
+                if pos >= stop:
+                    break
+                head = self._header_at(pos, end, top)
+                if head is None:
+                    break  # end of file (a few trailing padding bytes are tolerated)
+                key, vr, length, long = head
+                buf, base = src.buf, src.base
+                stop = src.size if end is None else end
+                lim = min(base + len(buf), stop)
+            try:
+                hlen = header_len[vr]  # implicit VR: vr is b"", always 8
+            except KeyError:
+                if special.get(key) is _DELIMITER:
+                    return self._delimiter(key, pos, end, top)
+                raise InvalidDicomError(f"invalid VR {vr!r} in {self._name(key)} at byte "
+                                        f"{pos}", path=self.path) from None
+            if hlen == 12:
+                length = long
             vpos = pos + hlen
-            action = special.get(key)
-            if action is None:
+            if key not in special:
+                if vpos + length <= lim:
+                    pos = vpos + length
+                    continue
                 if length == UNDEFINED:
                     pos = self._undefined(False, vr, vpos, depth, top, key, pos)
                     buf, base = src.buf, src.base
-                    bend = base + len(buf)
                     stop = src.size if end is None else end
+                    lim = min(base + len(buf), stop)
                     continue
                 if vpos + length > stop:
                     self._truncated(pos, f"{self._name(key)} of {length} bytes", key)
                 pos = vpos + length
                 continue
+            action = special[key]
             code = action[0]
+            if code == _RECORD and vpos + length <= lim:  # decode profile, value in buffer
+                if top:
+                    self._record(action[1], action[2], buf, vpos - base, length)
+                pos = vpos + length
+                continue
             if code == _PIXEL and top:
                 self._pixel_data(pos, vpos, length, vr)
                 return pos
@@ -466,7 +470,7 @@ class _Parser:
                     self._truncated(pos, f"{self._name(key)} of {length} bytes", key)
                 if code == _VALUE:
                     j = vpos - base
-                    if top and action[2] == _TEXT and j + length <= bend - base and \
+                    if top and action[2] == _TEXT and vpos + length <= lim and \
                             self.charset is None and action[1] != _I_CHARSET:
                         value = buf[j:j + length].strip(b" \x00").decode("latin-1")
                         if "\\" in value:  # multi-valued: strip each value's padding
@@ -475,7 +479,7 @@ class _Parser:
                     else:
                         self._store(action, vpos, length, top)
                 elif code == _SEQUENCE:
-                    if vr is None or vr == b"SQ" or vr == b"UN":
+                    if not vr or vr == b"SQ" or vr == b"UN":
                         self._nested(self._sequence, top, key, pos,
                                      vpos, vpos + length, depth, vr == b"UN")
                 elif code == _CREATOR:
@@ -484,14 +488,39 @@ class _Parser:
                 elif code == _SIEMENS:
                     self._siemens_value(action[1], vpos, length)
                 elif top and code == _RECORD:
-                    self._record(action[1], action[2], vpos, length)
+                    raw = self._value_bytes(vpos, length, MAX_VALUE_BYTES)
+                    if raw is None:
+                        self.unsupported = True
+                    else:
+                        self._record(action[1], action[2], raw, 0, length)
                 elif top and code == _FLAG:
                     self.fallback = True
                 pos = vpos + length
             buf, base = src.buf, src.base
-            bend = base + len(buf)
             stop = src.size if end is None else end
+            lim = min(base + len(buf), stop)
         return pos
+
+    def _header_at(self, pos: int, end, top: bool):
+        """``(key, VR, length, long length)`` of the element at ``pos`` where the buffer or
+        the range ends within 12 bytes (loading more); None at the end of the file."""
+        src = self.src
+        got = src.load(pos, 12)
+        if got < 8:
+            if top and end is None and not src.partial:
+                return None
+            self._truncated(pos, "an element header", self._key_at(pos, got))
+        i = pos - src.base
+        if got >= 12:
+            return self.head.unpack_from(src.buf, i)
+        if not self.explicit:
+            unpack = self.structs[2].unpack_from
+            length = unpack(src.buf, i + 4)[0]
+            return unpack(src.buf, i)[0], b"", length, length
+        key, vr, length = _HEAD8[self.little].unpack_from(src.buf, i)  # the data's last bytes
+        if _VR_HEADER_LEN.get(vr) == 12:
+            self._truncated(pos, "an element header", key)
+        return key, vr, length, length
 
     def _key_at(self, pos: int, got: int) -> int | None:
         """The raw key of an element whose header is cut short (None: not even 4 bytes)."""
@@ -600,18 +629,17 @@ class _Parser:
         offset = -1 if isinstance(self.src, InflateSource) else vpos
         self.row[_I_OFFSET], self.row[_I_LENGTH] = offset, length
 
-    def _record(self, keyword: str, binary: bool, vpos: int, length: int) -> None:
-        """Decode profile: keep a group 0028 value as the decoders take it."""
-        raw = self._value_bytes(vpos, length, MAX_VALUE_BYTES)
-        if raw is None:
-            self.unsupported = True
-        elif binary:
+    def _record(self, keyword: str, binary: bool, buf, i: int, length: int) -> None:
+        """Decode profile: keep a group 0028 value (``buf[i:i + length]``) as the decoders
+        take it: a binary US of 2 bytes as int (another length: ``unsupported``), text as its
+        first value."""
+        if binary:
             if length != 2:
                 self.unsupported = True
             else:
-                self.values[keyword] = self.structs[1].unpack_from(raw)[0]
+                self.values[keyword] = self.structs[1].unpack_from(buf, i)[0]
         else:
-            text = bytes(raw).decode("ascii", "replace").strip(" \x00")
+            text = bytes(buf[i:i + length]).decode("ascii", "replace").strip(" \x00")
             self.values[keyword] = text.split("\\")[0] if text else ""
 
     # --- sequences ---
@@ -751,16 +779,21 @@ def _guess_bare(buf: bytes, path: str):
                         path=path)
 
 
-def _parse_meta(src: _FileSource, pos: int, path: str):
-    """Parse the group-0002 file meta (always explicit VR LE); return (row, dataset pos)."""
-    parser = _Parser(src, path, explicit=True, little=True)
+def _parse_meta(src: _FileSource, pos: int, path: str, syntax_only: bool = False):
+    """Parse the group-0002 file meta (always explicit VR LE); return (row, dataset pos).
+    ``syntax_only``: when (0002,0000) gives the group's length, only the transfer syntax is
+    kept (the row holds just that)."""
     end = _meta_end(src, pos)
     if end is not None:  # the usual case: (0002,0000) gives the group's length
+        parser = _Parser(src, path, True, True, actions=_META_ACTIONS if syntax_only else None)
         try:
             parser.walk(pos, end, 0, top=True)
+            if syntax_only:
+                parser.row[_I_TS] = parser.values.get("TransferSyntaxUID")
             return parser.row, end
         except InvalidDicomError:  # a wrong group length (pydicom ignores it): walk group 2
-            parser = _Parser(src, path, explicit=True, little=True)
+            pass
+    parser = _Parser(src, path, explicit=True, little=True)
     while True:
         if src.load(pos, 8) < 8:
             break
@@ -925,7 +958,7 @@ def _part10_meta(data, path: str, partial: bool = False):
         return None
     src = _BytesSource(data, path, partial)
     try:
-        meta, pos = _parse_meta(src, 132, path)
+        meta, pos = _parse_meta(src, 132, path, syntax_only=True)
     except (InvalidDicomError, struct.error):
         return None
     return src, meta[_I_TS] or "", pos
