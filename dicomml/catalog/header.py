@@ -5,8 +5,9 @@ locator.
 :data:`dicomml.catalog.tags.COLUMNS` order) without ever reading pixel data. It is ~5x faster
 than ``pydicom.dcmread(stop_before_pixels=True)`` (CPU time, ``benchmarks/bench_scan.py``)
 because it only walks element headers: one ``struct.unpack_from`` and one dict lookup per
-element over one buffer (the first 64 KiB of the file), decoding just the ~45 wanted tags,
-and it stops at Pixel Data (7FE0,0010), whose value offset and length it records.
+element over one buffer (the first 8 KiB of the file, more only for a longer header),
+decoding just the ~45 wanted tags, and it stops at Pixel Data (7FE0,0010), whose value
+offset and length it records.
 
 :func:`read_pixel_header` walks a whole file already in memory (or its first bytes) with the
 same parser in its *decode profile*: the group 0028 values a decoder needs, the transfer
@@ -59,7 +60,10 @@ from dicomml.errors import (
 
 from . import tags as T
 
-FIRST_READ = 64 * 1024
+#: Bytes read first (most headers fit: one read; a 512x512 slice is not read further) ...
+FIRST_READ = 8 * 1024
+#: ... and at least this much at each later read (long headers, deflated streams).
+READ_CHUNK = 64 * 1024
 #: Most bytes of a header read (or inflated) before Pixel Data.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 MAX_VALUE_BYTES = 1024 * 1024
@@ -223,7 +227,7 @@ class _FileSource:
             self.handle.seek(pos)
             self.buf = b""
         self.base = pos
-        want = max(n - len(self.buf), FIRST_READ)
+        want = max(n - len(self.buf), READ_CHUNK)
         self._count(want)
         self.buf += self.handle.read(want)
         return min(n, len(self.buf))
@@ -295,9 +299,9 @@ class InflateSource:
                      else f"{self.cap} bytes")
             raise InvalidDicomError(f"deflated data set inflates beyond {limit}",
                                     path=self.path)
-        data = self.inflater.unconsumed_tail or self.handle.read(FIRST_READ)
+        data = self.inflater.unconsumed_tail or self.handle.read(READ_CHUNK)
         try:
-            out = self.inflater.decompress(data, min(room, max(need, FIRST_READ)))
+            out = self.inflater.decompress(data, min(room, max(need, READ_CHUNK)))
         except zlib.error as exc:
             raise InvalidDicomError(f"deflated data set is corrupt ({exc})",
                                     path=self.path) from None
