@@ -70,10 +70,7 @@ MAX_VALUE_BYTES = 1024 * 1024
 MAX_DEPTH = 64  # SR content trees nest deeply; 5,000 levels is an attack
 UNDEFINED = 0xFFFFFFFF
 
-IMPLICIT_LE = ts.IMPLICIT_VR_LE
-EXPLICIT_LE = ts.EXPLICIT_VR_LE
-EXPLICIT_BE = ts.EXPLICIT_VR_BE
-DEFLATED = ts.DEFLATED_EXPLICIT_VR_LE
+IMPLICIT_LE, EXPLICIT_BE = ts.IMPLICIT_VR_LE, ts.EXPLICIT_VR_BE
 DEFLATED_TS = ts.DEFLATED_DATA_SET
 
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
@@ -89,9 +86,9 @@ DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 #: a missing Study / SOP Instance UID gets a placeholder (catalog.placeholders), not an error
 REQUIRED = ("SeriesInstanceUID",)
 
-# (tag pair, US, UL, FD, explicit element header, implicit element header)
-_LE = tuple(struct.Struct("<" + f) for f in ("HH", "H", "I", "d", "HH2sH", "HHI"))
-_BE = tuple(struct.Struct(">" + f) for f in ("HH", "H", "I", "d", "HH2sH", "HHI"))
+# (tag pair, US, UL, FD)
+_LE = tuple(struct.Struct("<" + f) for f in ("HH", "H", "I", "d"))
+_BE = tuple(struct.Struct(">" + f) for f in ("HH", "H", "I", "d"))
 _VR_HEADER_LEN = {**{vr: 8 for vr in SHORT_VRS}, **{vr: 12 for vr in LONG_VRS}}
 
 
@@ -385,7 +382,7 @@ class _Parser:
 
     def __init__(self, src, path: str, explicit: bool, little: bool, decode: bool = False,
                  actions: dict | None = None):
-        self.src, self.path, self.decode = src, path, decode
+        self.src, self.path = src, path
         self.row = [None] * _NCOL
         self.nested: dict[int, object] = {}  # values found in functional groups
         self.charset = None
