@@ -825,10 +825,13 @@ def _meta_end(src: _FileSource, pos: int) -> int | None:
 
 def _meta_element(parser: _Parser, pos: int) -> int:
     src = parser.src
-    src.load(pos, 12)
+    got = src.load(pos, 12)
     i = pos - src.base
     tag = (0x0002 << 16) | _LE[1].unpack_from(src.buf, i + 2)[0]
     vr = src.buf[i + 4:i + 6]
+    if got < (12 if vr in LONG_VRS else 8):
+        raise InvalidDicomError("broken file meta header (the file ends inside it)",
+                                path=parser.path)
     if vr in LONG_VRS:
         length, vpos = _LE[2].unpack_from(src.buf, i + 8)[0], pos + 12
     else:
