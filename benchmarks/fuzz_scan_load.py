@@ -8,7 +8,9 @@ element headers), chunk deletions/duplications. Inputs run in batches in a **chi
 (``python -c``) that logs each file before and after it, so a hard crash (segfault, abort,
 Rust panic) or a hang (timeout) is pinned on one input and the fuzzer goes on with the rest.
 
-Per input the child runs ``dicomml.scan(batch folder)`` once, then ``read_pixels(file)``,
+Per input the child runs ``dicomml.scan(batch folder)`` once (the file's record in the
+catalog's ``errors`` counts as an outcome: a type outside :mod:`dicomml.errors` is
+``untyped``), then ``read_pixels(file)``,
 ``load_series(file)``, ``read_many([file, file])`` (the second read after a header prefix walk
 where the data are uncompressed) and ``read_many`` of the file's catalog row. Outcomes:
 ``ok``, a :mod:`dicomml.errors` error (expected), or a finding: another exception type
@@ -82,10 +84,16 @@ if scan_first:
     log.write("start\tscan\n")
     log.write("end\tscan\t" + json.dumps({"scan": outcome(
         lambda: catalogs.append(dicomml.scan(folder, workers=1, progress=False)))}) + "\n")
-rows_of = {}
+rows_of, recorded = {}, {}
 if catalogs:
     found = catalogs[0].instances
     rows_of = {os.path.basename(p): found.iloc[[i]] for i, p in enumerate(found["path"])}
+    typed = {n for n in dir(dicomml.errors) if n.endswith("Error")} | {
+        "DICOMDIR", "OSError", "WorkerCrash"}
+    for bad in catalogs[0].errors.itertuples():  # the scan's error record of each file
+        kind = bad.error_type
+        recorded[os.path.basename(bad.path)] = ("E:" + kind) if kind in typed else \
+            f"X:{kind}: {str(bad.reason)[:160]} @ scan error record"
 selftest = os.environ.get("DICOMML_FUZZ_SELFTEST") == "1"
 for name in names:
     path = folder + "/" + name
@@ -101,6 +109,8 @@ for name in names:
               "many": outcome(lambda: dicomml.read_many([path, path], threads=1))}
     if name in rows_of:  # the catalog row's offsets and values (no header walked again)
         result["rows"] = outcome(lambda: dicomml.read_many(rows_of[name], threads=1))
+    if name in recorded:  # an untyped exception recorded by the scan is a finding too
+        result["scan_record"] = recorded[name]
     log.write(f"end\t{name}\t{json.dumps(result)}\n")
 """
 
