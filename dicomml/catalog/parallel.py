@@ -3,7 +3,8 @@
 Header parsing is pure-Python CPU work, so threads do not scale under the GIL (measured by
 ``benchmarks/bench_scan.py``: 2 threads ~ 1 thread); the default is a process pool (``fork``
 start method on Linux: no re-import, no ``if __name__ == "__main__"`` guard needed). Files
-are sent in chunks; results come back as plain tuples. When a worker dies (a segfault, the
+are sent in chunks; results come back as plain ``(row, error)`` tuples (the calling process
+adds the path, size and mtime it sent). When a worker dies (a segfault, the
 OOM killer), the chunks that were in flight are bisected and retried until the one file
 that kills a worker alone is found; that file is recorded as an error (``WorkerCrash``) and
 the scan goes on.
@@ -43,6 +44,12 @@ def parse_chunk(items: list) -> list:
     """``[(path, size, mtime_ns)]`` -> ``[(path, size, mtime_ns, row | None, error | None)]``."""
     return [(path, size, mtime_ns, *parse_file_safe(path, size))
             for path, size, mtime_ns in items]
+
+
+def _parse_rows(items: list) -> list:
+    """A worker's share: ``[(row | None, error | None)]`` in the order of ``items`` (what the
+    calling process does not already know; it adds path, size and mtime back)."""
+    return [parse_file_safe(path, size) for path, size, _ in items]
 
 
 def _progress(total: int, enabled: bool):
@@ -119,13 +126,14 @@ def _run_round(chunks: list, workers: int, kind: str, out: list, bar) -> list:
     """Run chunks in one pool; collect results into ``out``; return chunks lost to a crash."""
     failed = []
     with _make_pool(min(workers, len(chunks)), kind) as pool:
-        futures = {pool.submit(parse_chunk, chunk): chunk for chunk in chunks}
+        futures = {pool.submit(_parse_rows, chunk): chunk for chunk in chunks}
         for future in as_completed(futures):
+            chunk = futures[future]
             try:
                 result = future.result()
             except Exception:  # BrokenProcessPool (a worker died), or results lost in transit
-                failed.append(futures[future])
+                failed.append(chunk)
                 continue
-            out.extend(result)
+            out.extend((*item, row, error) for item, (row, error) in zip(chunk, result))
             bar.update(len(result))
     return failed

@@ -82,14 +82,13 @@ def _scan(roots: list[str], catalog, workers, progress) -> Catalog:
     if kept_instances is _UNCHANGED:  # same files, scanned under another root name
         kept_instances = previous.instances.drop(columns=["series_key", "split_reason"])
         kept_errors = previous.errors
-    results = parse_files(todo, workers=workers, progress=progress)
+    results = sorted(parse_files(todo, workers=workers, progress=progress), key=_first)
     ok = [(p, size, mtime, row) for p, size, mtime, row, err in results if err is None]
     bad = [(p, size, mtime, err) for p, size, mtime, row, err in results if err is not None]
-    instances = _concat(kept_instances, instances_frame(ok)).sort_values("path")
-    errors = _concat(kept_errors, errors_frame(bad)).sort_values("path")
-    instances = assign_series(instances.reset_index(drop=True))
-    result = Catalog(instances, summarize_series(instances), errors.reset_index(drop=True),
-                     root)
+    instances = _by_path(_concat(kept_instances, instances_frame(ok)), kept_instances)
+    errors = _by_path(_concat(kept_errors, errors_frame(bad)), kept_errors)
+    instances = assign_series(instances)
+    result = Catalog(instances, summarize_series(instances), errors, root)
     if cat_path:
         result.save(cat_path)
     return result
@@ -125,6 +124,19 @@ def _reuse(previous: Catalog | None, found: list):
         columns=["series_key", "split_reason"], errors="ignore")
     kept_errors = errors[errors["path"].isin(unchanged)]
     return kept_instances, kept_errors, todo
+
+
+def _first(item):
+    return item[0]
+
+
+def _by_path(frame: pd.DataFrame, kept: pd.DataFrame | None) -> pd.DataFrame:
+    """``frame`` in path order with a fresh 0..n-1 index. Fresh rows come sorted already (the
+    parse results are sorted by path before the frame is built): only a frame with rows kept
+    from the previous catalog needs sorting."""
+    if kept is None or kept.empty:
+        return frame
+    return frame.sort_values("path").reset_index(drop=True)
 
 
 def _concat(kept: pd.DataFrame | None, fresh: pd.DataFrame) -> pd.DataFrame:
