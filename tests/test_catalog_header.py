@@ -301,6 +301,21 @@ def test_broken_meta_and_missing_uids(tmp_path):
         parse_file(str(tmp_path / "text.dcm"))
 
 
+def test_unusable_character_set_keeps_the_file(tmp_path):
+    """A Specific Character Set that is no codec name at all (a NUL inside: pydicom's lookup
+    raises ValueError) is read as an unknown one, latin-1 (found by fuzz_scan_load)."""
+    truth = synth.write_series(tmp_path / "s", shape=(1, 8, 8), seed=8)
+    ds = pydicom.dcmread(truth.paths[0])
+    ds.SpecificCharacterSet, ds.PatientName = "ISO_IR 100", "Cafe"
+    ds.save_as(tmp_path / "ok.dcm")
+    raw = (tmp_path / "ok.dcm").read_bytes()
+    assert raw.count(b"ISO_IR 100") == 1
+    (tmp_path / "nul_charset.dcm").write_bytes(raw.replace(b"ISO_IR 100", b"ISO_IR\x00100"))
+    row, err = parse_file_safe(str(tmp_path / "nul_charset.dcm"))
+    assert err is None, err
+    assert row_as_dict(row)["PatientName"] == "Cafe"
+
+
 def test_header_work_is_bounded(tmp_path):
     """A header that never ends is refused after MAX_HEADER_BYTES, without big allocations."""
     truth = synth.write_series(tmp_path / "s", shape=(1, 8, 8), seed=7)

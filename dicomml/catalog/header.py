@@ -170,6 +170,9 @@ def _decode_actions(little: bool) -> dict[int, tuple]:
 
 _ACTIONS = {True: _actions(True), False: _actions(False)}
 _DECODE_ACTIONS = {True: _decode_actions(True), False: _decode_actions(False)}
+#: Skipping an item: only its delimiters matter.
+_SKIP_ACTIONS = {little: {_raw_key(tag, little): _DELIMITER for tag in (ITEM, ITEM_END, SEQ_END)}
+                 for little in (True, False)}
 #: The decode profile of the file meta group: the transfer syntax only.
 _META_ACTIONS = {True: {_raw_key(0x00020010, True): (_RECORD, "TransferSyntaxUID", False)}}
 # One unpack per element header of the 12 bytes at its start: explicit VR gives the tag, VR,
@@ -326,7 +329,10 @@ def _decode_charset(raw: bytes, charset: str) -> str:
         return raw.decode(codec, errors="replace")
     from pydicom.charset import convert_encodings, decode_bytes  # rare: ISO 2022 escapes
 
-    encodings = convert_encodings(charset.split("\\"))
+    try:
+        encodings = convert_encodings(charset.split("\\"))
+    except (ValueError, LookupError):  # not even a codec name (a NUL in it): as unknown ones
+        return raw.decode("latin-1")
     return decode_bytes(raw, encodings, {0x5C, 0x3D, 0x5E}).strip(" \x00")
 
 
@@ -388,7 +394,7 @@ class _Parser:
         self.charset = None
         self.values: dict = {}
         self.pixel = None  # (value offset, length or None: undefined, VR text)
-        self.fallback = self.unsupported = False
+        self.fallback = self.unsupported = self.skipping = False
         self.actions = actions or (_DECODE_ACTIONS if decode else _ACTIONS)
         self.set_encoding(explicit, little)
 
@@ -431,8 +437,10 @@ class _Parser:
             except KeyError:
                 if special.get(key) is _DELIMITER:
                     return self._delimiter(key, pos, end, top)
-                raise InvalidDicomError(f"invalid VR {vr!r} in {self._name(key)} at byte "
-                                        f"{pos}", path=self.path) from None
+                if not self.skipping:
+                    raise InvalidDicomError(f"invalid VR {vr!r} in {self._name(key)} at "
+                                            f"byte {pos}", path=self.path) from None
+                hlen = 8  # inside a skipped item: read as a short VR
             if hlen == 12:
                 length = long
             vpos = pos + hlen
@@ -716,31 +724,17 @@ class _Parser:
             pos = self._item(pos, None, depth, parse=False)
 
     def _skip_item_elements(self, pos: int, depth: int) -> int:
-        """Skip the elements of an undefined-length item; return the pos after E00D."""
+        """Skip the elements of an undefined-length item (the walk, with nothing wanted and
+        unknown VRs read as short ones); return the pos after its delimiter (FFFE,E00D)."""
         if depth >= MAX_DEPTH:
             raise InvalidDicomError(f"sequences nested deeper than {MAX_DEPTH}",
                                     path=self.path)
-        while True:
-            if self.src.load(pos, 12) < 8:
-                self._truncated(pos, "a sequence item")
-            buf, i = self.src.buf, pos - self.src.base
-            tag = self.structs[0].unpack_from(buf, i)
-            tag = tag[0] << 16 | tag[1]
-            if tag == ITEM_END:
-                return pos + 8
-            vr = buf[i + 4:i + 6] if self.explicit else None
-            if vr is not None and vr in LONG_VRS:
-                length, vpos = self.structs[2].unpack_from(buf, i + 8)[0], pos + 12
-            elif vr is not None:
-                length, vpos = self.structs[1].unpack_from(buf, i + 6)[0], pos + 8
-            else:
-                length, vpos = self.structs[2].unpack_from(buf, i + 4)[0], pos + 8
-            if length == UNDEFINED:
-                pos = self._skip_sequence(vpos, depth, vr == b"UN")
-            elif vpos + length > self.src.size:
-                self._truncated(pos, f"an element of {length} bytes", _raw_key(tag, self.little))
-            else:
-                pos = vpos + length
+        saved = self.special, self.skipping
+        self.special, self.skipping = _SKIP_ACTIONS[self.little], True
+        try:
+            return self.walk(pos, None, depth, top=False)
+        finally:
+            self.special, self.skipping = saved
 
     def finish(self) -> list:
         """Fill values absent at the top level from the functional groups; return the row."""
