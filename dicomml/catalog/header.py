@@ -38,9 +38,10 @@ Example
 >>> row = row_as_dict(parse_file(get_testdata_file("CT_small.dcm")))
 >>> row["Rows"], row["Modality"], row["pixel_data_length"]
 (128, 'CT', 32768)
->>> header = read_pixel_header(open(get_testdata_file("CT_small.dcm"), "rb").read())
->>> header.syntax, header.values["Rows"], header.pixel_length
-('1.2.840.10008.1.2.1', 128, 32768)
+>>> first = open(get_testdata_file("MR_small.dcm"), "rb").read(4096)  # a prefix is enough
+>>> found = read_pixel_header(first, partial=True)
+>>> found.values["BitsAllocated"], found.pixel_vr, found.pixel_offset
+(16, 'OW', 1500)
 """
 
 from __future__ import annotations
