@@ -34,7 +34,9 @@ def test_harness_pins_crashes_and_hangs(fuzzer, tmp_path, monkeypatch):
     assert results["b_abort.dcm"].startswith("crash:rc=-6")
     assert results["c_hang.dcm"] == "hang"
     for name in ("a_empty.dcm", "d_empty.dcm"):  # before and after the crash and the hang
-        assert fuzzer.classify(results[name]) == ["typed"] * 3, results[name]
+        # pixels, load, many, and the scan's error record of the file
+        assert fuzzer.classify(results[name]) == ["typed"] * 4, results[name]
+        assert results[name]["scan_record"] == "E:NotDicomError"
     assert fuzzer.classify(results["scan"]) == ["ok"]
 
 
