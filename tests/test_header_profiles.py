@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import pydicom
 import pytest
 from pydicom.data import get_testdata_files
 
@@ -90,3 +91,21 @@ def test_one_transfer_syntax_table():
     assert decode_syntaxes.describe is syntaxes.describe
     assert set(decode_syntaxes.__all__) == set(syntaxes.__all__)
     assert syntaxes.NATIVE | syntaxes.ENCAPSULATED == set(syntaxes.NAMES)
+
+
+def test_unknown_vr_without_pixel_data_is_a_typed_error(tmp_path):
+    """The parser refuses an unknown VR, so the decoder reads such a file with pydicom, which
+    raises NotImplementedError when it converts that element: still a dicomml error (found by
+    fuzz_scan_load: the SOP Class UID of a file without Pixel Data)."""
+    from dicomml import read_pixels, synth
+
+    truth = synth.write_series(tmp_path / "s", shape=(1, 8, 8), seed=9)
+    ds = pydicom.dcmread(truth.paths[0])
+    del ds.PixelData
+    ds.save_as(tmp_path / "plain.dcm")
+    raw = (tmp_path / "plain.dcm").read_bytes()
+    at = raw.index(b"\x08\x00\x16\x00UI")
+    (tmp_path / "bad_vr.dcm").write_bytes(raw[:at + 4] + b"U\x7f" + raw[at + 6:])
+    with pytest.raises(DicommlError) as err:
+        read_pixels(tmp_path / "bad_vr.dcm")
+    assert err.value.path == str(tmp_path / "bad_vr.dcm")

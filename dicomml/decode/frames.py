@@ -149,6 +149,15 @@ def _without_pixels(path: str) -> NoPixelDataError | None:
     return NoPixelDataError(path=path, sop_class_uid=row["SOPClassUID"][0])
 
 
+def _sop_class(ds):
+    """The data set's SOP Class UID; None when absent or unreadable (pydicom raises
+    NotImplementedError for an unknown VR when it converts the element)."""
+    try:
+        return ds.get("SOPClassUID")
+    except Exception:  # noqa: BLE001 - the error being raised names the file already
+        return None
+
+
 def _pixel_element(ds, path, truncated: TruncatedData | None = None):
     """The data set's Pixel Data element, or its Float / Double Float Pixel Data."""
     keyword = next((k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -157,7 +166,7 @@ def _pixel_element(ds, path, truncated: TruncatedData | None = None):
         cut = _truncation(path, truncated)
         if cut is not None:
             raise cut
-        raise NoPixelDataError(path=path, sop_class_uid=ds.get("SOPClassUID"))
+        raise NoPixelDataError(path=path, sop_class_uid=_sop_class(ds))
     try:
         return ds[keyword]
     except Exception as exc:  # noqa: BLE001
