@@ -102,7 +102,10 @@ def _read(label_object):
         return label_object, str(getattr(label_object, "filename", None) or "<dataset>")
     path = os.fspath(label_object)
     try:
-        return pydicom.dcmread(path), path
+        try:
+            return pydicom.dcmread(path), path
+        except pydicom.errors.InvalidDicomError:  # a bare data set (no preamble / meta)
+            return pydicom.dcmread(path, force=True), path
     except (pydicom.errors.InvalidDicomError, OSError, ValueError) as err:
         raise InvalidDicomError(f"cannot read label object: {err}", path=path) from err
 

@@ -155,8 +155,8 @@ def fill_polygons(polygons: list, shape, planes=None, n_planes: int = 1) -> np.n
         return out[0] if squeeze else out
     h, w = r1 - r0, c1 - c0
     # crossings of every non-horizontal edge with the rows of pixel centres (half-open in y)
-    first = np.ceil(lo)
-    n_cross = np.where(hi > lo, np.ceil(hi) - first, 0).astype(np.int64)
+    first = np.ceil(lo - _EDGE_EPS)  # rows in [lo, hi) widened by eps against rounding noise
+    n_cross = np.where(hi > lo, np.ceil(hi - _EDGE_EPS) - first, 0).astype(np.int64)
     edge = np.repeat(np.arange(len(y0)), n_cross)
     offsets = np.arange(n_cross.sum()) - np.repeat(np.cumsum(n_cross) - n_cross, n_cross)
     r = first[edge] + offsets
@@ -180,8 +180,12 @@ def _mark_edges(inside, p, r, x, edge_plane, y0, x0, y1, x1, corner) -> None:
     c = np.rint(x[on]).astype(np.int64)
     ok = (c >= 0) & (c < w)
     inside[p[on][ok], r[on][ok], c[ok]] = True
-    row = y0 - corner[0]
-    flat = (y0 == y1) & (np.abs(row - np.rint(row)) < _EDGE_EPS)
+    row, col = y0 - corner[0], x0 - corner[1]  # vertices on pixel centres
+    at = (np.abs(row - np.rint(row)) < _EDGE_EPS) & (np.abs(col - np.rint(col)) < _EDGE_EPS)
+    vr, vc = np.rint(row[at]).astype(np.int64), np.rint(col[at]).astype(np.int64)
+    ok = (vr >= 0) & (vr < h) & (vc >= 0) & (vc < w)
+    inside[edge_plane[at][ok], vr[ok], vc[ok]] = True
+    flat = (np.abs(y0 - y1) < _EDGE_EPS) & (np.abs(row - np.rint(row)) < _EDGE_EPS)
     if not flat.any():
         return
     a = np.ceil(np.minimum(x0, x1)[flat] - corner[1] - _EDGE_EPS).astype(np.int64)
