@@ -128,6 +128,13 @@ def select_segments(info, segments) -> list[int]:
     return numbers
 
 
+def _planes(mask, shape):
+    """``(plane indices, values)`` of a full array or a :class:`.rtstruct.PlaneMask`."""
+    if isinstance(mask, np.ndarray):
+        return slice(None), mask
+    return mask.index, mask.values
+
+
 def _volume(masks, numbers, info, grid, mode, skipped):
     from dicomml.volume import Volume
 
@@ -138,19 +145,20 @@ def _volume(masks, numbers, info, grid, mode, skipped):
             "SeriesInstanceUID": grid.series_uid, "FrameOfReferenceUID": grid.frame_of_reference,
             "reference": grid.name, "skipped": list(skipped)}
     if mode == "channels":
-        stack = [masks[n] for n in numbers]
-        floating = any(m.dtype.kind == "f" for m in stack)
-        dtype = np.float32 if floating else np.uint8
-        array = np.stack(stack).astype(dtype) if stack else np.zeros((0, *grid.shape), dtype)
+        floating = any(masks[n].dtype.kind == "f" for n in numbers)
+        array = np.zeros((len(numbers), *grid.shape), np.float32 if floating else np.uint8)
+        for i, number in enumerate(numbers):
+            index, values = _planes(masks[number], grid.shape)
+            array[i][index] = values
         return Volume(array, grid.affine, dict(meta, channels=list(numbers)))
     top = max(numbers, default=0)
     label = np.zeros(grid.shape, dtype=np.uint8 if top < 256 else np.int32)
     count = np.zeros(grid.shape, dtype=np.uint8)
     for number in sorted(numbers):  # ascending: the highest number is written last and wins
-        mask = masks[number]
+        index, mask = _planes(masks[number], grid.shape)
         mask = mask >= 0.5 if mask.dtype.kind == "f" else mask
-        label[mask] = number
-        count += mask
+        label[index] = np.where(mask, number, label[index])
+        count[index] += mask
     overlap = int(np.count_nonzero(count > 1))
     if overlap:
         warnings.warn(f"{info.path}: {overlap} voxels belong to several segments; the highest "

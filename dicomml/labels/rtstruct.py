@@ -73,41 +73,59 @@ def rtstruct_info(ds, path) -> LabelInfo:
     return LabelInfo(str(path), "rtstruct", series, frame, rois)
 
 
-def _contour_points(item) -> np.ndarray:
-    """ContourData as (n, 3) float64, parsed from the raw bytes when still raw (fast)."""
-    elem = item.get_item(0x30060050) if 0x30060050 in item else None
-    if elem is None:
-        return np.zeros((0, 3))
-    raw = elem.value
+def _raw_contour_data(item):
+    """ContourData as its raw DS bytes when pydicom has not converted it yet, else as
+    float64 values (never converting: pydicom's per-value DS conversion is the slow part)."""
+    if 0x30060050 not in item:
+        return np.zeros(0)
+    raw = item.get_item(0x30060050).value
     if isinstance(raw, (bytes, bytearray)):
-        text = bytes(raw).replace(b"\\", b" ").split()
-        values = np.array(text, dtype=np.float64) if text else np.zeros(0)
-    else:
-        values = np.asarray(item.ContourData if raw is not None else [], dtype=np.float64)
-        values = np.atleast_1d(values)
-    if values.size % 3:
-        return np.full((1, 3), np.nan)
-    return values.reshape(-1, 3)
+        return bytes(raw)
+    return np.atleast_1d(np.asarray(item.ContourData if raw is not None else [], np.float64))
+
+
+def _parse_ds(chunks: list) -> list:
+    """Decimal-string byte chunks (backslash-separated) -> float64 arrays, parsed in one
+    call of pandas' C parser (empty or non-numeric values become NaN)."""
+    import io
+
+    import pandas as pd
+
+    counts = [c.count(b"\\") + 1 if c.strip() else 0 for c in chunks]
+    text = b"\n".join(c.replace(b"\\", b"\n") for c in chunks if c.strip())
+    if not text:
+        return [np.zeros(0) for _ in chunks]
+    values = pd.read_csv(io.BytesIO(text), header=None, names=["v"], dtype=np.float64,
+                         skip_blank_lines=False, na_filter=True).to_numpy()[:, 0]
+    if len(values) != sum(counts):  # blank values collapse; fall back to exact splitting
+        return [np.array([float(v) if v.strip() else np.nan for v in c.split(b"\\")])
+                if c.strip() else np.zeros(0) for c in chunks]
+    return np.split(values, np.cumsum(counts)[:-1])
 
 
 def roi_contours(ds, info: LabelInfo) -> tuple[dict, list]:
     """``({roi number: [(n, 3) LPS points of each CLOSED_PLANAR contour]}, skipped notes)``;
     raises for NaN / fewer than 3 points."""
     contours, skipped = {n: [] for n in info.segments}, []
+    found = []  # (roi number, contour index, raw bytes or values)
     for item in ds.get("ROIContourSequence", []):
         number = int(item.ReferencedROINumber)
-        name = _roi_name(info, number)
         for j, contour in enumerate(item.get("ContourSequence", [])):
             kind = str(contour.get("ContourGeometricType", "CLOSED_PLANAR")).upper()
             if kind != "CLOSED_PLANAR":
-                skipped.append(f"{name} contour {j + 1}: {kind} skipped")
+                skipped.append(f"{_roi_name(info, number)} contour {j + 1}: {kind} skipped")
                 continue
-            points = _contour_points(contour)
-            if len(points) < 3 or not np.isfinite(points).all():
-                raise LabelGeometryError(
-                    f"contour {j + 1} has {'NaN values' if len(points) >= 3 else 'fewer than 3 points'}",
-                    path=info.path, tag="ContourData", segment=name)
-            contours.setdefault(number, []).append(points)
+            found.append((number, j, _raw_contour_data(contour)))
+    raw = [i for i, f in enumerate(found) if isinstance(f[2], bytes)]
+    parsed = dict(zip(raw, _parse_ds([found[i][2] for i in raw])))
+    for i, (number, j, values) in enumerate(found):
+        values = parsed.get(i, values)
+        points = values.reshape(-1, 3) if values.size % 3 == 0 else np.full((1, 3), np.nan)
+        if len(points) < 3 or not np.isfinite(points).all():
+            problem = "NaN values" if len(points) >= 3 else "fewer than 3 points"
+            raise LabelGeometryError(f"contour {j + 1} has {problem}", path=info.path,
+                                     tag="ContourData", segment=_roi_name(info, number))
+        contours.setdefault(number, []).append(points)
     return contours, skipped
 
 
@@ -131,16 +149,20 @@ def assign_planes(grid: ReferenceGrid, contours: list) -> tuple[list, np.ndarray
     return np.split(rc, starts[1:]), plane, worst
 
 
-def fill_polygons(polygons: list, shape, planes=None, n_planes: int = 1) -> np.ndarray:
+def fill_polygons(polygons: list, shape, planes=None, n_planes: int = 1, *,
+                  crop: bool = False, align: int = 1):
     """Even-odd fill of polygons given as (n, 2) continuous (row, column) pixel indices
     (centres at integers) into a bool array ``(n_planes, rows, columns)`` (or ``(rows,
-    columns)`` without ``planes``), by the pixel-centre rule of the module docstring."""
+    columns)`` without ``planes``), by the pixel-centre rule of the module docstring.
+
+    ``crop=True`` returns ``(array of the polygons' bounding box, (row0, column0))`` instead,
+    the box's corner a multiple of ``align``."""
     rows, cols = int(shape[0]), int(shape[1])
     squeeze = planes is None
     planes = np.zeros(len(polygons), np.int64) if planes is None else np.asarray(planes)
-    out = np.zeros((n_planes, rows, cols), dtype=bool)
     if not polygons:
-        return out[0] if squeeze else out
+        empty = np.zeros((n_planes, 0 if crop else rows, 0 if crop else cols), dtype=bool)
+        return (empty, (0, 0)) if crop else (empty[0] if squeeze else empty)
     counts = np.array([len(p) for p in polygons])
     start = np.concatenate(polygons)
     nxt = np.concatenate([np.roll(p, -1, axis=0) for p in polygons])
@@ -151,8 +173,10 @@ def fill_polygons(polygons: list, shape, planes=None, n_planes: int = 1) -> np.n
     r1 = min(int(np.ceil(hi.max())) + 2, rows)
     c0 = max(int(np.floor(min(x0.min(), x1.min()))) - 1, 0)
     c1 = min(int(np.ceil(max(x0.max(), x1.max()))) + 2, cols)
+    r0, c0 = r0 // align * align, c0 // align * align
+    r1, c1 = min(-(-r1 // align) * align, rows), min(-(-c1 // align) * align, cols)
     if r1 <= r0 or c1 <= c0:
-        return out[0] if squeeze else out
+        r1, c1 = r0, c0
     h, w = r1 - r0, c1 - c0
     # crossings of every non-horizontal edge with the rows of pixel centres (half-open in y)
     first = np.ceil(lo - _EDGE_EPS)  # rows in [lo, hi) widened by eps against rounding noise
@@ -169,6 +193,9 @@ def fill_polygons(polygons: list, shape, planes=None, n_planes: int = 1) -> np.n
     toggles = np.bincount(flat, minlength=n_planes * h * (w + 1)).reshape(n_planes, h, w + 1)
     inside = (np.cumsum(toggles[..., :w], axis=-1) & 1).astype(bool)
     _mark_edges(inside, p, r - r0, x - c0, edge_plane, y0, x0, y1, x1, (r0, c0))
+    if crop:
+        return inside, (r0, c0)
+    out = np.zeros((n_planes, rows, cols), dtype=bool)
     out[:, r0:r1, c0:c1] = inside
     return out[0] if squeeze else out
 
@@ -199,13 +226,42 @@ def _mark_edges(inside, p, r, x, edge_plane, y0, x0, y1, x1, corner) -> None:
     inside[planes[ok], rows[ok], cols[ok]] = True
 
 
+class PlaneMask:
+    """A mask stored as its bounding box on its non-empty planes: ``values`` (n, h, w) at
+    slice indices ``planes`` (n,), rows ``corner[0]:corner[0] + h``, columns
+    ``corner[1]:corner[1] + w``; ``shape`` the full (slices, rows, columns);
+    ``np.asarray(mask)`` the full array."""
+
+    def __init__(self, shape, planes, values, corner=(0, 0)):
+        self.shape, self.planes, self.values = tuple(shape), np.asarray(planes), values
+        self.dtype, self.corner = values.dtype, tuple(int(v) for v in corner)
+
+    def any(self) -> bool:
+        return bool(self.values.any())
+
+    @property
+    def index(self) -> tuple:
+        """Index of ``values`` in the full array (a slice for contiguous planes)."""
+        planes = self.planes
+        if len(planes) and np.array_equal(planes, np.arange(planes[0], planes[0] + len(planes))):
+            planes = slice(int(planes[0]), int(planes[0]) + len(planes))
+        (r0, c0), (_, h, w) = self.corner, self.values.shape
+        return planes, slice(r0, r0 + h), slice(c0, c0 + w)
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.zeros(self.shape, dtype=self.values.dtype)
+        out[self.index] = self.values
+        return out if dtype is None else out.astype(dtype)
+
+
 def rasterise_roi(grid: ReferenceGrid, contours: list, *, supersample: int = 1,
-                  name: str = "ROI", skipped: list | None = None) -> np.ndarray:
-    """One ROI's contours -> (slices, rows, columns) bool mask on ``grid`` (float32
-    coverage fractions when ``supersample > 1``)."""
+                  name: str = "ROI", skipped: list | None = None) -> PlaneMask:
+    """One ROI's contours -> a (slices, rows, columns) bool :class:`PlaneMask` on ``grid``
+    (float32 coverage fractions when ``supersample > 1``); ``np.asarray`` gives the array."""
     shape = grid.shape
+    dtype = np.float32 if supersample > 1 else bool
     if not contours:
-        return np.zeros(shape, dtype=np.float32 if supersample > 1 else bool)
+        return PlaneMask(shape, np.zeros(0, np.int64), np.zeros((0, *shape[1:]), dtype))
     polygons, planes, worst = assign_planes(grid, contours)
     for j in np.flatnonzero(planes < 0):
         if skipped is not None:
@@ -216,13 +272,12 @@ def rasterise_roi(grid: ReferenceGrid, contours: list, *, supersample: int = 1,
     k = int(supersample)
     if k > 1:
         polys = [(poly + 0.5) * k - 0.5 for poly in polys]
-    filled = fill_polygons(polys, (shape[1] * k, shape[2] * k), local, len(unique))
+    filled, (r0, c0) = fill_polygons(polys, (shape[1] * k, shape[2] * k), local, len(unique),
+                                     crop=True, align=k)
     if k > 1:
-        filled = filled.reshape(len(unique), shape[1], k, shape[2], k).mean(axis=(2, 4),
-                                                                          dtype=np.float32)
-    out = np.zeros(shape, dtype=filled.dtype)
-    out[unique] = filled
-    return out
+        n, h, w = filled.shape
+        filled = filled.reshape(n, h // k, k, w // k, k).mean(axis=(2, 4), dtype=np.float32)
+    return PlaneMask(shape, unique, filled, (r0 // k, c0 // k))
 
 
 def read_rtstruct_masks(ds, grid: ReferenceGrid, info: LabelInfo, *, supersample: int = 1,
