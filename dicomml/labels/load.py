@@ -20,8 +20,10 @@ import numpy as np
 from dicomml.errors import InvalidDicomError, LabelGeometryError, LabelWarning
 
 from .reference import check_frame_of_reference, resolve_reference
-from .rtstruct import read_rtstruct_masks, rtstruct_info
-from .seg import read_seg_masks, seg_info
+from dicomml.catalog.label_objects import rtstruct_info, seg_info
+
+from .rtstruct import read_rtstruct_masks
+from .seg import read_seg_masks
 
 SEG_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"})
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"

@@ -35,42 +35,12 @@ import warnings
 
 import numpy as np
 
+from dicomml.catalog.label_objects import LabelInfo
 from dicomml.errors import LabelGeometryError, LabelWarning
 
 from .grid import ReferenceGrid
-from .seg import LabelInfo
 
 _EDGE_EPS = 1e-3  # pixels: a centre this close to an edge is on it
-
-
-def rtstruct_info(ds, path) -> LabelInfo:
-    """Header facts of an RTSTRUCT: ROIs (number -> name, colour, interpreted type, frame of
-    reference), referenced series and frame of reference."""
-    rois = {}
-    for item in ds.get("StructureSetROISequence", []):
-        number = int(item.ROINumber)
-        rois[number] = {"name": str(item.get("ROIName", "") or f"ROI {number}"),
-                        "frame_of_reference": item.get("ReferencedFrameOfReferenceUID"),
-                        "color": None, "interpreted_type": None,
-                        "algorithm_type": str(item.get("ROIGenerationAlgorithm", "") or "")}
-    for item in ds.get("ROIContourSequence", []):
-        roi = rois.setdefault(int(item.ReferencedROINumber),
-                              {"name": f"ROI {int(item.ReferencedROINumber)}"})
-        color = item.get("ROIDisplayColor")
-        roi["color"] = [int(v) for v in color] if color else None
-    for item in ds.get("RTROIObservationsSequence", []):
-        if item.get("ReferencedROINumber") is not None:
-            roi = rois.get(int(item.ReferencedROINumber))
-            if roi is not None:
-                roi["interpreted_type"] = str(item.get("RTROIInterpretedType", "") or "")
-    series, frames = [], []
-    for ref in ds.get("ReferencedFrameOfReferenceSequence", []):
-        frames.append(ref.get("FrameOfReferenceUID"))
-        for study in ref.get("RTReferencedStudySequence", []):
-            series += [str(s.SeriesInstanceUID) for s in study.get("RTReferencedSeriesSequence", [])
-                       if s.get("SeriesInstanceUID")]
-    frame = next((f for f in frames if f), None) or ds.get("FrameOfReferenceUID")
-    return LabelInfo(str(path), "rtstruct", series, frame, rois)
 
 
 def _raw_contour_data(item):

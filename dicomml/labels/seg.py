@@ -25,58 +25,14 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from dicomml.catalog.label_objects import LabelInfo
 from dicomml.errors import LabelGeometryError, MissingTagError
 
 from .grid import ReferenceGrid
-
-
-@dataclass
-class LabelInfo:
-    """What a label object says about itself: ``path``, ``kind`` ("seg" / "rtstruct"),
-    ``series_uids`` (referenced SeriesInstanceUIDs), ``frame_of_reference``, ``segments``
-    ({number: properties dict with at least ``name``}), ``seg_type`` (SEG only)."""
-
-    path: str
-    kind: str
-    series_uids: list = field(default_factory=list)
-    frame_of_reference: str | None = None
-    segments: dict = field(default_factory=dict)
-    seg_type: str | None = None
-
-
-def _code(item, keyword):
-    seq = item.get(keyword)
-    if not seq:
-        return None
-    code = seq[0]
-    return {"value": str(code.get("CodeValue", "") or code.get("LongCodeValue", "") or ""),
-            "scheme": str(code.get("CodingSchemeDesignator", "") or ""),
-            "meaning": str(code.get("CodeMeaning", "") or "")}
-
-
-def seg_info(ds, path) -> LabelInfo:
-    """Header facts of a SEG data set (segments with their property codes)."""
-    segments = {}
-    for item in ds.get("SegmentSequence", []):
-        number = int(item.SegmentNumber)
-        segments[number] = {
-            "name": str(item.get("SegmentLabel", "") or f"segment {number}"),
-            "algorithm_type": str(item.get("SegmentAlgorithmType", "") or ""),
-            "category": _code(item, "SegmentedPropertyCategoryCodeSequence"),
-            "type": _code(item, "SegmentedPropertyTypeCodeSequence"),
-            "color_cielab": [int(v) for v in item.get("RecommendedDisplayCIELabValue", [])],
-        }
-    series_uids = [str(s.SeriesInstanceUID) for s in ds.get("ReferencedSeriesSequence", [])
-                   if s.get("SeriesInstanceUID")]
-    for study in ds.get("StudiesContainingOtherReferencedInstancesSequence", []):
-        series_uids += [str(s.SeriesInstanceUID) for s in
-                        study.get("ReferencedSeriesSequence", []) if s.get("SeriesInstanceUID")]
-    return LabelInfo(str(path), "seg", series_uids, ds.get("FrameOfReferenceUID"), segments,
-                     str(ds.get("SegmentationType", "BINARY")).upper())
 
 
 @dataclass
