@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-
-import dicomml
 from test_labels_rtstruct import _hand_struct, _rectangle
 from test_labels_seg import _masks_in_file_order, _write_seg
+
+import dicomml
 
 pytest.importorskip("highdicom")
 

@@ -17,11 +17,10 @@ import warnings
 
 import numpy as np
 
+from dicomml.catalog.label_objects import rtstruct_info, seg_info
 from dicomml.errors import InvalidDicomError, LabelGeometryError, LabelWarning
 
 from .reference import check_frame_of_reference, resolve_reference
-from dicomml.catalog.label_objects import rtstruct_info, seg_info
-
 from .rtstruct import read_rtstruct_masks
 from .seg import read_seg_masks
 
