@@ -20,6 +20,7 @@ import numpy as np
 from dicomml.catalog.label_objects import rtstruct_info, seg_info
 from dicomml.errors import InvalidDicomError, LabelGeometryError, LabelWarning
 
+from .files import is_label_file, load_label_file
 from .reference import check_frame_of_reference, resolve_reference
 from .rtstruct import read_rtstruct_masks
 from .seg import read_seg_masks
@@ -37,7 +38,9 @@ def load_labels(label_object, reference=None, *, mode: str = "labelmap", segment
     Parameters
     ----------
     label_object : path of a DICOM SEG (binary, fractional or label-map) or RTSTRUCT file,
-        or a ``pydicom.Dataset`` read from one (with ``filename``)
+        or a ``pydicom.Dataset`` read from one (with ``filename``), or a NIfTI / NRRD / MHA
+        label image (:mod:`.files`: needs ``reference``; reoriented exactly when its grid is
+        the reference's up to axis permutations / flips, else an error unless ``resample``)
     reference : a :class:`~dicomml.volume.Volume`, a ``(catalog, series_key)`` pair, or None:
         the series the object refers to, looked up in ``catalog`` if given, else in a scan of
         the folder the object lies in
@@ -71,6 +74,8 @@ def load_labels(label_object, reference=None, *, mode: str = "labelmap", segment
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if threshold is None and mode != "channels":
         raise ValueError("threshold=None keeps fractions: use mode='channels'")
+    if isinstance(label_object, (str, os.PathLike)) and is_label_file(label_object):
+        return _from_file(label_object, reference, mode, segments, resample)
     ds, path = _read(label_object)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class == RTSTRUCT_CLASS or ds.get("Modality") == "RTSTRUCT":
@@ -94,6 +99,24 @@ def load_labels(label_object, reference=None, *, mode: str = "labelmap", segment
         masks, skipped = read_rtstruct_masks(ds, grid, info, supersample=supersample,
                                              numbers=numbers)
     return _volume(masks, numbers, info, grid, mode, skipped)
+
+
+def _from_file(path, reference, mode, segments, resample):
+    """A NIfTI / NRRD / MHA label image through :func:`.files.load_label_file`."""
+    from dicomml.catalog.label_objects import LabelInfo
+
+    from .grid import ReferenceGrid
+
+    vol = load_label_file(path, reference, resample=resample)
+    if mode == "labelmap" and segments is None:
+        return vol
+    info = LabelInfo(os.fspath(path), "file", segments=dict(vol.metadata["labels"]))
+    numbers = select_segments(info, segments)
+    grid = ReferenceGrid.from_affine(vol.spatial_shape, vol.affine,
+                                     series_uid=vol.metadata.get("SeriesInstanceUID"),
+                                     name=str(vol.metadata.get("reference")))
+    masks = {n: vol.array == n for n in numbers}
+    return _volume(masks, numbers, info, grid, mode, [])
 
 
 def _read(label_object):
