@@ -29,6 +29,7 @@ _EXPORTS = {
     "Volume": "dicomml.volume",
     "load_series": "dicomml.loader",
     "load_labels": "dicomml.labels",
+    "write_seg": "dicomml.labels",
     "read_pixels": "dicomml.decode",
     "read_many": "dicomml.decode",
     "decoders": "dicomml.decode",

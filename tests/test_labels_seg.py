@@ -270,3 +270,27 @@ def test_seg_referring_to_a_series_not_in_the_catalog(tmp_path):
     cat = dicomml.scan(other, progress=False)
     with pytest.raises(LabelGeometryError, match=truth.series_uid):
         dicomml.load_labels(path, catalog=cat)
+
+
+def test_write_seg_round_trip_through_highdicom_and_load_labels(tmp_path):
+    truth, datasets, image = _series(tmp_path, shape=(6, 12, 10), orientation="oblique", seed=2)
+    label = np.zeros(image.spatial_shape, np.uint8)
+    label[1:4, 2:8, 3:7] = 1
+    label[3:5, 8:11, 1:4] = 2
+    pred = dicomml.Volume(label, image.affine)
+    (tmp_path / "out").mkdir()
+    path = dicomml.write_seg(pred, tmp_path / "image", tmp_path / "out" / "pred.dcm",
+                             names={1: "liver", 2: "lesion"})
+    ref = hd.seg.segread(path).get_pixels_by_source_instance(
+        _uids_in_slice_order(truth), combine_segments=True)
+    np.testing.assert_array_equal(ref, label)
+    back = dicomml.load_labels(path, image)
+    np.testing.assert_array_equal(back.array, label)
+    assert back.metadata["labels"][2]["name"] == "lesion"
+    assert back.metadata["labels"][1]["algorithm_type"] == "AUTOMATIC"
+    channels = dicomml.Volume(np.stack([label == 1, label == 2]).astype(np.uint8), image.affine)
+    again = dicomml.write_seg(channels, tmp_path / "image", tmp_path / "out" / "ch.dcm")
+    np.testing.assert_array_equal(dicomml.load_labels(again, image).array, label)
+    wrong = dicomml.Volume(label, image.affine @ np.diag([1, 1, 1.5, 1]))
+    with pytest.raises(LabelGeometryError, match="not the reference images'"):
+        dicomml.write_seg(wrong, tmp_path / "image", tmp_path / "out" / "bad.dcm")

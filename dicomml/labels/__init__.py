@@ -13,8 +13,11 @@ Example::
     labels.metadata["labels"]                                    # {1: {"name": "liver", ...}}
 """
 
+from .files import load_label_file
 from .grid import ReferenceGrid
 from .load import load_labels, select_segments
 from .rtstruct import fill_polygons
+from .write import write_seg
 
-__all__ = ["ReferenceGrid", "fill_polygons", "load_labels", "select_segments"]
+__all__ = ["ReferenceGrid", "fill_polygons", "load_label_file", "load_labels", "select_segments",
+           "write_seg"]
