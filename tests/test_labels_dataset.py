@@ -74,3 +74,19 @@ def test_segmentation_resized_with_nearest_and_a_label_file_table(corpus, tmp_pa
         assert label.shape == (1, 8, 20, 20) and label.dtype == torch.int64
         assert set(torch.unique(label).tolist()) == {0, 1}  # never interpolated
         assert label.sum() > 0
+
+
+def test_slice_dataset_serves_the_matching_label_slabs(corpus):
+    root, expected, unlabelled = corpus
+    ds = dicomml.DicomSliceDataset(root, slab=2, segmentation="catalog", on_error="skip")
+    seen = 0
+    for i in range(len(ds)):
+        sample = ds[i]
+        if not isinstance(sample, dict):
+            continue
+        key, start = ds.position(i)
+        truth = expected[sample["SeriesInstanceUID"]]
+        assert sample["label"].shape == (2, *truth.shape[1:])
+        np.testing.assert_array_equal(sample["label"].numpy(), truth[start:start + 2])
+        seen += 1
+    assert seen == (4 - 1) + (5 - 1)
