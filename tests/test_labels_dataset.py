@@ -90,3 +90,14 @@ def test_slice_dataset_serves_the_matching_label_slabs(corpus):
         np.testing.assert_array_equal(sample["label"].numpy(), truth[start:start + 2])
         seen += 1
     assert seen == (4 - 1) + (5 - 1)
+
+
+def test_collate_pads_labels_with_the_ignore_value(corpus):
+    root, expected, _ = corpus
+    ds = dicomml.DicomSeriesDataset(root, segmentation="catalog", on_error="skip")
+    samples = [s for s in (ds[i] for i in range(len(ds))) if isinstance(s, dict)]
+    batch = dicomml.collate(samples)
+    assert batch["label"].shape == (2, 1, 5, 10, 10)
+    assert (batch["label"][~batch["label_mask"]] == -1).all() if "label_mask" in batch else \
+        (batch["label"][~batch["mask"]] == -1).all()
+    assert (batch["label"] >= 0).sum() == sum(int(np.prod(t.shape)) for t in expected.values())
