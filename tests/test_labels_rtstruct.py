@@ -34,7 +34,8 @@ def _rt_utils_struct(folder, masks: dict, out):
     return out
 
 
-def _hand_struct(truth, rois: dict, out, *, kinds=None, frame_of_reference=None):
+def _hand_struct(truth, rois: dict, out, *, kinds=None, frame_of_reference=None,
+                 name_series=True):
     """A minimal RTSTRUCT written with pydicom: ``rois`` = {name: [(n, 3) LPS points...]}."""
     ds = Dataset()
     ds.SOPClassUID, ds.SOPInstanceUID = RTSTRUCT, generate_uid()
@@ -47,7 +48,8 @@ def _hand_struct(truth, rois: dict, out, *, kinds=None, frame_of_reference=None)
     ref_study.RTReferencedSeriesSequence = Sequence([ref_series])
     ref_frame = Dataset()
     ref_frame.FrameOfReferenceUID = frame
-    ref_frame.RTReferencedStudySequence = Sequence([ref_study])
+    if name_series:
+        ref_frame.RTReferencedStudySequence = Sequence([ref_study])
     ds.ReferencedFrameOfReferenceSequence = Sequence([ref_frame])
     rois_seq, contours_seq, obs_seq = [], [], []
     for number, (name, contours) in enumerate(rois.items(), start=1):
@@ -267,6 +269,15 @@ def test_reference_found_through_the_catalog(tmp_path):
     dicomml.synth.write_series(other, shape=(3, 8, 8), seed=9)
     with pytest.raises(LabelGeometryError, match=f"not in the catalog: {truth.series_uid}"):
         dicomml.load_labels(path, catalog=dicomml.scan(other, progress=False))
+
+
+def test_reference_by_frame_of_reference_when_no_series_is_named(tmp_path):
+    folder, truth, image = _image(tmp_path, shape=(3, 10, 10))
+    path = _hand_struct(truth, {"box": [_rectangle(truth, 1, 2, 5, 2, 5)]}, folder / "rs.dcm",
+                        name_series=False)
+    out = dicomml.load_labels(path)
+    np.testing.assert_array_equal(out.affine, image.affine)
+    assert out.array.sum() == 16
 
 
 def test_pydicom_rtstruct_rasterises_on_a_matching_grid():

@@ -79,11 +79,16 @@ def resolve_reference(reference, info, *, catalog=None):
 
 
 def find_series(catalog, info) -> str:
-    """The series key of the image series ``info`` refers to (by SeriesInstanceUID), or
-    raise :class:`LabelGeometryError` listing the referenced UIDs."""
+    """The series key of the image series ``info`` refers to (by SeriesInstanceUID; when it
+    names none, the only image series in its frame of reference), or raise
+    :class:`LabelGeometryError` listing the referenced UIDs."""
     series = catalog.series
     uids = [u for u in info.series_uids if u]
     hits = series[series["SeriesInstanceUID"].isin(uids)]
+    if hits.empty and not uids and info.frame_of_reference and "FrameOfReferenceUID" in series:
+        # no series named (some RTSTRUCT exporters): the one image series in its frame
+        same = series[series["FrameOfReferenceUID"] == str(info.frame_of_reference)]
+        hits = same if same["SeriesInstanceUID"].nunique() == 1 else hits
     if hits.empty:
         raise LabelGeometryError(
             "refers to series not in the catalog: " + (", ".join(uids) or "(none named)"),
