@@ -28,6 +28,8 @@ _EXPORTS = {
     "check_leakage": "dicomml.catalog.partition",
     "Volume": "dicomml.volume",
     "load_series": "dicomml.loader",
+    "load_labels": "dicomml.labels",
+    "write_seg": "dicomml.labels",
     "read_pixels": "dicomml.decode",
     "read_many": "dicomml.decode",
     "decoders": "dicomml.decode",

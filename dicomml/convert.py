@@ -74,6 +74,9 @@ def register(subparsers) -> None:
     parser.add_argument("--stored", action="store_true",
                         help="write the stored integers (no rescale) instead of float32")
     parser.add_argument("--no-gzip", action="store_true", help="write .nii instead of .nii.gz")
+    parser.add_argument("--labels", action="store_true",
+                        help="also write the SEG / RTSTRUCT label maps of each series as "
+                             "<name>_label<n>.nii.gz beside it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
 
@@ -163,11 +166,16 @@ def sidecar(volume) -> dict:
 
 
 def convert_series(catalog, key: str, output: Path, *, policy="default", resample=False,
-                   dtype="float32", gzip=True, name: str | None = None) -> Path:
+                   dtype="float32", gzip=True, name: str | None = None,
+                   labels: bool = False) -> Path:
     """Convert one series to ``output/<name>.nii.gz`` and ``.json``; return the NIfTI path.
 
     ``name``: the file name stem (default: :func:`output_names` over the catalog's
-    objects, so the same as a whole-catalog run gives).
+    objects, so the same as a whole-catalog run gives). ``labels``: also write each SEG /
+    RTSTRUCT that refers to the series (``catalog.labels_for(key)``) as a label map on the
+    image's grid, ``<name>_label<n>.nii.gz`` with ``<name>_label<n>.json`` ({value: name},
+    the source file) beside the image; one that fails to load is reported with a
+    :class:`~dicomml.errors.LabelWarning` and left out.
     """
     from dicomml.loader import load_series
 
@@ -182,7 +190,35 @@ def convert_series(catalog, key: str, output: Path, *, policy="default", resampl
     volume.to_nifti().to_filename(str(nifti))
     stem.with_name(stem.name + ".json").write_text(json.dumps(sidecar(volume), indent=2))
     write_fsl_diffusion(volume, stem)
+    if labels:
+        write_label_maps(catalog, key, volume, stem, gzip=gzip)
     return nifti
+
+
+def write_label_maps(catalog, key: str, volume, stem: Path, *, gzip: bool = True) -> list:
+    """The label maps of the SEG / RTSTRUCT objects referring to series ``key``, as NIfTI
+    (``<stem>_label<n>``, same affine as the image's NIfTI) and JSON; returns their paths."""
+    import warnings
+
+    from dicomml.errors import LabelWarning
+    from dicomml.labels import load_labels
+    from dicomml.volume import Volume
+
+    written = []
+    rows = catalog.labels_for(key)
+    for n, path in enumerate(rows["path"][rows["error"].isna()], start=1):
+        try:
+            lab = load_labels(path, volume, catalog=catalog)
+        except DicommlError as exc:
+            warnings.warn(f"{path}: label map not written: {exc}", LabelWarning, stacklevel=2)
+            continue
+        out = stem.with_name(f"{stem.name}_label{n}" + (".nii.gz" if gzip else ".nii"))
+        Volume(lab.array, lab.affine).to_nifti().to_filename(str(out))
+        names = {str(v): p.get("name") for v, p in lab.metadata["labels"].items()}
+        stem.with_name(f"{stem.name}_label{n}.json").write_text(
+            json.dumps({"source": str(path), "labels": names}, indent=2))
+        written.append(out)
+    return written
 
 
 def write_fsl_diffusion(volume, stem: Path) -> tuple[Path, Path] | None:
@@ -263,7 +299,8 @@ def _open(source: Path, *, progress: bool):
 
 def _options(args) -> dict:
     return {"policy": args.policy, "resample": args.resample,
-            "dtype": None if args.stored else "float32", "gzip": not args.no_gzip}
+            "dtype": None if args.stored else "float32", "gzip": not args.no_gzip,
+            "labels": bool(getattr(args, "labels", False))}
 
 
 def _convert_one(catalog, args) -> int:

@@ -171,6 +171,29 @@ class SeriesNotFoundError(DicommlError, KeyError):
         return DicommlError.__str__(self)
 
 
+class LabelGeometryError(GeometryError):
+    """A label object (DICOM SEG, RTSTRUCT, label file) does not fit the reference image's
+    grid: another frame of reference, frames or contours off the grid's planes beyond the
+    tolerance, a label file on another grid, a contour with NaN or fewer than 3 points.
+    ``path`` is the label file; ``segment`` names the segment or ROI (number and name) where
+    one is to blame.
+
+    Example
+    -------
+    >>> str(LabelGeometryError("frame 3 lies 1.2 mm off plane 7", path="seg.dcm",
+    ...                        segment="2 'liver'"))
+    "seg.dcm: frame 3 lies 1.2 mm off plane 7 (segment 2 'liver')"
+    """
+
+    def __init__(self, message: str, *, path=None, tag: str | None = None,
+                 segment: str | None = None):
+        self.segment = segment
+        if segment is not None:
+            message = f"{message} (segment {segment})" if not str(segment).startswith("ROI") \
+                else f"{message} ({segment})"
+        super().__init__(message, path=path, tag=tag)
+
+
 class CatalogError(DicommlError):
     """A catalog file is missing, unreadable, or from an incompatible version."""
 
@@ -211,3 +234,8 @@ class DecoderWarning(DicommlWarning):
 class SelectionWarning(DicommlWarning):
     """A split or selection made a documented choice the user should know about (series
     without PatientID grouped under a per-study placeholder...)."""
+
+
+class LabelWarning(DicommlWarning):
+    """A label object loaded with something left out or resolved: overlapping segments in a
+    label map, an empty ROI, POINT / OPEN_PLANAR contours skipped, contours off every plane."""

@@ -119,6 +119,32 @@ class Catalog:
         self._objects = frame
         self._series_view = None
 
+    @property
+    def labels(self) -> pd.DataFrame:
+        """One row per segmentation object (DICOM SEG, RTSTRUCT): what it refers to and the
+        segments / ROIs it holds (columns: :mod:`.label_objects`), read from those files on
+        first use. They are never image series (see :attr:`objects`).
+
+        >>> cat.labels[["path", "referenced_series", "segment_names"]]  # doctest: +SKIP
+        """
+        labels = self.__dict__.get("_labels")
+        if labels is None:
+            from .label_objects import labels_of_catalog
+
+            labels = self._labels = labels_of_catalog(self.instances)
+        return labels
+
+    def labels_for(self, series_key: str) -> pd.DataFrame:
+        """The rows of :attr:`labels` that refer to the image series ``series_key`` (by its
+        SeriesInstanceUID, so sub-series of one UID share them).
+
+        >>> cat.labels_for(cat.series.series_key[0]).path.tolist()      # doctest: +SKIP
+        ['/data/ct/seg.dcm']
+        """
+        from .label_objects import labels_referring_to
+
+        return labels_referring_to(self.labels, str(self[series_key]["SeriesInstanceUID"]))
+
     def file_index(self) -> pd.DataFrame:
         """``path``, ``file_size``, ``mtime_ns`` of every indexed file (cheap after load)."""
         columns = ["path", "file_size", "mtime_ns"]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from dicomml.catalog.catalog import Catalog
-from dicomml.errors import CacheError, DicommlError
+from dicomml.errors import CacheError, DicommlError, LabelGeometryError
 
 from . import _pipeline, _shm, _source
 from ._failures import FailedSample, FailureLog, describe, failure_record
@@ -49,7 +49,8 @@ class SeriesSource:
                  cache_dir: str | os.PathLike | None = None, cache_mmap: bool = False,
                  on_error: str = "raise", metadata: Iterable[str] = _source.DEFAULT_METADATA,
                  loader_options: Mapping | None = None, scan_workers: int | None = None,
-                 volumes: str | None = None):
+                 volumes: str | None = None, segmentation=None,
+                 segmentation_options: Mapping | None = None):
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         if volumes is not None and volumes not in _source.VOLUME_MODES:
@@ -57,7 +58,13 @@ class SeriesSource:
         self.on_error = on_error
         self.metadata_keys = tuple(metadata)
         self.loader_options = dict(loader_options or {})
-        catalog = _source.select(Catalog.open(source, workers=scan_workers), filter)
+        if segmentation is not None and labels is not None:
+            raise ValueError("labels= (a scalar per series) and segmentation= both set "
+                             "sample['label']: pass one")
+        self.segmentation = _segmentation_source(segmentation)
+        self.segmentation_options = dict(segmentation_options or {})
+        full = Catalog.open(source, workers=scan_workers)
+        catalog = _source.select(full, filter)
         table = _source.series_table(catalog, self.metadata_keys)
         if volumes is not None:  # 4D acquisitions whole (issue 16 item 1)
             table = _source.merge_acquisitions(table, catalog)
@@ -75,6 +82,8 @@ class SeriesSource:
         self._ids = _source.row_records(table, _source.ID_COLUMNS)
         self._meta = _source.row_records(table, self.metadata_keys)
         self._n_slices = [int(n) for n in table["n_slices"]]
+        if self.segmentation == "catalog":  # from the unfiltered catalog: filters drop them
+            self.segmentation = _labels_from_catalog(full, self._keys, self._ids)
         self._prefix, self._rest = _pipeline.split_transforms(transform)
         self._prefix_keys = [_pipeline.cache_key_of(t) for t in self._prefix]
         self.cache = None
@@ -170,6 +179,10 @@ class SeriesSource:
         """The cache entry key of series ``index`` (stats its files now)."""
         extra = {"series_key": self._keys[index], "loader": self.loader_options,
                  "metadata": list(self.metadata_keys), "volume": self._volume[index]}
+        if self.segmentation is not None:
+            path = self.label_path(index)
+            extra["segmentation"] = [path, os.stat(path).st_mtime_ns,
+                                     sorted(self.segmentation_options.items())]
         return entry_key(self.files(index), self._prefix_keys, extra)
 
     # --- loading --------------------------------------------------------------------------------
@@ -204,11 +217,35 @@ class SeriesSource:
             volume = _one_volume(volume, self._volume[index], self._keys[index])
             sample = volume_sample(volume, self.identifiers(index), self._meta[index])
             sample["provenance"] = _sample_provenance(volume)
+            if self.segmentation is not None:  # before the prefix: transforms move it too
+                sample["label"] = self.segmentation_tensor(index, volume)
         finally:
             if lender is not None:
                 lender.close()
         del volume  # the sample's image may be the buffer this volume viewed: drop the view
         return _pipeline.apply_chain(self._prefix, sample)
+
+    # --- segmentation labels (dicomml.load_labels on the image's grid) -------------------------
+    def label_path(self, index: int) -> str:
+        """The SEG / RTSTRUCT / label file of series ``index`` (``segmentation=``)."""
+        key = self._keys[index]
+        uid = str(self._ids[index].get("SeriesInstanceUID", ""))
+        path = self.segmentation.get(key) or self.segmentation.get(uid)
+        if path is None:
+            raise LabelGeometryError("no SEG, RTSTRUCT or label file refers to this series "
+                                     "(segmentation=)", path=key)
+        return os.fspath(path)
+
+    def segmentation_tensor(self, index: int, volume) -> torch.Tensor:
+        """Integer label tensor (1, S, R, C) (or (C, S, R, C) channels) on ``volume``'s grid."""
+        from dicomml.labels import load_labels
+
+        labels = load_labels(self.label_path(index), volume, catalog=self.catalog,
+                             **self.segmentation_options)
+        array = np.asarray(labels.array)
+        array = array[None] if array.ndim == 3 else array
+        return torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else
+                                             np.int64))
 
     def load_or_skip(self, index: int) -> dict | FailedSample:
         """Series ``index`` (see :meth:`load`); with ``on_error="skip"`` a series that fails
@@ -308,6 +345,38 @@ def _refuse_inside_data(cache_dir, data_root) -> None:
         raise ValueError(f"cache_dir {os.fspath(cache_dir)!r} is inside the data folder "
                          f"{root!r}; dicomml never writes next to your DICOM files: choose "
                          "a folder outside it")
+
+
+def _labels_from_catalog(catalog, keys, ids) -> dict:
+    """{series key: path of the first readable SEG / RTSTRUCT referring to its UID}."""
+    labels = catalog.labels
+    labels = labels[labels["error"].isna()]
+    out = {}
+    for key, record in zip(keys, ids):
+        uid = str(record.get("SeriesInstanceUID", ""))
+        for path, refs in zip(labels["path"], labels["referenced_series"]):
+            if uid in (refs or []):
+                out[key] = str(path)
+                break
+    return out
+
+
+def _segmentation_source(segmentation):
+    """``segmentation=`` as ``"catalog"``, a dict {series key or SeriesInstanceUID: path}, or
+    None; a CSV path / DataFrame needs ``series_key`` or ``SeriesInstanceUID`` and ``path``."""
+    if segmentation is None or segmentation == "catalog":
+        return segmentation
+    if isinstance(segmentation, Mapping):
+        return {str(k): os.fspath(v) for k, v in segmentation.items()}
+    import pandas as pd
+
+    table = segmentation if isinstance(segmentation, pd.DataFrame) else \
+        pd.read_csv(segmentation, dtype=str)
+    on = "series_key" if "series_key" in table else "SeriesInstanceUID"
+    if on not in table or "path" not in table:
+        raise ValueError("a segmentation table needs a 'path' column and 'series_key' or "
+                         "'SeriesInstanceUID'")
+    return dict(zip(table[on].astype(str), table["path"].astype(str)))
 
 
 def volume_sample(volume, identifiers: Mapping, metadata: Mapping) -> dict:

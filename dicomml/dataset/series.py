@@ -58,6 +58,15 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
         epoch yields every loadable series exactly once. :meth:`failures` lists what failed
         in any process, DataLoader workers included.
     metadata : catalog columns copied into ``sample["metadata"]``.
+    segmentation : voxel labels as ``sample["label"]``, an integer tensor (1, slices, rows,
+        columns) on the image grid (or (C, ...) with ``segmentation_options={"mode":
+        "channels"}``), loaded by :func:`dicomml.load_labels` before the transforms (spatial
+        ones move it with nearest neighbour) and cached with the image: ``"catalog"`` (the
+        first SEG / RTSTRUCT of ``catalog.labels_for(key)``), a dict {series key or
+        SeriesInstanceUID: label path}, or a CSV / DataFrame with ``path`` and ``series_key``
+        or ``SeriesInstanceUID`` columns. A series without one fails (``on_error`` applies).
+    segmentation_options : keyword arguments for :func:`dicomml.load_labels` (``mode``,
+        ``segments``, ``resample``...); part of the cache key.
     loader_options : keyword arguments for ``dicomml.load_series`` (``policy``, ``dtype``,
         ``resample``, ``threads``); part of the cache key.
     volumes : ``"channels"`` (default): a 4D acquisition — every sub-series of one Series
@@ -85,12 +94,14 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
                  metadata: Iterable[str] = _source.DEFAULT_METADATA,
                  loader_options: Mapping | None = None, seed: int | None = None,
                  scan_workers: int | None = None, volumes: str = "channels",
-                 splits: Mapping | None = None):
+                 splits: Mapping | None = None, segmentation=None,
+                 segmentation_options: Mapping | None = None):
         self.source = SeriesSource(
             source, filter=filter, transform=transform, labels=labels,
             label_column=label_column, on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir,
             cache_mmap=cache_mmap, on_error=on_error, metadata=metadata,
-            loader_options=loader_options, scan_workers=scan_workers, volumes=volumes)
+            loader_options=loader_options, scan_workers=scan_workers, volumes=volumes,
+            segmentation=segmentation, segmentation_options=segmentation_options)
         self.split = _check_splits(self.source.catalog, splits)
         self.seed = seed
         self.epoch = 0

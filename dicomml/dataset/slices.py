@@ -60,6 +60,9 @@ class DicomSliceDataset(torch.utils.data.Dataset):
     :class:`~dicomml.dataset.series.DicomSeriesDataset`; ``transform`` is applied per sample
     (nothing is cached but the decoded volume). ``splits``: checked for leakage as in
     :class:`~dicomml.dataset.series.DicomSeriesDataset` (``self.split`` names the split).
+    ``segmentation`` / ``segmentation_options`` as there: ``sample["label"]`` is then the
+    matching slab of the label map, (slab, rows, columns) int64 (channels: (C * slab, rows,
+    columns)).
     """
 
     def __init__(self, source, *, slab: int = 1, stride: int = 1, filter=None, transform=None,
@@ -67,14 +70,16 @@ class DicomSliceDataset(torch.utils.data.Dataset):
                  keep_unlabeled: bool = False, cache_dir: str | os.PathLike | None = None,
                  on_error: str = "raise", metadata: Iterable[str] = _source.DEFAULT_METADATA,
                  loader_options: Mapping | None = None, seed: int | None = None,
-                 scan_workers: int | None = None, splits: Mapping | None = None):
+                 scan_workers: int | None = None, splits: Mapping | None = None,
+                 segmentation=None, segmentation_options: Mapping | None = None):
         if slab < 1 or stride < 1:
             raise ValueError("slab and stride must be >= 1")
         self.source = SeriesSource(
             source, filter=filter, transform=None, labels=labels, label_column=label_column,
             on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir, cache_mmap=True,
             on_error=on_error, metadata=metadata, loader_options=loader_options,
-            scan_workers=scan_workers)
+            scan_workers=scan_workers, segmentation=segmentation,
+            segmentation_options=segmentation_options)
         self.split = _check_splits(self.source.catalog, splits)
         self.slab, self.stride = int(slab), int(stride)
         self.transform = _pipeline.flatten(transform)
@@ -137,6 +142,8 @@ class DicomSliceDataset(torch.utils.data.Dataset):
                                        _generator(self.seed, self.epoch, index))
         image = sample["image"]
         sample["image"] = image.reshape(-1, *image.shape[-2:])
+        if "label" in sample and torch.is_tensor(sample["label"]) and sample["label"].ndim == 4:
+            sample["label"] = sample["label"].reshape(-1, *sample["label"].shape[-2:])
         if self.source.has_labels:
             sample["label"] = self.source.label(series_index)
         return sample
@@ -155,6 +162,8 @@ class DicomSliceDataset(torch.utils.data.Dataset):
         image = volume["image"]
         sample = {k: v for k, v in volume.items() if k != "image"}
         sample["image"] = image[:, start:start + self.slab].clone()
+        if "label" in volume:  # segmentation=: the matching slab of the label map
+            sample["label"] = volume["label"][:, start:start + self.slab].clone()
         sample["affine"] = _shifted_affine(volume["affine"], (start, 0, 0))
         sample["slice_index"] = start
         return sample

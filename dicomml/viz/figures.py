@@ -63,8 +63,54 @@ def draw_orthogonal(axes, vol, *, frame: int = 0, window=None, center=None, cmap
     return display, display_affine
 
 
+def draw_label_overlay(axes, labels, *, center=None, resample_oblique: bool = True,
+                       alpha: float = 0.45):
+    """Overlay a label map on the axial, coronal and sagittal axes that
+    :func:`draw_orthogonal` drew for a volume on the same grid, with a legend.
+
+    ``labels``: a :class:`dicomml.Volume` from :func:`dicomml.load_labels` (label map, or
+    channels: shown as their numbers 1..C) or an ``(array, affine)`` pair; 0 is transparent,
+    each value one colour, named from ``metadata["labels"]`` when there. Returns the values
+    drawn.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    array, affine = labels if isinstance(labels, tuple) else (labels.array, labels.affine)
+    array, affine = np.asarray(array), np.asarray(affine, dtype=np.float64)
+    if array.ndim == 4:  # channels -> their numbers (the last one wins where they overlap)
+        array = np.max(array.astype(bool) * np.arange(1, len(array) + 1)[:, None, None, None], 0)
+    display, display_affine = reorient(array, affine, DISPLAY_FRAME)
+    values = [v for v in np.unique(display).tolist() if v]
+    center = [n // 2 for n in display.shape] if center is None else list(center)
+    sample = resample_oblique and obliquity_degrees(affine) > 1.0
+    through = display_affine[:3, :3] @ np.asarray(center, float) + display_affine[:3, 3]
+    colours = [tuple(c) for c in _label_colours(len(values))]
+    for ax, plane in zip(axes, ("axial", "coronal", "sagittal")):
+        image = world_plane(display, display_affine, plane, through=through, fill=0)[0] \
+            if sample else view_slice(display, plane, center[_PLANES[plane]])
+        index = np.where(image != 0, np.searchsorted(values, image) + 1, 0)
+        ax.imshow(np.ma.masked_equal(index, 0), cmap=ListedColormap(colours or ["red"]),
+                  vmin=0.5, vmax=max(len(values), 1) + 0.5, alpha=alpha, aspect=ax.get_aspect(),
+                  interpolation="nearest", origin="upper")
+    names = (getattr(labels, "metadata", None) or {}).get("labels", {})
+    if values:
+        axes[-1].legend(handles=[Patch(color=c, label=f"{v} {names.get(v, {}).get('name', '')}"
+                                       .strip()) for v, c in zip(values, colours)],
+                        loc="lower right", fontsize=8, framealpha=0.6)
+    return values
+
+
+def _label_colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    table = colormaps["tab10" if n <= 10 else "tab20"]
+    return [table(i % table.N) for i in range(n)]
+
+
 def show_volume(vol, *, frame: int = 0, window=None, center=None, cmap="gray",
-                title: str | None = None, resample_oblique: bool = True, figsize=(12, 4.4)):
+                title: str | None = None, resample_oblique: bool = True, figsize=(12, 4.4),
+                labels=None):
     """Orthogonal views (axial, coronal, sagittal through the centre) of a volume.
 
     ``vol`` is a :class:`dicomml.Volume` (``array`` (slices, rows, columns) or 4D with
@@ -73,6 +119,8 @@ def show_volume(vol, *, frame: int = 0, window=None, center=None, cmap="gray",
     A/P/S/I edge labels; ``window`` = (low, high) display range (default 1st-99th percentile).
     Oblique volumes are sampled on the true planes (nearest neighbour, square pixels of the
     smallest spacing) unless ``resample_oblique=False`` (see :func:`draw_orthogonal`).
+    ``labels``: a label Volume on the same grid (:func:`dicomml.load_labels`), overlaid in
+    colour with a legend (:func:`draw_label_overlay`).
 
     >>> fig = show_volume((np.zeros((4, 8, 8)), np.diag([3.0, 1.0, 1.0, 1.0])))
     >>> [ax.get_title() for ax in fig.axes]
@@ -83,6 +131,8 @@ def show_volume(vol, *, frame: int = 0, window=None, center=None, cmap="gray",
     axes = fig.subplots(1, 3)
     _, display_affine = draw_orthogonal(axes, vol, frame=frame, window=window, center=center,
                                         cmap=cmap, resample_oblique=resample_oblique)
+    if labels is not None:  # a label Volume on the same grid (dicomml.load_labels)
+        draw_label_overlay(axes, labels, center=center, resample_oblique=resample_oblique)
     fig.suptitle(_volume_title(vol, display_affine, title, resample_oblique), fontsize=11)
     return fig
 
