@@ -89,8 +89,9 @@ def safe_name(key: str) -> str:
 def output_names(series) -> dict:
     """``{series_key: file name stem}`` for the rows of a catalog's series table.
 
-    The stem is ``<SeriesNumber>_<SeriesDescription>`` (dcm2niix's ``%s_%p``; either part
-    alone when the other is absent, the key when both are), passed through :func:`safe_name`,
+    The stem is ``<SeriesNumber>_<ProtocolName>`` (dcm2niix's ``%s_%p``; SeriesDescription
+    where ProtocolName is absent; either part alone when the other is absent, the key when
+    both are), passed through :func:`safe_name`,
     plus ``_<label>`` for a sub-series ``UID#label`` of a split series. Stems that two or
     more keys would share get ``_<key>`` appended (made safe), so every stem is unique.
 
@@ -106,10 +107,12 @@ def output_names(series) -> dict:
     keys = [str(k) for k in column_list(series, "series_key")]
     numbers = column_list(series, "SeriesNumber") if "SeriesNumber" in series else \
         [None] * len(keys)
-    texts = column_list(series, "SeriesDescription") if "SeriesDescription" in series else \
-        [None] * len(keys)
+    protocols, descriptions = (
+        column_list(series, name) if name in series else [None] * len(keys)
+        for name in ("ProtocolName", "SeriesDescription"))
     stems = {}
-    for key, number, text in zip(keys, numbers, texts):
+    for key, number, protocol, description in zip(keys, numbers, protocols, descriptions):
+        text = protocol if isinstance(protocol, str) and protocol.strip() else description
         parts = []
         if number is not None and number == number:
             parts.append(str(int(number)) if float(number).is_integer() else str(number))

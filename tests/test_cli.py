@@ -199,8 +199,16 @@ def test_convert_real_mosaic_and_philips_folders(shared_data, tmp_path):
     result = _run("convert", str(enh), "-o", str(tmp_path / "enh"), "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "ignored 2 object(s) that are not image series: 2 raw data" in result.stdout
+    # %s_%p as dcm2niix names them (Ref/enh), less the "_real" suffix dcm2niix adds for
+    # ImageType REAL: the protocol name, not the series description ("3DpCASL")
     assert sorted(p.name for p in (tmp_path / "enh").glob("*.nii.gz")) == [
-        "1901_3DpCASL.nii.gz", "1903_WIP_SOURCE_-_3DpCASL.nii.gz"]
+        "1901_WIP_3DpCASL.nii.gz", "1903_WIP_SOURCE_-_3DpCASL.nii.gz"]
+    ge = shared_data / "dcm_qa_ge" / "In" / "01_Ax_DWI_TENSOR_R2"
+    result = _run("convert", str(ge), "-o", str(tmp_path / "ge"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    reference = shared_data / "dcm_qa_ge" / "Ref" / "01_Ax_DWI_TENSOR_R2"
+    assert [p.name[:-len(".nii.gz")] for p in (tmp_path / "ge").glob("*.nii.gz")] == \
+        [p.stem for p in reference.glob("*.nii")]
 
 
 def test_scan_and_info_list_objects_that_are_not_images(shared_data, tmp_path):

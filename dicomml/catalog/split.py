@@ -263,7 +263,7 @@ def assign_series(instances: pd.DataFrame) -> pd.DataFrame:
 SERIES_COLUMNS = (
     "series_key", "PatientID", "PatientName", "StudyInstanceUID", "StudyDate",
     "StudyDescription", "AccessionNumber", "SeriesInstanceUID", "SeriesNumber",
-    "SeriesDescription", "SeriesDate", "Modality", "BodyPartExamined", "Manufacturer",
+    "SeriesDescription", "ProtocolName", "SeriesDate", "Modality", "BodyPartExamined", "Manufacturer",
     "SOPClassUID", "TransferSyntaxUID", "FrameOfReferenceUID", "ImageType", "Rows", "Columns",
     "PixelSpacing", "SliceThickness", "SpacingBetweenSlices", "ImageOrientationPatient",
     "EchoNumbers", "EchoTime", "TemporalPositionIdentifier", "BitsAllocated",

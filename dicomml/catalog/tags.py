@@ -34,6 +34,7 @@ _TAG_TABLE = (
     (0x0020000E, "SeriesInstanceUID", TEXT),
     (0x00200011, "SeriesNumber", INT),
     (0x0008103E, "SeriesDescription", TEXT),
+    (0x00181030, "ProtocolName", TEXT),
     (0x00080021, "SeriesDate", TEXT),
     (0x00080060, "Modality", TEXT),
     (0x00180015, "BodyPartExamined", TEXT),
