@@ -158,6 +158,20 @@ class Volume:
         image.set_sform(self.nifti_affine(), code=1)
         return image
 
+    def channel_array(self) -> np.ndarray:
+        """The array channel-first, ``(C, slices, rows, columns)``: C = 1 for 3D, the volumes
+        for 4D, the R, G, B samples for colour (4D colour: ``3 * volumes``, channel
+        ``3 * v + s`` is sample s of volume v). A view where the layout allows, else a copy.
+
+        >>> Volume(np.zeros((2, 4, 5, 3)), np.eye(4), {"channels": "RGB"}).channel_array().shape
+        (3, 2, 4, 5)
+        """
+        array = self.array
+        if not self.is_colour:
+            return array[None] if array.ndim == 3 else array
+        array = np.moveaxis(array, -1, -4)  # the samples before the slice axis
+        return array.reshape(-1, *array.shape[-3:])
+
     def to_tensor(self, *, channel: bool = False):
         """A ``torch.Tensor`` copy of the array; ``channel=True`` adds a leading channel axis
         for 3D volumes (``(1, slices, rows, columns)``) and moves a colour volume's samples

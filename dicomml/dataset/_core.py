@@ -394,13 +394,10 @@ def volume_sample(volume, identifiers: Mapping, metadata: Mapping) -> dict:
 
 
 def _channels_first(volume) -> np.ndarray:
-    """The volume's array; a colour volume's (S, R, C, 3) as (3, S, R, C) and (V, S, R, C, 3)
-    as (V * 3, S, R, C) (channel ``3 * v + s``: sample s of volume v)."""
-    array = volume.array
-    if not getattr(volume, "is_colour", False):
-        return array
-    array = np.moveaxis(array, -1, -4)  # the samples before the slice axis
-    return np.ascontiguousarray(array.reshape(-1, *array.shape[-3:]), dtype=np.float32)
+    """The array of a volume; a colour one channel-first (``Volume.channel_array``)."""
+    if not volume.is_colour:
+        return volume.array
+    return np.ascontiguousarray(volume.channel_array(), dtype=np.float32)
 
 
 def image_tensor(array: np.ndarray) -> torch.Tensor:
