@@ -16,12 +16,15 @@ import pydicom
 import pytest
 import torch
 from pydicom.pixels import apply_color_lut
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 import dicomml
+from dicomml import synth
 from dicomml.dataset import DicomSeriesDataset
 from dicomml.dataset.collate import collate
 from dicomml.errors import InvalidTagError, MissingTagError, MultipleSeriesError
 from dicomml.loader import build_planes
+from dicomml.transforms import Resample
 from dicomml.volume import RGB24, Volume
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
@@ -185,3 +188,39 @@ def test_colour_and_grey_under_one_uid_are_split_with_a_reason(tmp_path):
     with pytest.raises(InvalidTagError) as caught:  # the loader's own guard, past the split
         build_planes(catalog.instances)
     assert caught.value.tag == "PhotometricInterpretation"
+
+
+SYNTH_CASES = [("RGB", 0, ExplicitVRLittleEndian), ("RGB", 1, ExplicitVRLittleEndian),
+               ("RGB", 0, RLELossless), ("YBR_FULL", 0, ExplicitVRLittleEndian),
+               ("YBR_FULL", 1, ExplicitVRLittleEndian), ("YBR_FULL", 0, RLELossless),
+               ("PALETTE COLOR", 0, ExplicitVRLittleEndian), ("PALETTE COLOR", 0, RLELossless)]
+
+
+@pytest.mark.parametrize("photometric,planar,syntax", SYNTH_CASES)
+def test_synth_colour_series_loads_its_truth(tmp_path, photometric, planar, syntax):
+    truth = synth.write_colour_series(tmp_path, shape=(4, 10, 7), photometric=photometric,
+                                      planar_configuration=planar, transfer_syntax=syntax,
+                                      orientation="oblique")
+    vol = dicomml.load_series(str(tmp_path), dtype=None)
+    assert vol.is_colour and vol.array.dtype == truth.array.dtype
+    np.testing.assert_array_equal(vol.array, truth.array)
+    np.testing.assert_allclose(vol.affine, truth.affine, atol=1e-4)
+    floats = dicomml.load_series(str(tmp_path))
+    np.testing.assert_array_equal(floats.array, truth.array.astype(np.float32))
+
+
+def test_synth_colour_series_in_the_dataset_with_a_spatial_transform(tmp_path):
+    truth = synth.write_colour_series(tmp_path, shape=(4, 10, 7))
+    dataset = DicomSeriesDataset(dicomml.scan(str(tmp_path), progress=False),
+                                 transform=Resample((2.0, 1.0, 1.0)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=1,
+                                         collate_fn=collate)
+    batch = next(iter(loader))
+    assert batch["image"].shape[:2] == (1, 3)
+    np.testing.assert_allclose(batch["spacing"][0].numpy(), [2.0, 1.0, 1.0])
+    for sample in range(3):  # each channel resampled as the grey truth of that sample
+        grey = {"image": torch.from_numpy(truth.array[None, ..., sample].astype(np.float32)),
+                "affine": torch.from_numpy(truth.affine.copy()),
+                "spacing": torch.tensor(truth.spacing, dtype=torch.float64)}
+        expected = Resample((2.0, 1.0, 1.0))(grey)["image"][0]
+        torch.testing.assert_close(batch["image"][0, sample], expected, atol=1e-3, rtol=0)
