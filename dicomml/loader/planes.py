@@ -311,6 +311,7 @@ def _plainly_valid(planes: pd.DataFrame) -> bool:
     if not (whole(rows, 1, MAX_MATRIX) and whole(columns, 1, MAX_MATRIX)
             and whole(allocated, 1, 64)):
         return False
+    # colour (3 samples) takes the record checks
     for name, low, high in (("bits_stored", 1, allocated), ("samples_per_pixel", 1, 1),
                             ("pixel_representation", 0, 1)):
         found = numbers(name)
@@ -347,8 +348,11 @@ def _check_format(record: dict) -> None:
                             high=64)
     if value(record, "bits_stored") is not None:
         check_count(record["bits_stored"], path=path, tag="BitsStored", high=allocated)
-    if value(record, "samples_per_pixel") is not None:  # 1 or 3: check_colour
-        check_count(record["samples_per_pixel"], path=path, tag="SamplesPerPixel", high=3)
+    if value(record, "samples_per_pixel") is not None:  # 1 or 3 (check_colour says why)
+        if check_count(record["samples_per_pixel"], path=path, tag="SamplesPerPixel",
+                       high=3) == 2:
+            raise InvalidTagError("SamplesPerPixel must be 1 or 3, got 2", path=path,
+                                  tag="SamplesPerPixel")
     if value(record, "pixel_representation") is not None:
         check_count(record["pixel_representation"], path=path, tag="PixelRepresentation",
                     low=0, high=1)
