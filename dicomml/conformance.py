@@ -129,6 +129,14 @@ def _voxel_error(ours: np.ndarray, ref: np.ndarray) -> float:
     return diff / (span if span > 0 else 1.0)
 
 
+def _samples(image) -> np.ndarray:
+    """An image's voxels as float64; RGB24 voxels (colour) as a trailing axis of 3 samples."""
+    data = np.asanyarray(image.dataobj)
+    if data.dtype.names:
+        return np.stack([data[name] for name in data.dtype.names], axis=-1).astype(np.float64)
+    return image.get_fdata()
+
+
 def _unscaled(image, canonical) -> np.ndarray:
     """The canonical reference's stored values: its scaled voxels with dcm2niix's
     scl_slope/scl_inter (those of the file, ``image``) undone."""
@@ -221,7 +229,7 @@ def compare(volume, stored, reference: Path, verdict: Verdict, frame: int | None
     ok = verdict.corner_mm <= CORNER_MM
     if not ok:
         verdict.details.append(f"corners differ by up to {verdict.corner_mm:.3f} mm")
-    verdict.voxel_error = _voxel_error(np.asarray(ours.dataobj), ref.get_fdata())
+    verdict.voxel_error = _voxel_error(_samples(ours), _samples(ref))
     scaled_ok = verdict.voxel_error <= VOXEL_RTOL
     stored_ok = False
     if callable(stored):

@@ -155,17 +155,24 @@ def sidecar(volume) -> dict:
     stored = {"StoredRows": meta.get("Rows"), "StoredColumns": meta.get("Columns")}
     return _json_ready({
         **meta,
-        "Rows": int(volume.array.shape[-2]),
-        "Columns": int(volume.array.shape[-1]),
+        "Rows": int(volume.spatial_shape[1]),
+        "Columns": int(volume.spatial_shape[2]),
         **stored,
         "shape": list(volume.shape),
-        "axes": "volume, slice, row, column" if volume.array.ndim == 4 else "slice, row, column",
+        "axes": _axes(volume),
         "affine_lps": volume.affine,
         "spacing_mm": volume.spacing,
         "orientation": volume.orientation,
         "sheared": volume.is_sheared,
         "dtype": str(volume.array.dtype),
     })
+
+
+def _axes(volume) -> str:
+    """The sidecar's names of the array's axes, e.g. ``"volume, slice, row, column"``."""
+    colour = getattr(volume, "is_colour", False)
+    names = ["slice", "row", "column"] + ["sample (R, G, B)"] * colour
+    return ", ".join(["volume"] * (volume.array.ndim - colour == 4) + names)
 
 
 def convert_series(catalog, key: str, output: Path, *, policy="default", resample=False,
@@ -243,7 +250,7 @@ def write_fsl_diffusion(volume, stem: Path) -> tuple[Path, Path] | None:
 
     volumes = volume.metadata.get("volumes") or []
     b_values = [v.get("b_value") for v in volumes]
-    if volume.array.ndim != 4 or not any(b is not None for b in b_values):
+    if volume.array.ndim - volume.is_colour != 4 or not any(b is not None for b in b_values):
         return None
     bvals = np.array([0.0 if b is None else float(b) for b in b_values])
     bvecs = fsl_bvecs([v.get("gradient") for v in volumes], volume.nifti_affine())

@@ -4,6 +4,9 @@ Conventions (the one place they are stated for this module; see also docs/conven
 -----------------------------------------------------------------------------------------
 - ``array`` has shape **(slices, rows, columns)**, or **(volumes, slices, rows, columns)** for
   a 4D series (time points, echoes, diffusion directions...). It is read-only.
+- Colour (RGB, YBR_* converted to RGB, PALETTE COLOR looked up; ``metadata["channels"] ==
+  "RGB"``): a trailing channel axis, **(slices, rows, columns, 3)** or **(volumes, slices,
+  rows, columns, 3)**, samples in R, G, B order; the affine still maps the three spatial axes.
 - ``affine`` is a 4x4 float64 matrix mapping the index vector ``(slice, row, column, 1)`` to
   patient coordinates in **mm** in DICOM's **LPS** frame (x to the patient's Left, y Posterior,
   z Superior). With Image Orientation (Patient) = (F_r, F_c) and Pixel Spacing = (Δrow, Δcol):
@@ -55,8 +58,10 @@ class Volume:
 
     def __post_init__(self):
         array = np.asarray(self.array)
-        if array.ndim not in (3, 4):
-            raise ValueError(f"Volume array must be 3D or 4D, got shape {array.shape}")
+        colour = dict(self.metadata).get("channels") == "RGB"
+        if array.ndim - colour not in (3, 4) or (colour and array.shape[-1] != 3):
+            raise ValueError(f"Volume array must be 3D or 4D{' plus 3 RGB samples' * colour}, "
+                             f"got shape {array.shape}")
         affine = np.array(self.affine, dtype=np.float64)
         if affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got {affine.shape}")
@@ -78,7 +83,19 @@ class Volume:
     @property
     def spatial_shape(self) -> tuple[int, int, int]:
         """(slices, rows, columns)."""
-        return tuple(self.array.shape[-3:])
+        end = self.array.ndim - self.is_colour
+        return tuple(self.array.shape[end - 3:end])
+
+    @property
+    def is_colour(self) -> bool:
+        """True for an RGB volume (``metadata["channels"] == "RGB"``): the array's last axis
+        holds the 3 samples (R, G, B) of each voxel."""
+        return self.metadata.get("channels") == "RGB"
+
+    @property
+    def channels(self) -> int:
+        """Samples per voxel: 3 for colour (the array's last axis), else 1 (no such axis)."""
+        return 3 if self.is_colour else 1
 
     @property
     def spacing(self) -> np.ndarray:
@@ -117,24 +134,52 @@ class Volume:
         return self.ras_affine[:, [2, 1, 0, 3]]
 
     def nifti_array(self) -> np.ndarray:
-        """The array in NIfTI's axis order: (column, row, slice[, volume])."""
-        if self.array.ndim == 3:
-            return self.array.transpose(2, 1, 0)
-        return self.array.transpose(3, 2, 1, 0)
+        """The array in NIfTI's axis order: (column, row, slice[, volume]), colour samples
+        kept last."""
+        spatial = self.array.ndim - self.is_colour
+        order = tuple(reversed(range(spatial))) + tuple(range(spatial, self.array.ndim))
+        return self.array.transpose(order)
 
     def to_nifti(self):
-        """A ``nibabel.Nifti1Image`` (RAS, (column, row, slice[, volume])); needs ``nibabel``."""
+        """A ``nibabel.Nifti1Image`` (RAS, (column, row, slice[, volume])); needs ``nibabel``.
+
+        Colour volumes whose samples are integers in 0..255 are written as dcm2niix writes
+        RGB: NIfTI's RGB24 (datatype 128, nibabel dtype ``[('R', 'u1'), ('G', 'u1'),
+        ('B', 'u1')]``); other colour volumes keep their dtype with the 3 samples as NIfTI's
+        5th dimension (intent ``vector``)."""
         nibabel = require("nibabel", extra="nifti", needed_by="to_nifti()")
-        image = nibabel.Nifti1Image(np.ascontiguousarray(self.nifti_array()), self.nifti_affine())
+        data = np.ascontiguousarray(self.nifti_array())
+        if self.is_colour:
+            data = _nifti_colour(data)
+        image = nibabel.Nifti1Image(data, self.nifti_affine())
+        if self.is_colour and data.dtype.names is None:
+            image.header.set_intent("vector")
         image.set_qform(self.nifti_affine(), code=1)
         image.set_sform(self.nifti_affine(), code=1)
         return image
 
+    def channel_array(self) -> np.ndarray:
+        """The array channel-first, ``(C, slices, rows, columns)``: C = 1 for 3D, the volumes
+        for 4D, the R, G, B samples for colour (4D colour: ``3 * volumes``, channel
+        ``3 * v + s`` is sample s of volume v). A view where the layout allows, else a copy.
+
+        >>> Volume(np.zeros((2, 4, 5, 3)), np.eye(4), {"channels": "RGB"}).channel_array().shape
+        (3, 2, 4, 5)
+        """
+        array = self.array
+        if not self.is_colour:
+            return array[None] if array.ndim == 3 else array
+        array = np.moveaxis(array, -1, -4)  # the samples before the slice axis
+        return array.reshape(-1, *array.shape[-3:])
+
     def to_tensor(self, *, channel: bool = False):
         """A ``torch.Tensor`` copy of the array; ``channel=True`` adds a leading channel axis
-        for 3D volumes (``(1, slices, rows, columns)``)."""
+        for 3D volumes (``(1, slices, rows, columns)``) and moves a colour volume's samples
+        to the front (``(3, slices, rows, columns)``)."""
         import torch
 
+        if channel and self.is_colour and self.array.ndim == 4:
+            return torch.from_numpy(np.ascontiguousarray(np.moveaxis(self.array, -1, 0)))
         tensor = torch.from_numpy(np.array(self.array))
         return tensor[None] if channel and tensor.ndim == 3 else tensor
 
@@ -160,3 +205,18 @@ class Volume:
         return (f"Volume(shape={self.array.shape}, dtype={self.array.dtype}, "
                 f"spacing=({spacing}) mm, origin=({origin}) mm LPS, "
                 f"orientation={self.orientation!r}{' sheared' if self.is_sheared else ''}{key})")
+
+
+#: NIfTI's RGB24 voxel type as nibabel spells it (datatype 128)
+RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+
+
+def _nifti_colour(data: np.ndarray) -> np.ndarray:
+    """Colour samples (last axis, R G B) as RGB24 voxels when they are integers in 0..255
+    (dcm2niix's RGB output), else as a 5th NIfTI dimension (x, y, z, t, 3)."""
+    if data.dtype.kind in "iuf" and data.size and np.all((data >= 0) & (data <= 255)) \
+            and np.array_equal(data, np.round(data)):
+        return np.ascontiguousarray(data.astype(np.uint8)).view(RGB24)[..., 0]
+    if data.ndim == 4:  # (x, y, z, 3) -> (x, y, z, 1, 3): NIfTI keeps dimension 5 for vectors
+        return data[:, :, :, None, :]
+    return data

@@ -268,17 +268,18 @@ def test_a_single_slice_uses_slice_thickness_for_the_third_axis(tmp_path):
     np.testing.assert_allclose(volume.affine[:3, 0], 3.0 * normal, atol=1e-6)
 
 
-def test_colour_files_are_refused_naming_the_file_and_tag(tmp_path):
-    """A volume has one value per voxel: RGB images are refused with a typed error."""
-    import shutil
-
+def test_four_samples_per_pixel_are_refused_naming_the_file_and_tag(tmp_path):
+    """Colour volumes hold 3 samples (tests/test_colour.py); 4 (the retired ARGB / CMYK) are
+    refused with a typed error."""
+    import pydicom
     from pydicom.data import get_testdata_file
 
     from dicomml.errors import InvalidTagError
 
-    source = get_testdata_file("SC_rgb_small_odd.dcm")
-    target = tmp_path / "rgb.dcm"
-    shutil.copyfile(source, target)
+    ds = pydicom.dcmread(get_testdata_file("SC_rgb_small_odd.dcm"))
+    ds.SamplesPerPixel = 4
+    target = tmp_path / "argb.dcm"
+    ds.save_as(target)
     with pytest.raises(InvalidTagError) as caught:
         dicomml.load_series(tmp_path)
     assert caught.value.tag == "SamplesPerPixel" and str(target) in str(caught.value)

@@ -173,7 +173,8 @@ def _series_planes(tmp_path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 BAD_VALUES = [("rows", 0), ("columns", 70000), ("rows", 2.5), ("bits_allocated", np.nan),
               ("bits_allocated", 65), ("bits_stored", 17), ("bits_stored", 0),
-              ("pixel_representation", 2), ("samples_per_pixel", 3), ("slope", np.inf),
+              ("pixel_representation", 2), ("samples_per_pixel", 4), ("samples_per_pixel", 2),
+              ("slope", np.inf),
               ("intercept", np.nan), ("pixel_spacing", (0.0, 1.0)),
               ("pixel_spacing", (np.nan, 1.0))]
 

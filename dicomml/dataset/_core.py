@@ -326,7 +326,7 @@ def _one_volume(volume, index, key):
     from dicomml.volume import Volume
 
     index = int(index)
-    if volume.array.ndim != 4 or index >= volume.array.shape[0]:
+    if volume.array.ndim - volume.is_colour != 4 or index >= volume.array.shape[0]:
         raise DicommlError(f"volume {index} does not exist (the series loads as "
                            f"{volume.array.shape}; derived images are left out)", path=key)
     metadata = dict(volume.metadata)
@@ -381,15 +381,23 @@ def _segmentation_source(segmentation):
 
 def volume_sample(volume, identifiers: Mapping, metadata: Mapping) -> dict:
     """The sample dict of a :class:`~dicomml.volume.Volume`: ``image`` float32 (C, S, R, C')
-    (C = 1 for 3D, the volumes for 4D), ``affine`` float64 4x4 LPS, ``spacing`` float64 (3,)
-    (slice, row, column) mm, the identifiers and ``metadata``."""
+    (C = 1 for 3D, the volumes for 4D; colour: the R, G, B samples, volume-major for 4D),
+    ``affine`` float64 4x4 LPS, ``spacing`` float64 (3,) (slice, row, column) mm, the
+    identifiers and ``metadata``."""
     return {
-        "image": image_tensor(volume.array),
+        "image": image_tensor(_channels_first(volume)),
         "affine": torch.tensor(np.asarray(volume.affine), dtype=torch.float64),
         "spacing": torch.tensor(np.asarray(volume.spacing), dtype=torch.float64),
         **identifiers,
         "metadata": dict(metadata),
     }
+
+
+def _channels_first(volume) -> np.ndarray:
+    """The array of a volume; a colour one channel-first (``Volume.channel_array``)."""
+    if not volume.is_colour:
+        return volume.array
+    return np.ascontiguousarray(volume.channel_array(), dtype=np.float32)
 
 
 def image_tensor(array: np.ndarray) -> torch.Tensor:

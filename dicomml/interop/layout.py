@@ -57,8 +57,10 @@ def from_nifti_layout(tensor: torch.Tensor, affine) -> tuple[torch.Tensor, torch
 
 def volume_tensor(volume) -> torch.Tensor:
     """A ``dicomml.volume.Volume``'s array as a channel-first float32 tensor ``(C, S, R, Cc)``
-    (a 4D volume's volumes become channels)."""
-    array = np.asarray(volume.array)
+    (a 4D volume's volumes become channels, a colour volume's R, G, B samples too:
+    ``Volume.channel_array``)."""
+    array = np.asarray(volume.channel_array() if getattr(volume, "is_colour", False)
+                       else volume.array)
     tensor = torch.from_numpy(np.array(array, dtype=np.float32))
     return tensor.unsqueeze(0) if tensor.ndim == 3 else tensor
 

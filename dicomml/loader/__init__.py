@@ -138,6 +138,8 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
         What was applied is in ``metadata["scaling"]``.
 
     Returns a Volume: array (slices, rows, columns) or (volumes, slices, rows, columns),
+    plus a trailing axis of 3 samples (R, G, B) for colour series (``metadata["channels"]``
+    ``== "RGB"``: RGB, YBR_* converted as pydicom does, PALETTE COLOR looked up; no rescale),
     affine from (slice, row, column, 1) to LPS mm. Raises :mod:`dicomml.errors` types naming
     the file (and tag) or the series key.
     """
@@ -155,10 +157,22 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
     affine = stack.affine
     if stack.order.shape[1] == 1:
         affine = single_slice_affine(affine, instances)
+    colour = data.ndim == 5  # (V, S, R, C, 3): read_stack's colour output
     if resample and stack.kinds() & set(RESAMPLED):
-        data, affine = _resample(data, stack)
+        data, affine = _resample_channels(data, stack) if colour else _resample(data, stack)
     metadata = series_metadata(instances, key, stack, planes, dtype, resample)
+    if colour:
+        metadata["channels"] = "RGB"
     metadata.update(plane_notes(planes, stack.order), scaling=scaling)
     metadata["provenance"] = provenance(planes, stack, built, chosen, resample)
     metadata["provenance"]["scaling"] = (scaling or {}).get("applied")
     return Volume(data if stack.is_4d else data[0], affine, metadata)
+
+
+def _resample_channels(data: np.ndarray, stack) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~dicomml.loader.assemble.resample` of colour data (V, S, R, C, 3): each
+    sample resampled as a volume of its own."""
+    volumes = np.moveaxis(data, -1, 1).reshape(-1, *data.shape[1:4])
+    out, affine = _resample(volumes, stack)
+    out = out.reshape(data.shape[0], 3, *out.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(out, 1, -1)), affine

@@ -44,9 +44,15 @@ from dicomml._columns import absent, column_list
 from dicomml.decode.frames import EncodedPixels
 from dicomml.decode.located import Location, direct_layout, locations_from_columns
 from dicomml.decode.stored import Request, fill
-from dicomml.errors import DecodeError, InvalidTagError, TruncatedFileError
+from dicomml.errors import (
+    DecodeError,
+    InvalidDicomError,
+    InvalidTagError,
+    MissingTagError,
+    TruncatedFileError,
+)
 
-from .planes import _FILE_COLUMNS
+from .planes import _FILE_COLUMNS, colour_kind
 from .values import StoreValues, output_dtype, store, store_values
 
 #: largest accepted ratio of decoded pixel bytes to file size for compressed data (lossless
@@ -77,9 +83,17 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
     for path, items in tasks.items():
         check_file_holds(path, [plane for _, plane in items], where[path])
     first = next(iter(tasks.values()))[0][1]
-    out = _allocated(allocate, order.shape + (int(first["rows"]), int(first["columns"])),
-                     output_dtype([w.info for w in where.values()], dtype))
+    colour = colour_kind(first.get("samples_per_pixel"), first.get("photometric"))
+    luts = _palettes(where) if colour == "palette" else {}
+    out_dtype = output_dtype([w.info for w in where.values()], dtype) if not luts else \
+        np.dtype(dtype) if dtype is not None else np.result_type(*(t for t, _ in luts.values()))
+    out = _allocated(allocate, order.shape + (int(first["rows"]), int(first["columns"]))
+                     + ((3,) if colour else ()), out_dtype)
     flat = out.reshape(-1, *out.shape[2:])
+    if colour:  # few and small: one thread, one file at a time
+        for path, items in tasks.items():
+            _read_colour_file(where[path], items, flat, luts.get(path))
+        return out
     workers = threads or min(8, os.cpu_count() or 1)
     values = _Values(rescale=dtype is not None)
     jobs = [(where[path], items) for path, items in tasks.items()]
@@ -91,6 +105,66 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda run: _read_files(run, flat, dtype, values), runs))
     return out
+
+
+def _palettes(where: dict[str, Location]) -> dict[str, tuple]:
+    """{path: :func:`palette_lut` of the file's header} of palette colour files."""
+    import pydicom
+
+    luts = {}
+    for path in where:
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception as exc:  # noqa: BLE001 - any parse failure names the file
+            raise InvalidDicomError(f"cannot read the palette header: {exc}", path=path) from exc
+        luts[path] = palette_lut(header, path)
+    return luts
+
+
+def palette_lut(header, path: str) -> tuple[np.ndarray, int]:
+    """``(table, first)``: the (entries, 3) RGB table of a PALETTE COLOR header (uint8 or
+    uint16, by the LUTs' bits) and the first index it maps; index ``i`` maps to row
+    ``clip(i - first, 0, entries - 1)`` (PS3.3 C.7.6.3.1.5; the table is built by pydicom's
+    ``apply_color_lut``). MissingTagError naming the file and the descriptor or data element
+    when the header lacks one."""
+    from pydicom.pixels.processing import apply_color_lut
+
+    for colour in ("Red", "Green", "Blue"):
+        descriptor = f"{colour}PaletteColorLookupTableDescriptor"
+        if descriptor not in header:
+            raise MissingTagError("a PALETTE COLOR image needs its lookup tables",
+                                  path=path, tag=descriptor)
+        data = f"{colour}PaletteColorLookupTableData"
+        if data not in header and f"Segmented{data}" not in header:
+            raise MissingTagError("a PALETTE COLOR image needs its lookup tables",
+                                  path=path, tag=data)
+    entries, first, _ = header.RedPaletteColorLookupTableDescriptor
+    entries = entries or 65536
+    indices = np.arange(first, first + entries, dtype=np.uint16 if first + entries > 256
+                        else np.uint8)  # every index the table covers, in order
+    try:
+        table = apply_color_lut(indices, header)
+    except Exception as exc:  # noqa: BLE001 - a malformed table, named by file and tag
+        raise InvalidTagError(f"unusable palette lookup table: {exc}", path=path,
+                              tag="RedPaletteColorLookupTableData") from exc
+    return table, int(first)
+
+
+def _read_colour_file(where: Location, items, flat: np.ndarray, lut) -> None:
+    """Read the colour planes ``items`` [(output slot, plane record)] of one file into
+    ``flat[slot]`` (rows, columns, 3): RGB as decoded (YBR converted, planar configuration
+    undone by the decoder), palette indices looked up in ``lut``; no rescale."""
+    info = where.info
+    frames = sorted({int(plane["frame"]) for _, plane in items})
+    buffer = np.empty((len(frames), *info.frame_shape), info.dtype)
+    found = fill([Request(where, buffer, None if info.number_of_frames == 1 else frames)])
+    images, _ = _as_read(found[0], dict(zip(frames, buffer)), flat.dtype, None, None)
+    for slot, plane in items:
+        image = images[int(plane["frame"])]
+        if lut is not None:
+            table, first = lut
+            image = table[np.clip(image.astype(np.int64) - first, 0, len(table) - 1)]
+        np.copyto(flat[slot], image, casting="unsafe")
 
 
 def _allocated(allocate, shape: tuple, dtype: np.dtype) -> np.ndarray:

@@ -44,7 +44,7 @@ _FILE_COLUMNS = {  # plane-table column <- catalog column
     "pixel_data_length": "pixel_data_length", "number_of_frames": "NumberOfFrames",
     "bits_allocated": "BitsAllocated", "bits_stored": "BitsStored",
     "pixel_representation": "PixelRepresentation", "photometric": "PhotometricInterpretation",
-    "samples_per_pixel": "SamplesPerPixel",
+    "samples_per_pixel": "SamplesPerPixel", "planar_configuration": "PlanarConfiguration",
 }
 #: plane-table column -> the DICOM keyword to blame for it
 TAGS = {"rows": "Rows", "columns": "Columns", "bits_allocated": "BitsAllocated",
@@ -55,7 +55,7 @@ TAGS = {"rows": "Rows", "columns": "Columns", "bits_allocated": "BitsAllocated",
 
 def build_planes(instances: pd.DataFrame) -> pd.DataFrame:
     """The checked plane table of a series' catalog rows (one row per 2D plane)."""
-    _refuse_colour(instances)
+    check_colour(instances)
     special = _special_kinds(instances)
     parts = []
     plain = (special == "").to_numpy()
@@ -70,15 +70,43 @@ def build_planes(instances: pd.DataFrame) -> pd.DataFrame:
     return planes
 
 
-def _refuse_colour(instances: pd.DataFrame) -> None:
-    if "SamplesPerPixel" not in instances.columns:
-        return
-    samples = pd.to_numeric(column(instances, "SamplesPerPixel"), errors="coerce")
-    colour = np.nan_to_num(np.asarray(samples, dtype=np.float64), nan=1.0) > 1
-    if colour.any():
-        raise InvalidTagError("colour images (SamplesPerPixel > 1) cannot form a volume",
-                              path=column(instances, "path")[int(colour.argmax())],
-                              tag="SamplesPerPixel")
+#: Photometric Interpretations of three-sample (colour) images that load as RGB
+COLOUR_PHOTOMETRICS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
+
+
+def colour_kind(samples, photometric) -> str:
+    """``"rgb"`` (3 samples per pixel), ``"palette"`` (PALETTE COLOR) or ``""`` (grey) of one
+    file's Samples per Pixel and Photometric Interpretation (unchecked)."""
+    text = "" if absent(photometric) else str(photometric).strip().upper()
+    if text == "PALETTE COLOR":
+        return "palette"
+    return "rgb" if not absent(samples) and float(samples) == 3 else ""
+
+
+def check_colour(instances: pd.DataFrame) -> None:
+    """Refuse what cannot form a colour volume, naming the file and tag: Samples per Pixel
+    other than 1 or 3, three samples with a grey or palette Photometric Interpretation, one
+    sample with a colour one, and colour files beside grey ones (the catalog splits those
+    into sub-series by its ``colour`` rule, :mod:`dicomml.catalog.split`)."""
+    paths = column(instances, "path").tolist()
+    samples = column(instances, "SamplesPerPixel").tolist()
+    photometric = column(instances, "PhotometricInterpretation").tolist()
+    kinds = set()
+    for path, count, text in zip(paths, samples, photometric):
+        count = 1 if absent(count) else count
+        text = "" if absent(text) else str(text).strip().upper()
+        if count not in (1, 3):
+            raise InvalidTagError(f"SamplesPerPixel must be 1 or 3 for a volume, got {count!r}",
+                                  path=path, tag="SamplesPerPixel")
+        if (count == 3) != (text in COLOUR_PHOTOMETRICS):
+            raise InvalidTagError(f"SamplesPerPixel {count} does not fit Photometric "
+                                  f"Interpretation {text!r}", path=path,
+                                  tag="PhotometricInterpretation")
+        kinds.add(colour_kind(count, text))
+        if len(kinds) > 1:
+            raise InvalidTagError("colour and greyscale files cannot form one volume (the "
+                                  "catalog splits them by its 'colour' rule)", path=path,
+                                  tag="PhotometricInterpretation")
 
 
 def _special_kinds(instances: pd.DataFrame) -> pd.Series:
@@ -283,6 +311,7 @@ def _plainly_valid(planes: pd.DataFrame) -> bool:
     if not (whole(rows, 1, MAX_MATRIX) and whole(columns, 1, MAX_MATRIX)
             and whole(allocated, 1, 64)):
         return False
+    # colour (3 samples) takes the record checks
     for name, low, high in (("bits_stored", 1, allocated), ("samples_per_pixel", 1, 1),
                             ("pixel_representation", 0, 1)):
         found = numbers(name)
@@ -319,8 +348,11 @@ def _check_format(record: dict) -> None:
                             high=64)
     if value(record, "bits_stored") is not None:
         check_count(record["bits_stored"], path=path, tag="BitsStored", high=allocated)
-    if value(record, "samples_per_pixel") is not None:  # colour is refused before
-        check_count(record["samples_per_pixel"], path=path, tag="SamplesPerPixel", high=1)
+    if value(record, "samples_per_pixel") is not None:  # 1 or 3 (check_colour says why)
+        if check_count(record["samples_per_pixel"], path=path, tag="SamplesPerPixel",
+                       high=3) == 2:
+            raise InvalidTagError("SamplesPerPixel must be 1 or 3, got 2", path=path,
+                                  tag="SamplesPerPixel")
     if value(record, "pixel_representation") is not None:
         check_count(record["pixel_representation"], path=path, tag="PixelRepresentation",
                     low=0, high=1)

@@ -7,7 +7,8 @@ rescale slope/intercept, MONOCHROME1/2), single-frame or enhanced multi-frame, 3
 any transfer syntax an installed encoder can write — and returns a :class:`SynthSeries`:
 the values and geometry a correct reader must produce, computed without any reader.
 
-:func:`write_classic_multiframe` writes classic multi-frame objects (MR/CT, RT Dose, NM,
+:func:`write_colour_series` writes RGB, YBR_FULL and PALETTE COLOR series (trailing axis of 3
+samples in the truth). :func:`write_classic_multiframe` writes classic multi-frame objects (MR/CT, RT Dose, NM,
 and US/SC/XA cine without patient geometry) with the same kind of ground truth.
 
 Conventions: arrays are (slices, rows, columns) — (volumes, slices, rows, columns) for 4D —
@@ -26,6 +27,7 @@ Example
 from __future__ import annotations
 
 from ._classic import write_classic_multiframe
+from ._colour import write_colour_series
 from ._corpus import write_corpus
 from ._encode import is_lossy, supported_transfer_syntaxes
 from ._geometry import ORIENTATIONS, PATIENT_POSITIONS, orientation_cosines
@@ -41,6 +43,7 @@ __all__ = [
     "phantom",
     "supported_transfer_syntaxes",
     "write_classic_multiframe",
+    "write_colour_series",
     "write_corpus",
     "write_series",
 ]
