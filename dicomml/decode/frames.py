@@ -188,7 +188,8 @@ def native_frames(buf: bytes, info: FrameInfo, vr: str) -> list:
     size = info.stored_frame_nbytes
     if len(buf) < n * size:
         raise TruncatedFileError(f"PixelData holds {len(buf)} bytes but {n} frame(s) of "
-                                 f"{size} bytes are declared", path=info.path, tag="PixelData")
+                                 f"{size} bytes ({n * size} bytes) are declared",
+                                 path=info.path, tag="PixelData")
     if info.photometric_interpretation == "YBR_FULL_422" and info.columns % 2:
         raise DecodeError("YBR_FULL_422 needs an even number of columns", path=info.path)
     if info.transfer_syntax == ts.EXPLICIT_VR_BE and info.bits_allocated == 8 and vr == "OW":
@@ -317,8 +318,10 @@ def load_encoded(path, *, max_inflated_bytes: int = MAX_INFLATED_BYTES,
         with open(path, "rb", buffering=0) as fp:  # one read of the whole file
             data = fp.read()
         try:
-            header = parse_header(data)
+            header = parse_header(data, path=path)
         except TruncatedData as exc:  # pydicom may still recover (e.g. mislabelled VRs)
+            if exc.tag == "PixelData":  # ... but not a Pixel Data length beyond the file:
+                raise  # pydicom would first allocate that length (up to 4 GiB)
             header, truncated = None, exc
         if header is not None:
             return _from_header(path, data, header)

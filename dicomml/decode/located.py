@@ -139,14 +139,23 @@ def _integral_column(values: list) -> list:
 
 
 def readable(location: Location) -> bool:
-    """True when the catalog's facts are enough to read this file's frames directly."""
+    """True when the catalog's facts are enough to read this file's frames directly, and
+    agree with each other: the declared frames fit in the Pixel Data value (native: its
+    length; encapsulated: at least one 8-byte item per frame before the end of the file).
+    Facts that disagree (e.g. NumberOfFrames near 2**32 over 32 bytes of pixels) are not
+    trusted: the full read path then raises the typed error naming the attribute, before
+    anything of the declared size is allocated."""
     info = location.info
     if location.offset < 0 or info.photometric_interpretation == "PALETTE COLOR":
         return False
     if info.transfer_syntax in ts.NATIVE:
         return location.length is not None and info.transfer_syntax != ts.DEFLATED_EXPLICIT_VR_LE \
-            and not (info.transfer_syntax == ts.EXPLICIT_VR_BE and info.bits_allocated == 8)
-    return info.transfer_syntax in ts.ENCAPSULATED and location.length is None
+            and not (info.transfer_syntax == ts.EXPLICIT_VR_BE and info.bits_allocated == 8) \
+            and info.number_of_frames * info.stored_frame_nbytes <= location.length
+    if info.transfer_syntax not in ts.ENCAPSULATED or location.length is not None:
+        return False
+    room = None if location.file_size is None else location.file_size - location.offset
+    return room is None or info.number_of_frames * 8 <= room
 
 
 #: largest total (bytes) served from a thread's reusable read buffer (beyond it, reads get
