@@ -65,7 +65,9 @@ def affine_array(affine) -> np.ndarray:
     dtype('float64')
     """
     if isinstance(affine, torch.Tensor):
-        return affine.detach().to(device="cpu", dtype=torch.float64).numpy()
+        if not (affine.is_cpu and affine.dtype is torch.float64 and not affine.requires_grad):
+            affine = affine.detach().to(device="cpu", dtype=torch.float64)
+        return affine.numpy()
     return np.asarray(affine, dtype=np.float64)
 
 
