@@ -20,7 +20,7 @@ DOC = ROOT.parent / "docs" / "architecture.md"
 
 #: the rows of the table in docs/architecture.md: a unit imports only units of lower rank
 RANKS = {
-    "errors": 0, "_lazy": 0, "_optional": 0, "_columns": 0,
+    "errors": 0, "_lazy": 0, "_optional": 0, "_columns": 0, "syntaxes": 0,
     "synth": 1, "catalog": 1, "decode": 2, "geometry": 3, "volume": 4, "loader": 5,
     "dataset": 6, "transforms": 7, "interop": 8, "viz": 9,
     "convert": 10, "demo": 10, "cli": 10, "__main__": 11,

@@ -177,8 +177,8 @@ def show_montage(vol, *, n: int = 16, ncols: int = 4, plane: str | None = None,
     axes = np.atleast_1d(fig.subplots(nrows, ncols_used)).ravel()
     vmin, vmax = _window(array, window)
     labels = edge_labels(affine, None)
-    aspect = view_aspect(spacing_from_affine(affine), None)
-    step = float(np.linalg.norm(affine[:3, 0]))
+    spacing = spacing_from_affine(affine)
+    aspect, step = view_aspect(spacing, None), float(spacing[0])
     for ax, index in zip(axes, indices):
         _draw(ax, array[index], aspect=aspect, labels=labels, vmin=vmin, vmax=vmax, cmap=cmap,
               title=f"#{index}  {index * step:.1f} mm")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dicomml.geometry.affine import direction_from_affine
 from dicomml.geometry.orientation import axis_directions as axis_directions
 from dicomml.geometry.orientation import direction_letter, orientation_code, reorientation
 
@@ -142,6 +143,5 @@ def view_aspect(spacing, plane: str | None) -> float:
 
 def obliquity_degrees(affine) -> float:
     """Largest angle (degrees) between an array axis and its nearest patient axis."""
-    rotation = np.asarray(affine, dtype=np.float64)[:3, :3]
-    cosines = np.abs(rotation / np.linalg.norm(rotation, axis=0)).max(axis=0)
+    cosines = np.abs(direction_from_affine(affine)).max(axis=0)
     return float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
