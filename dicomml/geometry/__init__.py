@@ -15,47 +15,21 @@ from __future__ import annotations
 
 from dicomml._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS = {
-    "affine_from_columns": "dicomml.geometry.affine",
-    "direction_from_affine": "dicomml.geometry.affine",
-    "in_plane_axes": "dicomml.geometry.affine",
-    "regular_affine": "dicomml.geometry.affine",
-    "series_affine": "dicomml.geometry.affine",
-    "spacing_from_affine": "dicomml.geometry.affine",
-    "DEFAULT_TOLERANCES": "dicomml.geometry.checks",
-    "Finding": "dicomml.geometry.checks",
-    "Tolerances": "dicomml.geometry.checks",
-    "check_consistency": "dicomml.geometry.checks",
-    "check_duplicates": "dicomml.geometry.checks",
-    "check_spacing": "dicomml.geometry.checks",
-    "check_stack": "dicomml.geometry.checks",
-    "check_tilt": "dicomml.geometry.checks",
-    "tilt_angle_deg": "dicomml.geometry.checks",
-    "LPS_TO_RAS": "dicomml.geometry.orientation",
-    "NIFTI_ORDER": "dicomml.geometry.orientation",
-    "axis_codes": "dicomml.geometry.orientation",
-    "axis_directions": "dicomml.geometry.orientation",
-    "direction_letter": "dicomml.geometry.orientation",
-    "lps_to_nifti_affine": "dicomml.geometry.orientation",
-    "lps_to_ras": "dicomml.geometry.orientation",
-    "nifti_to_lps_affine": "dicomml.geometry.orientation",
-    "orientation_code": "dicomml.geometry.orientation",
-    "parse_code": "dicomml.geometry.orientation",
-    "ras_to_lps": "dicomml.geometry.orientation",
-    "reorientation": "dicomml.geometry.orientation",
-    "row_col_cosines": "dicomml.geometry.orientation",
-    "slice_normal": "dicomml.geometry.orientation",
-    "plane_table": "dicomml.geometry.planes",
-    "deshear": "dicomml.geometry.resample",
-    "regularise_spacing": "dicomml.geometry.resample",
-    "mean_step_vector": "dicomml.geometry.sorting",
-    "project": "dicomml.geometry.sorting",
-    "slice_spacing": "dicomml.geometry.sorting",
-    "slice_steps": "dicomml.geometry.sorting",
-    "sort_order": "dicomml.geometry.sorting",
-    "Stack": "dicomml.geometry.stack",
-    "arrange": "dicomml.geometry.stack",
+# module -> the public names it defines
+_MODULES = {
+    "affine": ("affine_from_columns", "direction_from_affine", "in_plane_axes", "regular_affine",
+               "series_affine", "spacing_from_affine"),
+    "checks": ("DEFAULT_TOLERANCES", "Finding", "Tolerances", "check_consistency",
+               "check_duplicates", "check_spacing", "check_stack", "check_tilt", "tilt_angle_deg"),
+    "orientation": ("LPS_TO_RAS", "NIFTI_ORDER", "axis_codes", "axis_directions",
+                    "direction_letter", "lps_to_nifti_affine", "lps_to_ras",
+                    "nifti_to_lps_affine", "orientation_code", "parse_code", "ras_to_lps",
+                    "reorientation", "row_col_cosines", "slice_normal"),
+    "planes": ("plane_table",),
+    "resample": ("deshear", "regularise_spacing"),
+    "sorting": ("mean_step_vector", "project", "slice_spacing", "slice_steps", "sort_order"),
+    "stack": ("Stack", "arrange"),
 }
+_EXPORTS = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
