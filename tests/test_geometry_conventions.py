@@ -147,7 +147,7 @@ def test_volume_sample_is_the_one_volume_to_sample_rule():
     volume = Volume(array.copy(), affine, metadata={"series_key": "s1"})
     copied = layout.volume_to_sample(volume)
     assert list(copied) == ["image", "affine", "spacing", "series_key"]
-    bare = volume_sample(volume, copy=True)
+    bare = volume_sample(volume)
     assert list(bare) == ["image", "affine", "spacing"]
     assert torch.equal(bare["image"], copied["image"])
     copied["image"] += 1  # a copy: the caller's volume stays as it was, and read-only

@@ -41,12 +41,11 @@ def volume_tensor(volume) -> torch.Tensor:
 def volume_to_sample(volume) -> dict:
     """A ``dicomml.volume.Volume`` as a transforms sample: ``image`` float32 ``(C, S, R, Cc)``
     (a copy: the volume stays read-only), ``affine`` float64 4x4 (LPS), ``spacing`` float64 (3,)
-    and ``series_key`` when known: :func:`dicomml.dataset._core.volume_sample` with
-    ``copy=True``."""
+    and ``series_key`` when known (:func:`dicomml.dataset._core.volume_sample`)."""
     from dicomml.dataset._core import volume_sample  # on first use: the dataset needs pandas
 
     key = getattr(volume, "metadata", {}).get("series_key")
-    return volume_sample(volume, {"series_key": key} if key else None, copy=True)
+    return volume_sample(volume, {"series_key": key} if key else None)
 
 
 def restore_label(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
