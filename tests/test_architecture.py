@@ -23,7 +23,7 @@ RANKS = {
     "errors": 0, "_lazy": 0, "_optional": 0, "_columns": 0, "syntaxes": 0,
     "synth": 1, "catalog": 1, "decode": 2, "geometry": 3, "volume": 4, "loader": 5,
     "dataset": 6, "transforms": 7, "interop": 8, "viz": 9,
-    "convert": 10, "demo": 10, "cli": 10, "__main__": 11,
+    "convert": 10, "conformance": 10, "demo": 10, "cli": 10, "__main__": 11,
 }
 #: upward imports made at call time by convenience methods (named in the doc)
 ALLOWED_UPWARD = {("dicomml.volume", "interop")}
