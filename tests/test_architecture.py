@@ -22,8 +22,8 @@ DOC = ROOT.parent / "docs" / "architecture.md"
 RANKS = {
     "errors": 0, "_lazy": 0, "_optional": 0, "_columns": 0, "syntaxes": 0,
     "synth": 1, "catalog": 1, "decode": 2, "geometry": 3, "volume": 4, "loader": 5,
-    "dataset": 6, "transforms": 7, "interop": 8, "viz": 9,
-    "convert": 10, "conformance": 10, "demo": 10, "cli": 10, "__main__": 11,
+    "labels": 6, "dataset": 7, "transforms": 8, "interop": 9, "viz": 10,
+    "convert": 11, "conformance": 11, "demo": 11, "cli": 11, "__main__": 12,
 }
 #: upward imports made at call time by convenience methods (named in the doc)
 ALLOWED_UPWARD = {("dicomml.volume", "interop")}
