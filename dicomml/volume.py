@@ -40,7 +40,7 @@ import numpy as np
 
 from dicomml._optional import require
 from dicomml.geometry.affine import direction_from_affine, spacing_from_affine
-from dicomml.geometry.orientation import lps_to_ras, orientation_code
+from dicomml.geometry.orientation import lps_to_nifti_affine, lps_to_ras, orientation_code
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,7 +119,9 @@ class Volume:
 
     @property
     def orientation(self) -> str:
-        """Patient direction each axis (slice, row, column) points to, e.g. ``"SPL"`` (LPS letters)."""
+        """Patient direction each axis (slice, row, column) points to, e.g. ``"SPL"`` (LPS
+        letters; :func:`dicomml.geometry.orientation_code`). ``ValueError`` when an axis of the
+        affine has zero length or is not finite."""
         return orientation_code(self.affine, "LPS")
 
     @property
@@ -130,8 +132,9 @@ class Volume:
 
     # --- conversions --------------------------------------------------------------------------
     def nifti_affine(self) -> np.ndarray:
-        """RAS affine for NIfTI's axis order (column, row, slice)."""
-        return self.ras_affine[:, [2, 1, 0, 3]]
+        """RAS affine for NIfTI's axis order (column, row, slice): ``ras_affine[:, [2, 1, 0, 3]]``
+        (:func:`dicomml.geometry.lps_to_nifti_affine`)."""
+        return lps_to_nifti_affine(self.affine)
 
     def nifti_array(self) -> np.ndarray:
         """The array in NIfTI's axis order: (column, row, slice[, volume]), colour samples
@@ -202,9 +205,13 @@ class Volume:
         origin = ", ".join(f"{v:.4g}" for v in self.origin)
         key = self.metadata.get("series_key")
         key = f" series_key={key!r}" if key else ""
+        try:
+            orientation = repr(self.orientation)
+        except ValueError:  # a zero-length or non-finite axis points nowhere
+            orientation = "None"
         return (f"Volume(shape={self.array.shape}, dtype={self.array.dtype}, "
                 f"spacing=({spacing}) mm, origin=({origin}) mm LPS, "
-                f"orientation={self.orientation!r}{' sheared' if self.is_sheared else ''}{key})")
+                f"orientation={orientation}{' sheared' if self.is_sheared else ''}{key})")
 
 
 #: NIfTI's RGB24 voxel type as nibabel spells it (datatype 128)

@@ -379,18 +379,31 @@ def _segmentation_source(segmentation):
     return dict(zip(table[on].astype(str), table["path"].astype(str)))
 
 
-def volume_sample(volume, identifiers: Mapping, metadata: Mapping) -> dict:
-    """The sample dict of a :class:`~dicomml.volume.Volume`: ``image`` float32 (C, S, R, C')
-    (C = 1 for 3D, the volumes for 4D; colour: the R, G, B samples, volume-major for 4D),
-    ``affine`` float64 4x4 LPS, ``spacing`` float64 (3,) (slice, row, column) mm, the
-    identifiers and ``metadata``."""
-    return {
+def volume_sample(volume, identifiers: Mapping | None = None,
+                  metadata: Mapping | None = None) -> dict:
+    """The sample dict of a :class:`~dicomml.volume.Volume` (the one Volume -> sample rule,
+    also behind :func:`dicomml.interop.volume_to_sample`).
+
+    ``image`` float32 (C, S, R, C') (C = 1 for 3D, the volumes for 4D; colour: the R, G, B
+    samples, volume-major for 4D; :func:`image_tensor`: a copy unless the dataset lent the
+    buffer), ``affine`` float64 4x4 LPS, ``spacing`` float64 (3,) (slice, row, column) mm
+    (``Volume.spacing``), then the ``identifiers`` and, when given, ``metadata`` (as a dict).
+
+    >>> import numpy as np
+    >>> from dicomml.volume import Volume
+    >>> s = volume_sample(Volume(np.zeros((2, 3, 4)), np.diag([2.0, 0.5, 0.5, 1])))
+    >>> tuple(s["image"].shape), s["spacing"].tolist()
+    ((1, 2, 3, 4), [2.0, 0.5, 0.5])
+    """
+    sample = {
         "image": image_tensor(_channels_first(volume)),
         "affine": torch.tensor(np.asarray(volume.affine), dtype=torch.float64),
         "spacing": torch.tensor(np.asarray(volume.spacing), dtype=torch.float64),
-        **identifiers,
-        "metadata": dict(metadata),
+        **(identifiers or {}),
     }
+    if metadata is not None:
+        sample["metadata"] = dict(metadata)
+    return sample
 
 
 def _channels_first(volume) -> np.ndarray:

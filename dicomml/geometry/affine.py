@@ -21,7 +21,13 @@ from .orientation import row_col_cosines, slice_normal
 from .sorting import mean_step_vector, slice_spacing
 
 
-def _in_plane(iop, pixel_spacing) -> tuple[np.ndarray, np.ndarray]:
+def in_plane_axes(iop, pixel_spacing) -> tuple[np.ndarray, np.ndarray]:
+    """(row axis, column axis): LPS vectors in mm per index step, ``F_c * Δrow`` and
+    ``F_r * Δcol`` (``pixel_spacing`` = (Δrow, Δcol), mm, as in Pixel Spacing).
+
+    >>> [v.tolist() for v in in_plane_axes((1, 0, 0, 0, 1, 0), (0.5, 0.8))]
+    [[0.0, 0.5, 0.0], [0.8, 0.0, 0.0]]
+    """
     f_r, f_c = row_col_cosines(iop)
     row_spacing, col_spacing = (float(v) for v in pixel_spacing)
     return f_c * row_spacing, f_r * col_spacing
@@ -31,7 +37,7 @@ def affine_from_columns(slice_step, iop, pixel_spacing, origin) -> np.ndarray:
     """4x4 float64 affine from a 3D slice step vector (mm), IOP, pixel spacing and origin."""
     affine = np.eye(4)
     affine[:3, 0] = np.asarray(slice_step, dtype=np.float64)
-    affine[:3, 1], affine[:3, 2] = _in_plane(iop, pixel_spacing)
+    affine[:3, 1], affine[:3, 2] = in_plane_axes(iop, pixel_spacing)
     affine[:3, 3] = np.asarray(origin, dtype=np.float64)
     return affine
 
@@ -55,11 +61,22 @@ def series_affine(sorted_positions, iop, pixel_spacing, *, sheared: bool) -> np.
 
 
 def spacing_from_affine(affine) -> np.ndarray:
-    """Voxel spacing (slice, row, column) in mm: lengths of the affine's first three columns."""
-    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+    """Voxel spacing (slice, row, column) in mm, float64 (3,), always positive: the lengths
+    of the affine's first three columns (nibabel's ``voxel_sizes``). The one spacing rule:
+    ``Volume.spacing``, the transforms' ``spacing`` key and the viz aspect ratios use it.
+
+    >>> spacing_from_affine(np.diag([2.5, -0.7, 0.7, 1.0])).tolist()
+    [2.5, 0.7, 0.7]
+    """
+    rotation = np.asarray(affine, dtype=np.float64)[:3, :3]
+    return np.sqrt((rotation * rotation).sum(axis=0))  # np.linalg.norm(axis=0), minus checks
 
 
 def direction_from_affine(affine) -> np.ndarray:
-    """3x3 matrix of unit axis directions (columns: slice, row, column axes), LPS."""
+    """3x3 matrix of unit axis directions (columns: slice, row, column axes), LPS.
+
+    >>> direction_from_affine(np.diag([2.0, -0.5, 0.5, 1.0])).diagonal().tolist()
+    [1.0, -1.0, 1.0]
+    """
     rotation = np.asarray(affine, dtype=np.float64)[:3, :3]
     return rotation / spacing_from_affine(affine)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .orientation import row_col_cosines, slice_normal
+from .affine import in_plane_axes
+from .orientation import slice_normal
 from .sorting import project, slice_steps
 
 
@@ -84,12 +85,6 @@ def deshear(array, affine, fill: float | None = None):
     new_affine = affine.copy()
     new_affine[:3, 0] = normal * along
     return sampled, new_affine
-
-
-def in_plane_axes(iop, pixel_spacing):
-    """(row axis, column axis) vectors in mm per index: F_c * Δrow, F_r * Δcol."""
-    f_r, f_c = row_col_cosines(iop)
-    return f_c * float(pixel_spacing[0]), f_r * float(pixel_spacing[1])
 
 
 __all__ = ["regularise_spacing", "deshear", "in_plane_axes", "slice_normal"]

@@ -25,11 +25,10 @@ from dicomml._optional import require
 from dicomml.interop.layout import (
     from_nifti_layout,
     restore_label,
-    sample_geometry,
     to_nifti_layout,
     volume_tensor,
 )
-from dicomml.transforms._base import IMAGE_KEYS, LABEL_KEYS, Transform, spacing_of
+from dicomml.transforms._base import IMAGE_KEYS, LABEL_KEYS, Transform, sample_affine, spacing_of
 
 
 def _meta_tensor_class():
@@ -53,7 +52,7 @@ def to_metatensor(volume_or_sample, affine=None, keys: Sequence[str] = IMAGE_KEY
         return _metatensor(volume_or_sample, torch.eye(4, dtype=torch.float64)
                            if affine is None else affine)
     if isinstance(volume_or_sample, Mapping):
-        affine = sample_geometry(volume_or_sample)
+        affine = sample_affine(volume_or_sample)
         out = {k: v for k, v in volume_or_sample.items() if k not in ("affine", "spacing")}
         for key in keys:
             if key in volume_or_sample:
@@ -86,7 +85,7 @@ class MonaiAdapter(Transform):
 
     def __call__(self, sample: Mapping, generator: torch.Generator | None = None) -> dict:
         keys = [k for k in self.image_keys + self.label_keys if k in sample]
-        affine = sample_geometry(sample)
+        affine = sample_affine(sample)
         data = {k: _metatensor(sample[k], affine) for k in keys}
         if generator is not None and hasattr(self.transform, "set_random_state"):
             self.transform.set_random_state(

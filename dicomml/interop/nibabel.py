@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from dicomml._optional import require
-from dicomml.interop.layout import from_nifti_layout, sample_geometry, to_nifti_layout
-from dicomml.transforms._base import spacing_of
+from dicomml.interop.layout import from_nifti_layout, to_nifti_layout
+from dicomml.transforms._base import sample_affine, spacing_of
 
 
 def _nib():
@@ -30,7 +30,7 @@ def _nib():
 def sample_to_nifti(sample: Mapping, key: str = "image"):
     """``sample[key]`` ``(C, S, R, Cc)`` as a ``nibabel.Nifti1Image`` (column, row, slice[, C]),
     RAS affine, q/sform code 1. A single channel is dropped; several become the 4th axis."""
-    tensor, ras = to_nifti_layout(sample[key].detach().cpu(), sample_geometry(sample))
+    tensor, ras = to_nifti_layout(sample[key].detach().cpu(), sample_affine(sample))
     array = tensor.numpy()
     array = array[0] if array.shape[0] == 1 else np.moveaxis(array, 0, -1)
     image = _nib().Nifti1Image(np.ascontiguousarray(array), ras.numpy())

@@ -25,11 +25,10 @@ from dicomml._optional import require
 from dicomml.interop.layout import (
     from_nifti_layout,
     restore_label,
-    sample_geometry,
     to_nifti_layout,
     volume_tensor,
 )
-from dicomml.transforms._base import IMAGE_KEYS, LABEL_KEYS, Transform, spacing_of
+from dicomml.transforms._base import IMAGE_KEYS, LABEL_KEYS, Transform, sample_affine, spacing_of
 
 
 def _tio():
@@ -48,7 +47,7 @@ def sample_to_subject(sample: Mapping, image_keys: Sequence[str] = IMAGE_KEYS,
     """A sample dict as ``tio.Subject``: image keys -> ScalarImage, label keys -> LabelMap;
     other non-geometry keys are kept as subject attributes."""
     tio = _tio()
-    affine = sample_geometry(sample)
+    affine = sample_affine(sample)
     fields = {}
     for key in image_keys:
         if key in sample:

@@ -31,7 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
+
+from dicomml.geometry.affine import spacing_from_affine
 
 IMAGE_KEYS = ("image",)
 LABEL_KEYS = ("label",)
@@ -54,9 +57,29 @@ def sample_affine(sample: Mapping) -> torch.Tensor:
     return torch.as_tensor(affine, dtype=torch.float64).detach().cpu()
 
 
+def affine_array(affine) -> np.ndarray:
+    """A 4x4 affine tensor (any device and dtype) or array as a float64 numpy array: what the
+    :mod:`dicomml.geometry` functions take. A float64 CPU tensor shares its memory.
+
+    >>> affine_array(torch.eye(4)).dtype
+    dtype('float64')
+    """
+    if isinstance(affine, torch.Tensor):
+        if not (affine.is_cpu and affine.dtype is torch.float64 and not affine.requires_grad):
+            affine = affine.detach().to(device="cpu", dtype=torch.float64)
+        return affine.numpy()
+    return np.asarray(affine, dtype=np.float64)
+
+
 def spacing_of(affine: torch.Tensor) -> torch.Tensor:
-    """Voxel spacing (slice, row, column) mm: lengths of the affine's first three columns."""
-    return torch.linalg.vector_norm(affine[:3, :3], dim=0)
+    """Voxel spacing (slice, row, column) mm of a 4x4 affine tensor, float64 (3,) on the
+    affine's device: :func:`dicomml.geometry.spacing_from_affine` of its CPU copy.
+
+    >>> spacing_of(torch.diag(torch.tensor([2.5, -0.7, 0.7, 1.0], dtype=torch.float64)))
+    tensor([2.5000, 0.7000, 0.7000], dtype=torch.float64)
+    """
+    spacing = torch.from_numpy(spacing_from_affine(affine_array(affine)))
+    return spacing.to(affine.device) if isinstance(affine, torch.Tensor) else spacing
 
 
 def with_geometry(sample: Mapping, affine: torch.Tensor, **tensors) -> dict:

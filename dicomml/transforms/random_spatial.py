@@ -32,6 +32,7 @@ from dicomml.transforms._base import (
     RandomTransform,
     per_axis_ranges,
     sample_affine,
+    spacing_of,
     uniform,
     with_geometry,
 )
@@ -138,7 +139,7 @@ class RandomAffine(RandomSpatial):
                 "shears": pick(self.shear), "translation": pick(self.translation)}
 
     def index_map(self, sample, params) -> torch.Tensor:
-        spacing = torch.linalg.vector_norm(sample_affine(sample)[:3, :3], dim=0).tolist()
+        spacing = spacing_of(sample_affine(sample)).tolist()
         return affine_index_map(self.shape_of(sample), spacing, params["degrees"],
                                 params["scales"], params["shears"], params["translation"])
 
@@ -181,7 +182,7 @@ class RandomElastic(RandomSpatial):
     def displacement_voxels(self, sample, params, device) -> torch.Tensor:
         """(1, S, R, Cc, 3) displacement in voxels (slice, row, column)."""
         shape = self.shape_of(sample)
-        spacing = torch.linalg.vector_norm(sample_affine(sample)[:3, :3], dim=0)
+        spacing = spacing_of(sample_affine(sample))
         coarse = torch.as_tensor(params["displacement"], dtype=torch.float32, device=device)
         n = coarse.shape[1]
         for axis, size in enumerate(shape):

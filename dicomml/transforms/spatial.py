@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from dicomml.transforms import _index, _ops
-from dicomml.transforms._base import Transform, sample_affine, with_geometry
+from dicomml.transforms._base import Transform, sample_affine, spacing_of, with_geometry
 from dicomml.transforms._orientation import parse_code, reorientation
 
 
@@ -129,7 +129,7 @@ class Resample(_Rescale):
 
     def apply(self, sample: Mapping, params=None) -> dict:
         old = sample_affine(sample)
-        old_spacing = torch.linalg.vector_norm(old[:3, :3], dim=0).tolist()
+        old_spacing = spacing_of(old).tolist()
         target = [o if t is None else t for o, t in zip(old_spacing, self.spacing)]
         ratio = [t / o for t, o in zip(target, old_spacing)]
         # floor, tolerant to float noise in spacings read from the affine (0.7 vs 0.69999...)

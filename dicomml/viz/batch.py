@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dicomml.geometry.affine import spacing_from_affine
 from dicomml.viz.drawing import _draw, _require_matplotlib, _window
 from dicomml.viz.inputs import _to_numpy
-from dicomml.viz.orientation import DISPLAY_FRAME, _spacing, edge_labels, reorient, view_aspect
+from dicomml.viz.orientation import DISPLAY_FRAME, edge_labels, reorient, view_aspect
 
 
 def _batch_images(batch, channel: int, n: int, reorient_views: bool):
@@ -30,7 +31,7 @@ def _batch_images(batch, channel: int, n: int, reorient_views: bool):
             plane = "axial"
         out.append(volume[volume.shape[0] // 2])
         labels.append(edge_labels(affine, plane))
-        aspects.append(view_aspect(_spacing(affine), plane))
+        aspects.append(view_aspect(spacing_from_affine(affine), plane))
     return out, labels, aspects
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dicomml.geometry.affine import spacing_from_affine
 from dicomml.viz.charts import show_histogram, show_slice_positions
 from dicomml.viz.drawing import _draw, _require_matplotlib, _window
 from dicomml.viz.inputs import _volume_parts
@@ -19,7 +20,6 @@ from dicomml.viz.orientation import (
     _PLANES,
     _VIEW_DIRECTIONS,
     DISPLAY_FRAME,
-    _spacing,
     direction_label,
     edge_labels,
     obliquity_degrees,
@@ -41,7 +41,7 @@ def draw_orthogonal(axes, vol, *, frame: int = 0, window=None, center=None, cmap
     """
     array, affine, _ = _volume_parts(vol, frame)
     display, display_affine = reorient(array, affine, DISPLAY_FRAME)
-    spacing = _spacing(display_affine)
+    spacing = spacing_from_affine(display_affine)
     vmin, vmax = _window(array, window)
     center = [n // 2 for n in display.shape] if center is None else list(center)
     sample = resample_oblique and obliquity_degrees(affine) > 1.0
@@ -141,7 +141,7 @@ def _volume_title(vol, display_affine, title, resampled: bool = True):
     """Title: the given one or the series description, plus spacing and obliquity notes."""
     metadata = getattr(vol, "metadata", None) or {}
     text = title or str(metadata.get("SeriesDescription", "") or "")
-    spacing = ", ".join(f"{s:.3g}" for s in _spacing(display_affine))
+    spacing = ", ".join(f"{s:.3g}" for s in spacing_from_affine(display_affine))
     text = f"{text}  (spacing I-S, A-P, R-L: {spacing} mm)".strip()
     angle = obliquity_degrees(display_affine)
     if angle > 1.0:
@@ -177,8 +177,8 @@ def show_montage(vol, *, n: int = 16, ncols: int = 4, plane: str | None = None,
     axes = np.atleast_1d(fig.subplots(nrows, ncols_used)).ravel()
     vmin, vmax = _window(array, window)
     labels = edge_labels(affine, None)
-    aspect = view_aspect(_spacing(affine), None)
-    step = float(np.linalg.norm(affine[:3, 0]))
+    spacing = spacing_from_affine(affine)
+    aspect, step = view_aspect(spacing, None), float(spacing[0])
     for ax, index in zip(axes, indices):
         _draw(ax, array[index], aspect=aspect, labels=labels, vmin=vmin, vmax=vmax, cmap=cmap,
               title=f"#{index}  {index * step:.1f} mm")

@@ -2,7 +2,8 @@
 
 Pure numpy (no matplotlib). Arrays are (slices, rows, columns); an affine (4x4) maps
 (slice, row, column, 1) to patient millimetres in DICOM's LPS frame (x to the patient's Left,
-y Posterior, z Superior).
+y Posterior, z Superior). Axis letters, directions and the reorientation rule come from
+:mod:`dicomml.geometry.orientation` (``axis_directions`` is re-exported from there).
 
 >>> orientation_letters(np.diag([-1.0, 1.0, 1.0, 1.0]))
 'RPS'
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from dicomml.geometry.affine import direction_from_affine
+from dicomml.geometry.orientation import axis_directions as axis_directions
+from dicomml.geometry.orientation import direction_letter, orientation_code, reorientation
+
 #: display frame: axis 0 toward Inferior, axis 1 toward Posterior, axis 2 toward the Left
 DISPLAY_FRAME = "IPL"
-
-_AXIS_OF_LETTER = {"L": (0, 1), "R": (0, -1), "P": (1, 1), "A": (1, -1), "S": (2, 1), "I": (2, -1)}
-_LETTERS = ("LR", "PA", "SI")  # (positive, negative) letter per LPS world axis
 
 #: radiological view -> (direction of increasing row, of increasing column), LPS unit vectors
 _VIEW_DIRECTIONS = {
@@ -33,38 +35,8 @@ _PLANES = {
 }
 
 
-def axis_directions(affine) -> list[tuple[int, int]]:
-    """(world axis, sign) each array axis points to most, world axes 0, 1, 2 = x, y, z (LPS).
-
-    Axes are assigned greedily by largest absolute direction cosine, so two array axes never
-    share a world axis (the rule nibabel's ``io_orientation`` uses).
-
-    >>> axis_directions(np.diag([-1.0, 2.0, 3.0, 1.0]))
-    [(0, -1), (1, 1), (2, 1)]
-    """
-    rotation = np.asarray(affine, dtype=np.float64)[:3, :3]
-    lengths = np.linalg.norm(rotation, axis=0)
-    if not np.all(np.isfinite(rotation)) or np.any(lengths == 0):
-        raise ValueError(f"affine has a zero-length or non-finite axis: {rotation.tolist()}")
-    cosines = rotation / lengths
-    weights = np.abs(cosines)
-    result: list[tuple[int, int] | None] = [None, None, None]
-    for _ in range(3):
-        world, axis = np.unravel_index(np.argmax(weights), weights.shape)
-        result[axis] = (int(world), 1 if cosines[world, axis] > 0 else -1)
-        weights[world, :] = -1.0
-        weights[:, axis] = -1.0
-    return result  # type: ignore[return-value]
-
-
-def orientation_letters(affine) -> str:
-    """Three letters: the patient direction each array axis (slice, row, column) runs toward.
-
-    >>> orientation_letters(np.diag([1.0, 1.0, -1.0, 1.0]))
-    'LPI'
-    """
-    return "".join(_LETTERS[world][0 if sign > 0 else 1]
-                   for world, sign in axis_directions(affine))
+#: three letters: the patient direction each array axis (slice, row, column) runs toward
+orientation_letters = orientation_code
 
 
 def reorient(array, affine, target: str = DISPLAY_FRAME) -> tuple[np.ndarray, np.ndarray]:
@@ -82,19 +54,10 @@ def reorient(array, affine, target: str = DISPLAY_FRAME) -> tuple[np.ndarray, np
     >>> out.shape, out[:, 0, 0].tolist(), aff[:3, 3].tolist()
     ((3, 2, 1), [2, 1, 0], [0.0, 0.0, 2.0])
     """
-    target = target.upper()
-    wanted = [_AXIS_OF_LETTER[letter] for letter in target]
-    if len(target) != 3 or len({world for world, _ in wanted}) != 3:
-        raise ValueError(f"target must name three different patient axes, got {target!r}")
     array = np.asarray(array)
     affine = np.asarray(affine, dtype=np.float64)
-    current = axis_directions(affine)
+    source_axes, flips = reorientation(affine, target)
     lead = array.ndim - 3
-    source_axes, flips = [], []
-    for world, sign in wanted:
-        axis = next(a for a, (w, _) in enumerate(current) if w == world)
-        source_axes.append(axis)
-        flips.append(current[axis][1] != sign)
     out = np.transpose(array, list(range(lead)) + [lead + a for a in source_axes])
     new_affine = np.eye(4)
     new_affine[:3, 3] = affine[:3, 3]
@@ -119,7 +82,7 @@ def direction_label(vector, *, min_share: float = 0.25) -> str:
     vec = np.asarray(vector, dtype=np.float64)
     vec = vec / np.linalg.norm(vec)
     order = np.argsort(-np.abs(vec), kind="stable")
-    letters = [_LETTERS[w][0 if vec[w] > 0 else 1] for w in order
+    letters = [direction_letter(w, 1 if vec[w] > 0 else -1) for w in order
                if w == order[0] or abs(vec[w]) >= min_share]
     return "".join(letters)
 
@@ -180,11 +143,5 @@ def view_aspect(spacing, plane: str | None) -> float:
 
 def obliquity_degrees(affine) -> float:
     """Largest angle (degrees) between an array axis and its nearest patient axis."""
-    rotation = np.asarray(affine, dtype=np.float64)[:3, :3]
-    cosines = np.abs(rotation / np.linalg.norm(rotation, axis=0)).max(axis=0)
+    cosines = np.abs(direction_from_affine(affine)).max(axis=0)
     return float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
-
-
-def _spacing(affine) -> np.ndarray:
-    """Voxel spacing (mm) along (slice, row, column): the lengths of the affine's columns."""
-    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)

@@ -13,7 +13,8 @@ import itertools
 
 import numpy as np
 
-from dicomml.viz.orientation import _VIEW_DIRECTIONS, _spacing
+from dicomml.geometry.affine import spacing_from_affine
+from dicomml.viz.orientation import _VIEW_DIRECTIONS
 
 
 def world_plane(array, affine, plane: str, *, through=None, step: float | None = None,
@@ -39,7 +40,7 @@ def world_plane(array, affine, plane: str, *, through=None, step: float | None =
     if through is None:
         through = affine[:3, :3] @ ((shape - 1) / 2) + affine[:3, 3]
     through = np.asarray(through, dtype=np.float64)
-    step = float(_spacing(affine).min()) if step is None else float(step)
+    step = float(spacing_from_affine(affine).min()) if step is None else float(step)
     rows = _grid((world - through) @ down, step)
     cols = _grid((world - through) @ right, step)
     points = through + rows[:, None, None] * down + cols[None, :, None] * right

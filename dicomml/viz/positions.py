@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dicomml.geometry.affine import direction_from_affine
+from dicomml.geometry.sorting import project
 from dicomml.viz.inputs import _volume_parts
 
 
@@ -25,11 +27,7 @@ def slice_position_table(positions, orientation) -> dict[str, np.ndarray]:
     >>> t["distance"].tolist(), t["step"].tolist(), t["irregular"].tolist()
     ([0.0, 2.0, 4.0, 8.0], [2.0, 2.0, 4.0], [False, False, True])
     """
-    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    iop = np.asarray(orientation, dtype=np.float64).reshape(6)
-    normal = np.cross(iop[:3], iop[3:])
-    normal = normal / np.linalg.norm(normal)
-    distance = np.sort(positions @ normal)
+    distance = np.sort(project(positions, orientation))
     step = np.diff(distance)
     median = np.median(step) if step.size else 0.0
     irregular = np.abs(step - median) > 0.1 * max(abs(median), 1e-6)
@@ -56,9 +54,8 @@ def positions_of(source, key=None):
 
 def _volume_positions(vol):
     array, affine, metadata = _volume_parts(vol)
-    direction = np.asarray(affine, float)[:3, :3]
+    direction = direction_from_affine(affine)
     iop = np.concatenate([direction[:, 2], direction[:, 1]])
-    iop = np.concatenate([iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])])
     positions = metadata.get("positions")
     if positions is None:
         k = np.arange(array.shape[0])
