@@ -822,11 +822,11 @@ def _meta_element(parser: _Parser, pos: int) -> int:
     src = parser.src
     got = src.load(pos, 12)
     i = pos - src.base
-    tag = (0x0002 << 16) | _LE[1].unpack_from(src.buf, i + 2)[0]
     vr = src.buf[i + 4:i + 6]
-    if got < (12 if vr in LONG_VRS else 8):
+    if got < (12 if vr in LONG_VRS else 8):  # before any unpack: the header may be cut
         raise InvalidDicomError("broken file meta header (the file ends inside it)",
                                 path=parser.path)
+    tag = (0x0002 << 16) | _LE[1].unpack_from(src.buf, i + 2)[0]
     if vr in LONG_VRS:
         length, vpos = _LE[2].unpack_from(src.buf, i + 8)[0], pos + 12
     else:
