@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from dicomml.errors import InvalidTagError, MissingTagError
-from dicomml.geometry.tagvalues import tag_vector
+from dicomml.geometry.tagvalues import tag_number, tag_vector
 
 #: ``geometry`` of frames without Image Position / Orientation (Patient)
 NONE = "none"
@@ -81,8 +81,8 @@ def classic_rows(ds, path) -> list[dict]:
     """
     frames = frame_count(ds, path)
     common = dict(path=str(path), tile=-1, rows=_size(ds, "Rows", path),
-                  columns=_size(ds, "Columns", path), instance=_number(ds.get("InstanceNumber")),
-                  acquisition=_number(ds.get("AcquisitionNumber")))
+                  columns=_size(ds, "Columns", path), instance=tag_number(ds.get("InstanceNumber")),
+                  acquisition=tag_number(ds.get("AcquisitionNumber")))
     common.update(_rescale(ds, path))
     placed = _placement(ds, path, frames)
     return [dict(common, frame=k, position=placed["positions"][k],
@@ -173,7 +173,7 @@ def grid_frame_offsets(vector, frames: int, ipp, iop, *, path=None) -> tuple[np.
 def frame_step(ds) -> tuple[float, str | None]:
     """Distance between consecutive frames (mm, > 0) and the warning when it is assumed."""
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        step = abs(_number(ds.get(keyword)))
+        step = abs(tag_number(ds.get(keyword)))
         if math.isfinite(step) and step > 0:
             note = None if keyword == "SpacingBetweenSlices" else (
                 f"no Spacing Between Slices: frame spacing assumed equal to Slice Thickness "
@@ -252,7 +252,7 @@ def ultrasound_spacing(ds) -> tuple[float, float] | None:
     found = set()
     for region in regions:
         units = (region.get("PhysicalUnitsXDirection"), region.get("PhysicalUnitsYDirection"))
-        deltas = (_number(region.get("PhysicalDeltaY")), _number(region.get("PhysicalDeltaX")))
+        deltas = (tag_number(region.get("PhysicalDeltaY")), tag_number(region.get("PhysicalDeltaX")))
         if units != (3, 3) or not all(math.isfinite(d) and d > 0 for d in deltas):
             return None
         found.add(tuple(round(10.0 * d, 9) for d in deltas))
@@ -278,14 +278,14 @@ def _spacing(ds, path, keywords: tuple, *, required: bool,
 def _rescale(ds, path) -> dict:
     """slope / intercept: Dose Grid Scaling for RT Dose, else Rescale Slope / Intercept."""
     if str(ds.get("Modality", "")).upper() == "RTDOSE" and ds.get("DoseGridScaling") is not None:
-        scaling = _number(ds.get("DoseGridScaling"))
+        scaling = tag_number(ds.get("DoseGridScaling"))
         if not math.isfinite(scaling) or scaling == 0:
             raise InvalidTagError(f"DoseGridScaling must be a finite non-zero number, got "
                                   f"{ds.get('DoseGridScaling')!r}", path=path,
                                   tag="DoseGridScaling")
         return dict(slope=scaling, intercept=0.0)
-    return dict(slope=_number(ds.get("RescaleSlope"), 1.0),
-                intercept=_number(ds.get("RescaleIntercept"), 0.0))
+    return dict(slope=tag_number(ds.get("RescaleSlope"), 1.0),
+                intercept=tag_number(ds.get("RescaleIntercept"), 0.0))
 
 
 def place_unlocated(planes: pd.DataFrame) -> pd.DataFrame:
@@ -350,13 +350,3 @@ def _size(ds, keyword: str, path) -> int:
                               tag=keyword)
     return size
 
-
-def _number(value, default: float = math.nan) -> float:
-    """``value`` (or its first item) as a finite float, else ``default``."""
-    if not isinstance(value, str | bytes) and hasattr(value, "__len__"):
-        value = value[0] if len(value) else None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return number if math.isfinite(number) else default

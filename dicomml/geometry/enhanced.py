@@ -48,7 +48,7 @@ from pydicom.tag import Tag
 from dicomml.errors import InvalidTagError, MissingTagError
 from dicomml.geometry import philips
 from dicomml.geometry.planes import plane_table
-from dicomml.geometry.tagvalues import tag_vector
+from dicomml.geometry.tagvalues import tag_number, tag_vector
 
 #: dimension index pointers that locate a frame in space (not a separate volume)
 SPATIAL_POINTERS = {Tag(0x0020, 0x0032), Tag(0x0020, 0x9057), Tag(0x0020, 0x9056),
@@ -194,7 +194,7 @@ def frame_rows(ds, path) -> list[dict]:
     rows, columns = _size(ds, "Rows", path), _size(ds, "Columns", path)
     spatial = [i for i, d in enumerate(dimensions(ds)) if d["pointer"] in SPATIAL_POINTERS]
     common = dict(path=str(path), tile=-1, rows=rows, columns=columns,
-                  instance=_number(ds.get("InstanceNumber")))
+                  instance=tag_number(ds.get("InstanceNumber")))
     # top-level IPP/IOP (not allowed in enhanced IODs) are trusted only for a single frame
     top = ds if frames == 1 else Dataset()
     rows = [dict(common, **_frame_row(ds, i, path, spatial, shared, top))
@@ -225,18 +225,18 @@ def _frame_row(ds, index: int, path, spatial: list[int], shared: dict, top: Data
     return dict(
         frame=index, position=tuple(position), orientation=tuple(orientation),
         pixel_spacing=tuple(spacing),
-        slope=_number(groups.value("PixelValueTransformationSequence", "RescaleSlope",
+        slope=tag_number(groups.value("PixelValueTransformationSequence", "RescaleSlope",
                                    ds.get("RescaleSlope")), 1.0),
-        intercept=_number(groups.value("PixelValueTransformationSequence", "RescaleIntercept",
+        intercept=tag_number(groups.value("PixelValueTransformationSequence", "RescaleIntercept",
                                        ds.get("RescaleIntercept")), 0.0),
         temporal=_temporal(groups),
-        echo=_number(groups.value("MREchoSequence", "EffectiveEchoTime")),
+        echo=tag_number(groups.value("MREchoSequence", "EffectiveEchoTime")),
         b_value=b_value, gradient=gradient,
         stack=_text(groups.value("FrameContentSequence", "StackID")),
-        in_stack_position=_number(groups.value("FrameContentSequence", "InStackPositionNumber")),
-        slice_thickness=_number(groups.value("PixelMeasuresSequence", "SliceThickness",
+        in_stack_position=tag_number(groups.value("FrameContentSequence", "InStackPositionNumber")),
+        slice_thickness=tag_number(groups.value("PixelMeasuresSequence", "SliceThickness",
                                              ds.get("SliceThickness"))),
-        spacing_between_slices=_number(groups.value("PixelMeasuresSequence",
+        spacing_between_slices=tag_number(groups.value("PixelMeasuresSequence",
                                                     "SpacingBetweenSlices",
                                                     ds.get("SpacingBetweenSlices"))),
         complex_component=_text(groups.value("MRImageFrameTypeSequence",
@@ -259,9 +259,9 @@ def _patient_geometry(ds, shared: dict) -> bool:
 
 def _temporal(groups: FrameGroups) -> float:
     """TemporalPositionIndex, else the nominal cardiac trigger delay (ms); NaN when neither."""
-    value = _number(groups.value("FrameContentSequence", "TemporalPositionIndex"))
+    value = tag_number(groups.value("FrameContentSequence", "TemporalPositionIndex"))
     if math.isnan(value):
-        value = _number(groups.value("CardiacSynchronizationSequence",
+        value = tag_number(groups.value("CardiacSynchronizationSequence",
                                      "NominalCardiacTriggerDelayTime"))
     return value
 
@@ -271,7 +271,7 @@ def _diffusion(groups: FrameGroups) -> tuple[float, tuple[float, float, float] |
     item = groups.macro("MRDiffusionSequence")
     if item is None:
         return math.nan, None
-    b_value = _number(item.get("DiffusionBValue"))
+    b_value = tag_number(item.get("DiffusionBValue"))
     gradient = None
     directions = item.get("DiffusionGradientDirectionSequence") or []
     if len(directions) and directions[0].get("DiffusionGradientOrientation") is not None:
@@ -295,16 +295,6 @@ def _size(ds, keyword: str, path) -> int:
 def _vector(value, length: int, tag: str, where: str, path) -> np.ndarray:
     return tag_vector(value, length, tag, path=path, where=where)
 
-
-def _number(value, default: float = math.nan) -> float:
-    """``value`` (or its first item, for a multi-valued element) as a finite float."""
-    if not isinstance(value, str | bytes) and hasattr(value, "__len__"):
-        value = value[0] if len(value) else None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return number if math.isfinite(number) else default
 
 
 def _int_tuple(value) -> tuple[int, ...]:

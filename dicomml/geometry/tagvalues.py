@@ -8,6 +8,8 @@ array([0.5, 0.5])
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dicomml.errors import InvalidTagError, MissingTagError
@@ -31,3 +33,19 @@ def tag_vector(value, length: int, tag: str, *, path, where: str = "") -> np.nda
         raise InvalidTagError(f"{prefix}{tag} needs {length} finite values, got "
                               f"{vector.tolist()}", path=path, tag=tag)
     return vector
+
+
+def tag_number(value, default: float = math.nan) -> float:
+    """``value`` (or its first item, for a multi-valued element) as a finite float, else
+    ``default`` (absent, empty, unparsable or non-finite values alike).
+
+    >>> tag_number(["2.5", "3"]), tag_number(None, 1.0), tag_number("inf", 0.0)
+    (2.5, 1.0, 0.0)
+    """
+    if not isinstance(value, str | bytes) and hasattr(value, "__len__"):
+        value = value[0] if len(value) else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
