@@ -282,37 +282,50 @@ def classify(outcome) -> list[str]:
 def fuzz(n_inputs: int, *, seed: int = 0, batch_size: int = 50, timeout: float = 30.0,
          memory_mb: int = 3072, out: Path | None = None, work: Path | None = None) -> dict:
     """Run ``n_inputs`` mutated inputs; return the summary dict (see the module docstring)."""
-    rng = random.Random(seed)
     own_work = work is None
     work = Path(tempfile.mkdtemp(prefix="dicomml_fuzz_")) if own_work else Path(work)
-    started = time.perf_counter()
-    counts: Counter = Counter()
-    findings = []
     try:
         seeds = seed_files(work / "seeds")
-        done = 0
-        while done < n_inputs:
-            batch = work / f"batch{done:07d}"
-            batch.mkdir(parents=True)
-            names, recipes = [], {}
-            for i in range(min(batch_size, n_inputs - done)):
-                which = rng.randrange(len(seeds))
-                data, recipe = mutate(seeds[which], rng)
-                name = f"in{done + i:07d}.dcm"
-                (batch / name).write_bytes(data)
-                names.append(name)
-                recipes[name] = f"seed {which}: {', '.join(recipe)}"
-            results = run_batch(batch, names, timeout=timeout, memory_mb=memory_mb)
-            for name, outcome in results.items():
-                labels = classify(outcome)
-                counts.update(f"{name == 'scan' and 'scan_' or ''}{label}" for label in labels)
-                if any(label in ("untyped", "crash", "hang") for label in labels):
-                    findings.append(_finding(batch, name, outcome, recipes.get(name), out))
-            done += len(names)
-            shutil.rmtree(batch)
+
+        def generate(rng: random.Random) -> tuple[bytes, str]:
+            which = rng.randrange(len(seeds))
+            data, recipe = mutate(seeds[which], rng)
+            return data, f"seed {which}: {', '.join(recipe)}"
+
+        return run_inputs(generate, n_inputs, work, seed=seed, batch_size=batch_size,
+                          timeout=timeout, memory_mb=memory_mb, out=out)
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def run_inputs(generate, n_inputs: int, work: Path, *, seed: int, batch_size: int,
+               timeout: float, memory_mb: int, out: Path | None) -> dict:
+    """Run ``n_inputs`` files made by ``generate(rng) -> (bytes, recipe)`` through the
+    child harness in batches under ``work``; return the summary dict (module docstring).
+    The fuzzers differ only in ``generate`` (this one's mutations, fuzz_structured's lies)."""
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    counts: Counter = Counter()
+    findings = []
+    done = 0
+    while done < n_inputs:
+        batch = work / f"batch{done:07d}"
+        batch.mkdir(parents=True)
+        recipes = {}
+        for i in range(min(batch_size, n_inputs - done)):
+            data, recipe = generate(rng)
+            name = f"in{done + i:07d}.dcm"
+            (batch / name).write_bytes(data)
+            recipes[name] = recipe
+        results = run_batch(batch, list(recipes), timeout=timeout, memory_mb=memory_mb)
+        for name, outcome in results.items():
+            labels = classify(outcome)
+            counts.update(f"{name == 'scan' and 'scan_' or ''}{label}" for label in labels)
+            if any(label in ("untyped", "crash", "hang") for label in labels):
+                findings.append(_finding(batch, name, outcome, recipes.get(name), out))
+        done += len(recipes)
+        shutil.rmtree(batch)
     return {"inputs": n_inputs, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
             "outcomes": dict(counts), "findings": findings,
             "n_crashes": sum("crash" in classify(f["outcome"]) for f in findings),
@@ -331,23 +344,30 @@ def _finding(batch: Path, name: str, outcome, recipe, out: Path | None) -> dict:
     return finding
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", type=int, default=2000)
+def cli(fuzz_function, argv, *, description: str, inputs: int, batch_size: int,
+        memory_mb: int) -> int:
+    """The command line both fuzzers share: run ``fuzz_function`` and print its summary."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--inputs", type=int, default=inputs)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds one input may run before it counts as a hang")
-    parser.add_argument("--memory-mb", type=int, default=3072,
+    parser.add_argument("--memory-mb", type=int, default=memory_mb,
                         help="address-space limit of the child (MiB)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder to copy crashing/hanging/untyped inputs to")
     args = parser.parse_args(argv)
-    summary = fuzz(args.inputs, seed=args.seed, batch_size=args.batch_size,
-                   timeout=args.timeout, memory_mb=args.memory_mb, out=args.out)
+    summary = fuzz_function(args.inputs, seed=args.seed, batch_size=args.batch_size,
+                            timeout=args.timeout, memory_mb=args.memory_mb, out=args.out)
     summary["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def main(argv=None) -> int:
+    return cli(fuzz, argv, description=__doc__.split("\n\n")[0], inputs=2000,
+               batch_size=100, memory_mb=3072)
 
 
 if __name__ == "__main__":

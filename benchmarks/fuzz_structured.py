@@ -20,16 +20,12 @@ non-finite geometry, CSA / palette LUTs, float pixel data, shape checks of ``ok`
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import random
 import shutil
 import struct
 import sys
 import tempfile
-import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -119,53 +115,22 @@ def _groups(rng: random.Random, cut: bool) -> bytes:
 def fuzz(n_inputs: int, *, seed: int = 0, batch_size: int = 50, timeout: float = 30.0,
          memory_mb: int = 4096, out: Path | None = None) -> dict:
     """Run ``n_inputs`` hostile files; the summary of :func:`fuzz_scan_load.fuzz`."""
-    rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="dicomml_structured_"))
-    started, counts, findings, done = time.perf_counter(), Counter(), [], 0
     try:
-        while done < n_inputs:
-            batch = work / f"batch{done:07d}"
-            batch.mkdir()
-            recipes = {}
-            for i in range(min(batch_size, n_inputs - done)):
-                data, lies = hostile(rng)
-                name = f"in{done + i:07d}.dcm"
-                (batch / name).write_bytes(data)
-                recipes[name] = ", ".join(lies)
-            results = harness.run_batch(batch, list(recipes), timeout=timeout,
-                                        memory_mb=memory_mb)
-            for name, outcome in results.items():
-                labels = harness.classify(outcome)
-                counts.update(f"{name == 'scan' and 'scan_' or ''}{label}" for label in labels)
-                if any(label in ("untyped", "crash", "hang") for label in labels):
-                    findings.append(harness._finding(batch, name, outcome, recipes.get(name),
-                                                     out))
-            done += len(recipes)
-            shutil.rmtree(batch)
+        return harness.run_inputs(_generate, n_inputs, work, seed=seed, batch_size=batch_size,
+                                  timeout=timeout, memory_mb=memory_mb, out=out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    labels = [harness.classify(f["outcome"]) for f in findings]
-    return {"inputs": n_inputs, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
-            "outcomes": dict(counts), "findings": findings,
-            "n_crashes": sum("crash" in x for x in labels),
-            "n_hangs": sum("hang" in x for x in labels),
-            "n_untyped": sum("untyped" in x for x in labels)}
+
+
+def _generate(rng: random.Random) -> tuple[bytes, str]:
+    data, lies = hostile(rng)
+    return data, ", ".join(lies)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--timeout", type=float, default=30.0)
-    parser.add_argument("--memory-mb", type=int, default=4096)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    summary = fuzz(args.inputs, seed=args.seed, batch_size=args.batch_size,
-                   timeout=args.timeout, memory_mb=args.memory_mb, out=args.out)
-    summary["command"] = " ".join([Path(sys.executable).name, *sys.argv])
-    print(json.dumps(summary, indent=2))
-    return 0
+    return harness.cli(fuzz, argv, description=__doc__.split("\n\n")[0], inputs=300,
+                       batch_size=50, memory_mb=4096)
 
 
 if __name__ == "__main__":
