@@ -29,9 +29,13 @@ JPEG2000 = "1.2.840.10008.1.2.4.91"
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
 HTJ2K = "1.2.840.10008.1.2.4.203"
-#: Inflated by the catalog's parser as a deflated data set since its first version (noted
-#: there as JPIP Referenced Deflate, whose UID is 1.2.840.10008.1.2.4.95; not decoded).
-DEFLATED_OTHER = "1.2.840.10008.1.2.8.1"
+#: Deflated Image Frame Compression (PS3.5 8.2.16): each frame deflated on its own and
+#: encapsulated; the data set itself is plain Explicit VR Little Endian.
+DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
+#: JPIP Referenced Deflate and JPIP HTJ2K Referenced Deflate (PS3.5 A.7, A.12): a deflated data
+#: set whose pixels are not in the file but referenced by a JPIP URL (no pixels to decode).
+JPIP_REFERENCED_DEFLATE = "1.2.840.10008.1.2.4.95"
+JPIP_HTJ2K_REFERENCED_DEFLATE = "1.2.840.10008.1.2.4.205"
 
 #: UID -> short human name, in the order ``dicomml doctor`` lists them.
 NAMES: dict[str, str] = {
@@ -51,10 +55,13 @@ NAMES: dict[str, str] = {
     HTJ2K_LOSSLESS: "HTJ2K Lossless",
     HTJ2K_LOSSLESS_RPCL: "HTJ2K Lossless RPCL",
     HTJ2K: "HTJ2K",
+    DEFLATED_IMAGE_FRAME: "Deflated Image Frame Compression",
 }
 
-#: Syntaxes whose data set (not only the pixel data) is a raw deflate stream.
-DEFLATED_DATA_SET = frozenset({DEFLATED_EXPLICIT_VR_LE, DEFLATED_OTHER})
+#: Syntaxes whose data set (not only the pixel data) is a raw deflate stream (PS3.5 A.5, A.7,
+#: A.12).
+DEFLATED_DATA_SET = frozenset({DEFLATED_EXPLICIT_VR_LE, JPIP_REFERENCED_DEFLATE,
+                               JPIP_HTJ2K_REFERENCED_DEFLATE})
 #: Pixel data stored uncompressed (one contiguous buffer for all frames).
 NATIVE = frozenset({IMPLICIT_VR_LE, EXPLICIT_VR_LE, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE})
 #: Pixel data stored as encapsulated, compressed frames.
@@ -76,7 +83,8 @@ __all__ = [
     "IMPLICIT_VR_LE", "EXPLICIT_VR_LE", "DEFLATED_EXPLICIT_VR_LE", "EXPLICIT_VR_BE",
     "RLE_LOSSLESS", "JPEG_BASELINE", "JPEG_EXTENDED", "JPEG_LOSSLESS", "JPEG_LOSSLESS_SV1",
     "JPEG_LS_LOSSLESS", "JPEG_LS_NEAR_LOSSLESS", "JPEG2000_LOSSLESS", "JPEG2000",
-    "HTJ2K_LOSSLESS", "HTJ2K_LOSSLESS_RPCL", "HTJ2K", "DEFLATED_OTHER", "DEFLATED_DATA_SET",
+    "HTJ2K_LOSSLESS", "HTJ2K_LOSSLESS_RPCL", "HTJ2K", "DEFLATED_IMAGE_FRAME",
+    "JPIP_REFERENCED_DEFLATE", "JPIP_HTJ2K_REFERENCED_DEFLATE", "DEFLATED_DATA_SET",
     "NAMES", "NATIVE", "ENCAPSULATED", "LOSSY", "JPEG_FAMILY", "JPEG_LS_FAMILY", "J2K_FAMILY",
     "HTJ2K_FAMILY", "describe",
 ]

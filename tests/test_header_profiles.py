@@ -45,8 +45,7 @@ def _decoder(data):
 
 
 def _part10(data: bytes) -> bool:
-    return len(data) > 132 and data[128:132] == b"DICM" and deflated_start(data) is None \
-        and syntaxes.DEFLATED_OTHER.encode() not in data[:4096]
+    return len(data) > 132 and data[128:132] == b"DICM" and deflated_start(data) is None
 
 
 def _assert_agree(path, data, tmp_path=None):

@@ -20,6 +20,7 @@ import os
 
 from dicomml.decode import syntaxes as ts
 from dicomml.decode.base import Decoder
+from dicomml.decode.codecs_deflate import DeflateFrameDecoder
 from dicomml.decode.codecs_gpu import NvImageCodec
 from dicomml.decode.codecs_imagecodecs import imagecodecs_decoders
 from dicomml.decode.codecs_native import NativeDecoder
@@ -29,7 +30,8 @@ from dicomml.errors import DecoderNotAvailableError
 
 _ALL: dict[str, Decoder] = {
     d.name: d for d in [NativeDecoder(), PylibjpegOpenJpeg(), PylibjpegLibjpeg(),
-                        PylibjpegRle(), PyJpegLs(), NvImageCodec(), *imagecodecs_decoders()]
+                        PylibjpegRle(), PyJpegLs(), NvImageCodec(), DeflateFrameDecoder(),
+                        *imagecodecs_decoders()]
 }
 
 # Order of preference per transfer syntax, fastest first: median of 9 interleaved rounds of
@@ -58,6 +60,7 @@ PREFERENCE: dict[str, list[str]] = {
     ts.JPEG2000_LOSSLESS: list(_J2K),
     ts.JPEG2000: list(_J2K),
     **{uid: ["imagecodecs-htj2k", *_J2K] for uid in ts.HTJ2K_FAMILY},
+    ts.DEFLATED_IMAGE_FRAME: ["zlib-deflate"],
 }
 _EXTRA_HINT = {"fast": 'pip install "dicomml[fast]"', None: 'pip install dicomml',
                "gpu": 'pip install "nvidia-nvimgcodec-cu13[nvjpeg2k]" (CUDA 13; -cu12 for '
