@@ -37,6 +37,7 @@ _EXPORTS = {
     "DicomSliceDataset": "dicomml.dataset",
     "PatchSampler": "dicomml.dataset",
     "collate": "dicomml.dataset",
+    "FailedSample": "dicomml.dataset",
     "synth": "dicomml.synth",
     "transforms": "dicomml.transforms",
     "interop": "dicomml.interop",
