@@ -26,7 +26,10 @@ import os
 import sys
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 
+import pandas as pd
+
 from .header import parse_file_safe
+from .table import InstanceColumns, errors_frame
 
 #: Below this many files, parsing stays in the calling process (pool start-up costs more).
 IN_PROCESS_BELOW = 256
@@ -64,26 +67,51 @@ def _progress(total: int, enabled: bool):
 
 
 def parse_files(items: list, *, workers: int | None = None, progress: bool = True,
-                kind: str = "process") -> list:
+                kind: str = "process", consume=None) -> list:
     """Parse every ``(path, size, mtime_ns)`` item; return result tuples (any order).
 
     ``workers``: None = all usable cores; 1 = in this process. ``kind``: ``"process"``
-    (default) or ``"thread"`` (kept for the benchmark's comparison).
+    (default) or ``"thread"`` (kept for the benchmark's comparison). ``consume``: called
+    with each batch of result tuples as it arrives (while workers parse the next ones);
+    batches given to it are not returned.
     """
     workers = default_workers() if workers is None else max(1, int(workers))
+    out: list = []
+    sink = out.extend if consume is None else consume
     with _progress(len(items), progress) as bar:
         if workers == 1 or len(items) < IN_PROCESS_BELOW:
-            return _serial(items, bar)
-        return _pooled(items, workers, kind, bar)
+            _serial(items, bar, sink)
+        else:
+            _pooled(items, workers, kind, bar, sink)
+    return out
 
 
-def _serial(items: list, bar) -> list:
-    out = []
+def parse_to_frames(items: list, *, workers: int | None = None,
+                    progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(instances, errors)`` DataFrames of ``items``, both in path order: each batch of
+    parsed rows is typed (:class:`~dicomml.catalog.table.InstanceColumns`) as soon as it
+    arrives, so that a parallel scan does that work while the workers parse."""
+    table, failed = InstanceColumns(), []
+
+    def consume(results: list) -> None:
+        table.add([(p, size, mtime, row) for p, size, mtime, row, err in results
+                   if err is None])
+        failed.extend((p, size, mtime, err) for p, size, mtime, row, err in results
+                      if err is not None)
+
+    parse_files(items, workers=workers, progress=progress, consume=consume)
+    return table.frame(), errors_frame(sorted(failed, key=_first))
+
+
+def _first(item):
+    return item[0]
+
+
+def _serial(items: list, bar, sink) -> None:
     step = 64
     for start in range(0, len(items), step):
-        out.extend(parse_chunk(items[start:start + step]))
+        sink(parse_chunk(items[start:start + step]))
         bar.update(min(step, len(items) - start))
-    return out
 
 
 def _chunks(items: list, workers: int) -> list[list]:
@@ -99,12 +127,11 @@ def _make_pool(workers: int, kind: str) -> Executor:
                                mp_context=multiprocessing.get_context(method))
 
 
-def _pooled(items: list, workers: int, kind: str, bar) -> list:
-    out: list = []
+def _pooled(items: list, workers: int, kind: str, bar, sink) -> None:
     queue = _chunks(items, workers)
     suspects: list = []
     while queue:
-        failed = _run_round(queue, workers, kind, out, bar)
+        failed = _run_round(queue, workers, kind, sink, bar)
         queue = []
         for chunk in failed:
             if len(chunk) == 1:
@@ -113,17 +140,16 @@ def _pooled(items: list, workers: int, kind: str, bar) -> list:
                 half = len(chunk) // 2
                 queue += [chunk[:half], chunk[half:]]
     for chunk in suspects:  # each alone in a fresh one-worker pool
-        if _run_round([chunk], 1, kind, out, bar):
+        if _run_round([chunk], 1, kind, sink, bar):
             path, size, mtime_ns = chunk[0]
-            out.append((path, size, mtime_ns, None,
-                        ("WorkerCrash", "the worker process died while parsing this file",
-                         None)))
+            sink([(path, size, mtime_ns, None,
+                   ("WorkerCrash", "the worker process died while parsing this file", None))])
             bar.update(1)
-    return out
 
 
-def _run_round(chunks: list, workers: int, kind: str, out: list, bar) -> list:
-    """Run chunks in one pool; collect results into ``out``; return chunks lost to a crash."""
+def _run_round(chunks: list, workers: int, kind: str, sink, bar) -> list:
+    """Run chunks in one pool; hand each chunk's results to ``sink``; return the chunks lost
+    to a crash."""
     failed = []
     with _make_pool(min(workers, len(chunks)), kind) as pool:
         futures = {pool.submit(_parse_rows, chunk): chunk for chunk in chunks}
@@ -134,6 +160,6 @@ def _run_round(chunks: list, workers: int, kind: str, out: list, bar) -> list:
             except Exception:  # BrokenProcessPool (a worker died), or results lost in transit
                 failed.append(chunk)
                 continue
-            out.extend((*item, row, error) for item, (row, error) in zip(chunk, result))
+            sink([(*item, row, error) for item, (row, error) in zip(chunk, result)])
             bar.update(len(result))
     return failed

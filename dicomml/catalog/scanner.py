@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 
 from .catalog import Catalog
-from .parallel import parse_files
+from .parallel import parse_to_frames
 from .split import assign_series, summarize_series
-from .table import errors_frame, instances_frame
 from .walk import walk_files
 
 
@@ -82,11 +81,9 @@ def _scan(roots: list[str], catalog, workers, progress) -> Catalog:
     if kept_instances is _UNCHANGED:  # same files, scanned under another root name
         kept_instances = previous.instances.drop(columns=["series_key", "split_reason"])
         kept_errors = previous.errors
-    results = sorted(parse_files(todo, workers=workers, progress=progress), key=_first)
-    ok = [(p, size, mtime, row) for p, size, mtime, row, err in results if err is None]
-    bad = [(p, size, mtime, err) for p, size, mtime, row, err in results if err is not None]
-    instances = _by_path(_concat(kept_instances, instances_frame(ok)), kept_instances)
-    errors = _by_path(_concat(kept_errors, errors_frame(bad)), kept_errors)
+    fresh, bad = parse_to_frames(todo, workers=workers, progress=progress)
+    instances = _by_path(_concat(kept_instances, fresh), kept_instances)
+    errors = _by_path(_concat(kept_errors, bad), kept_errors)
     instances = assign_series(instances)
     result = Catalog(instances, summarize_series(instances), errors, root)
     if cat_path:
@@ -124,10 +121,6 @@ def _reuse(previous: Catalog | None, found: list):
         columns=["series_key", "split_reason"], errors="ignore")
     kept_errors = errors[errors["path"].isin(unchanged)]
     return kept_instances, kept_errors, todo
-
-
-def _first(item):
-    return item[0]
 
 
 def _by_path(frame: pd.DataFrame, kept: pd.DataFrame | None) -> pd.DataFrame:

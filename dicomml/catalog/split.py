@@ -80,16 +80,33 @@ def _column(df: pd.DataFrame, name: str) -> list:
     return col.astype(object).where(col.notna(), None).tolist()
 
 
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def _missing(value) -> bool:
     if value is None or value is pd.NA:
         return True
     return isinstance(value, float) and math.isnan(value)
 
 
-def _position_key(ipp) -> tuple | None:
-    if ipp is None or len(ipp) != 3:
-        return None
-    return tuple(round(float(v), POSITION_DECIMALS) for v in ipp)
+def position_grid(positions) -> np.ndarray:
+    """Image Position (Patient) values (lists of 3 mm, or None) -> ``(n, 3)`` float64 rounded
+    to :data:`POSITION_DECIMALS` (equal rows: one slice position); a row of NaN where the
+    position is missing, not 3 values, or not finite.
+
+    >>> position_grid([[0.004, 1.0, -2.0], None]).tolist()
+    [[0.0, 1.0, -2.0], [nan, nan, nan]]
+    """
+    positions = list(positions)
+    grid = np.full((len(positions), 3), np.nan)
+    for i, ipp in enumerate(positions):
+        if ipp is not None and len(ipp) == 3:
+            grid[i] = ipp
+    grid[~np.isfinite(grid).all(axis=1)] = np.nan
+    return np.round(grid, POSITION_DECIMALS) + 0.0  # + 0.0: -0.0 and 0.0 are one position
 
 
 def _orientation_labels(iops: list) -> list[str]:
@@ -128,34 +145,69 @@ def _is_volume(frames, mosaic, image_type) -> bool:
 
 
 def _labels_for_group(cols: dict, idx: np.ndarray) -> tuple[list[str], list[str]]:
-    """Per-instance label parts for each rule that splits this UID group; and the rules."""
-    pick = {name: [values[i] for i in idx] for name, values in cols.items()}
-    candidates = {
-        "class": [_class_label(v) for v in pick["SOPClassUID"]],
-        "number": [_fmt("s", _number(v)) for v in pick["SeriesNumber"]],
-        "orientation": _orientation_labels(pick["ImageOrientationPatient"]),
-        "matrix": [f"m{_fmt('', r)}x{_fmt('', c)}"
-                   for r, c in zip(pick["Rows"], pick["Columns"])],
-        "colour": [_colour_label(n, p) for n, p in zip(pick["SamplesPerPixel"],
-                                                        pick["PhotometricInterpretation"])],
-    }
-    volumes = all(_is_volume(f, m, t) for f, m, t in zip(
-        pick["NumberOfFrames"], pick["NumberOfImagesInMosaic"], pick["ImageType"]))
-    if not volumes:
-        echo_numbers = pick["EchoNumbers"]
-        if len(set(echo_numbers)) > 1:
-            candidates["echo"] = [_fmt("e", v) for v in echo_numbers]
-        else:
-            candidates["echo"] = [_fmt("te", None if v is None else round(v, 3))
-                                  for v in pick["EchoTime"]]
-        candidates["temporal"] = [_fmt("t", v) for v in pick["TemporalPositionIdentifier"]]
-        if _acquisitions_repeat(pick["AcquisitionNumber"], pick["ImagePositionPatient"]):
-            candidates["acquisition"] = [_fmt("a", v) for v in pick["AcquisitionNumber"]]
-    rules = [rule for rule in RULES if rule in candidates and len(set(candidates[rule])) > 1]
+    """Per-instance label parts for each rule that splits this UID group; and the rules.
+
+    A rule's labels are a function of its raw values, so labels are only formatted for the
+    rules whose raw values differ within the group (most groups: none)."""
+    pick = {name: values[idx].tolist() for name, values in cols.items()}
+    rules = [rule for rule in RULES if _raw_values_differ(rule, pick)]
+    candidates = {rule: _LABELLERS[rule](pick) for rule in rules}
+    rules = [rule for rule in rules if len(set(candidates[rule])) > 1]
     if not rules:
         return [""] * len(idx), []
     parts = list(zip(*(candidates[rule] for rule in rules)))
     return ["-".join(p) for p in parts], rules
+
+
+#: rule -> the columns whose values it labels
+_RULE_COLUMNS = {
+    "class": ("SOPClassUID",), "number": ("SeriesNumber",),
+    "orientation": ("ImageOrientationPatient",), "matrix": ("Rows", "Columns"),
+    "colour": ("SamplesPerPixel", "PhotometricInterpretation"),
+    "echo": ("EchoNumbers", "EchoTime"), "temporal": ("TemporalPositionIdentifier",),
+    "acquisition": ("AcquisitionNumber",),
+}
+_PER_SLICE_RULES = ("echo", "temporal", "acquisition")  # only when the files are not volumes
+
+
+def _raw_values_differ(rule: str, pick: dict) -> bool:
+    if rule in _PER_SLICE_RULES and _all_volumes(pick):
+        return False
+    if rule == "acquisition":
+        return _acquisitions_repeat(pick["AcquisitionNumber"], pick["ImagePositionPatient"])
+    return any(len(set(map(_hashable, pick[name]))) > 1 for name in _RULE_COLUMNS[rule])
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _all_volumes(pick: dict) -> bool:
+    if "_volumes" not in pick:
+        pick["_volumes"] = all(_is_volume(f, m, t) for f, m, t in zip(
+            pick["NumberOfFrames"], pick["NumberOfImagesInMosaic"], pick["ImageType"]))
+    return pick["_volumes"]
+
+
+def _echo_labels(pick: dict) -> list[str]:
+    echo_numbers = pick["EchoNumbers"]
+    if len(set(echo_numbers)) > 1:
+        return [_fmt("e", v) for v in echo_numbers]
+    return [_fmt("te", None if v is None else round(v, 3)) for v in pick["EchoTime"]]
+
+
+_LABELLERS = {
+    "class": lambda pick: [_class_label(v) for v in pick["SOPClassUID"]],
+    "number": lambda pick: [_fmt("s", _number(v)) for v in pick["SeriesNumber"]],
+    "orientation": lambda pick: _orientation_labels(pick["ImageOrientationPatient"]),
+    "matrix": lambda pick: [f"m{_fmt('', r)}x{_fmt('', c)}"
+                            for r, c in zip(pick["Rows"], pick["Columns"])],
+    "colour": lambda pick: [_colour_label(n, p) for n, p in zip(
+        pick["SamplesPerPixel"], pick["PhotometricInterpretation"])],
+    "echo": _echo_labels,
+    "temporal": lambda pick: [_fmt("t", v) for v in pick["TemporalPositionIdentifier"]],
+    "acquisition": lambda pick: [_fmt("a", v) for v in pick["AcquisitionNumber"]],
+}
 
 
 def _colour_label(samples, photometric) -> str:
@@ -215,9 +267,9 @@ def _acquisitions_repeat(acquisitions: list, positions: list) -> bool:
     if len(set(acquisitions)) < 2:
         return False
     seen: dict = {}
-    for acq, ipp in zip(acquisitions, positions):
-        key = _position_key(ipp)
-        if key is None:
+    grid = position_grid(positions)
+    for acq, key in zip(acquisitions, map(tuple, grid.tolist())):
+        if key[0] != key[0]:  # NaN: no usable position
             continue
         first = seen.setdefault(key, acq)
         if first != acq:
@@ -237,7 +289,7 @@ def assign_series(instances: pd.DataFrame) -> pd.DataFrame:
     keys = out["SeriesInstanceUID"].astype(object).tolist() if n else []
     reasons = [""] * n
     if n:
-        cols = {name: _column(out, name) for name in _SPLIT_COLUMNS}
+        cols = {name: _objects(_column(out, name)) for name in _SPLIT_COLUMNS}
         groups = out.groupby("SeriesInstanceUID", sort=False).indices
         kinds = out["object_kind"].to_numpy(dtype=object) if "object_kind" in out else \
             object_columns(out)[1]
@@ -291,8 +343,7 @@ def summarize_series(instances: pd.DataFrame) -> pd.DataFrame:
     counts = pd.DataFrame({
         "n_instances": grouped.size(),
         "n_frames": frames.groupby(df["series_key"], sort=False).sum(),
-        "n_positions": df["ImagePositionPatient"].map(_position_key).groupby(
-            df["series_key"], sort=False).nunique(),
+        "n_positions": _distinct_positions(df),
         "folder": grouped["path"].agg(_common_folder),
     })
     out = first.join(counts)
@@ -304,6 +355,17 @@ def summarize_series(instances: pd.DataFrame) -> pd.DataFrame:
     out = out.sort_values(["PatientID", "StudyDate", "StudyInstanceUID", "SeriesNumber",
                            "series_key"], na_position="last").reset_index(drop=True)
     return normalize(out[[c for c in columns if c in out]], columns)
+
+
+def _distinct_positions(df: pd.DataFrame) -> pd.Series:
+    """Distinct slice positions per series_key (0 when no file has one)."""
+    grid = position_grid(df["ImagePositionPatient"])
+    keys = df["series_key"].to_numpy(dtype=object)
+    known = ~np.isnan(grid[:, 0])
+    table = pd.DataFrame({"key": keys[known], "x": grid[known, 0], "y": grid[known, 1],
+                          "z": grid[known, 2]}).drop_duplicates()
+    counts = table.groupby("key", sort=False).size()
+    return counts.reindex(pd.unique(keys), fill_value=0).astype("int64")
 
 
 def _slices_and_volumes(row) -> tuple[int, int]:

@@ -83,19 +83,67 @@ LIST_COLUMNS = tuple(k for k, kind in T.KIND_OF.items() if kind == T.FLOATS)
 
 
 def instances_frame(records: list) -> pd.DataFrame:
-    """``records``: ``(path, size, mtime_ns, row)`` tuples -> typed instances DataFrame."""
-    if not records:
-        return fill_placeholders(normalize(
-            pd.DataFrame({c: pd.Series(dtype=object) for c in INSTANCE_COLUMNS}),
-            INSTANCE_COLUMNS))  # has_pixels: an empty bool column
-    paths, sizes, mtimes, rows = zip(*records)
-    columns = dict(zip(T.COLUMNS, zip(*rows)))  # transpose in C
-    mtime_ns = np.array(mtimes, dtype=np.int64)
-    data = {"path": pd.Series(_objects(paths), dtype=object), "file_size": np.array(sizes, dtype=np.int64),
-            "mtime": mtime_ns / 1e9, "mtime_ns": mtime_ns}
-    for name in T.COLUMNS:
-        data[name] = _typed(name, columns[name])
-    return add_object_columns(fill_placeholders(pd.DataFrame(data)))
+    """``records``: ``(path, size, mtime_ns, row)`` tuples -> typed instances DataFrame, in
+    the order given."""
+    table = InstanceColumns()
+    table.add(records)
+    return table.frame(sort=False)
+
+
+class InstanceColumns:
+    """Parsed rows gathered batch by batch as typed column arrays, then one instances
+    DataFrame: what :func:`instances_frame` builds, without holding every row as Python
+    tuples (a parallel scan types each batch as it arrives, while workers parse the next).
+
+    >>> table = InstanceColumns()
+    >>> table.add([])
+    >>> table.frame().shape[0]
+    0
+    """
+
+    def __init__(self) -> None:
+        self._batches: list[dict] = []
+
+    def add(self, records: list) -> None:
+        """Type a batch of ``(path, size, mtime_ns, row)`` records (rows in
+        :data:`~dicomml.catalog.tags.COLUMNS` order)."""
+        if not records:
+            return
+        paths, sizes, mtimes, rows = zip(*records)
+        columns = zip(*rows)  # transpose in C
+        batch = {"path": _objects(paths), "file_size": np.array(sizes, dtype=np.int64),
+                 "mtime_ns": np.array(mtimes, dtype=np.int64)}
+        for name, values in zip(T.COLUMNS, columns):
+            batch[name] = _typed(name, values)
+        self._batches.append(batch)
+
+    def frame(self, sort: bool = True) -> pd.DataFrame:
+        """The instances DataFrame of every batch added (rows in path order when ``sort``,
+        else in the order added); placeholders and object columns filled in."""
+        if not self._batches:
+            return fill_placeholders(normalize(
+                pd.DataFrame({c: pd.Series(dtype=object) for c in INSTANCE_COLUMNS}),
+                INSTANCE_COLUMNS))  # has_pixels: an empty bool column
+        names = list(self._batches[0])
+        merged = {name: _joined([b[name] for b in self._batches]) for name in names}
+        if sort:
+            order = np.argsort(merged["path"], kind="stable")
+            merged = {name: values[order] for name, values in merged.items()}
+        mtime_ns = merged["mtime_ns"]
+        data = {"path": pd.Series(merged["path"], dtype=object),
+                "file_size": merged["file_size"], "mtime": mtime_ns / 1e9, "mtime_ns": mtime_ns}
+        for name in T.COLUMNS:
+            values = merged[name]
+            data[name] = pd.Series(values, dtype=object) if values.dtype == object else values
+        frame = fill_placeholders(pd.DataFrame(data))
+        has_pixels, kinds = object_columns(frame)  # a fresh frame: no copy needed
+        frame["has_pixels"] = has_pixels
+        frame["object_kind"] = pd.Series(kinds, index=frame.index, dtype=object)
+        return frame
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def object_kind(sop_class_uid, has_pixels: bool) -> str:
@@ -206,13 +254,14 @@ def _objects(values) -> np.ndarray:
     return out
 
 
-def _typed(name: str, values):
-    """One column of parsed values with its documented type (no inference)."""
+def _typed(name: str, values) -> np.ndarray:
+    """One column of parsed values with its documented type (no inference): int64,
+    float64 (None -> NaN) or an object array."""
     if name in _INT_COLUMNS:
         return np.array(values, dtype=np.int64)
     if name in _FLOAT_COLUMNS:
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    return pd.Series(_objects(values), dtype=object)
+        return np.array(values, dtype=np.float64)  # numpy reads None as NaN
+    return _objects(values)
 
 
 def errors_frame(records: list) -> pd.DataFrame:
