@@ -175,11 +175,14 @@ def _raw_values_differ(rule: str, pick: dict) -> bool:
         return False
     if rule == "acquisition":
         return _acquisitions_repeat(pick["AcquisitionNumber"], pick["ImagePositionPatient"])
-    return any(len(set(map(_hashable, pick[name]))) > 1 for name in _RULE_COLUMNS[rule])
+    return any(_differ(pick[name]) for name in _RULE_COLUMNS[rule])
 
 
-def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
+def _differ(values: list) -> bool:
+    """True when ``values`` (scalars, or lists such as orientations) are not all equal."""
+    if any(isinstance(v, list) for v in values):
+        return len({None if v is None else tuple(v) for v in values}) > 1
+    return len(set(values)) > 1
 
 
 def _all_volumes(pick: dict) -> bool:
