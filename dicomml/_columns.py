@@ -5,8 +5,8 @@ catalog's columns, which adds up when a series load reads dozens of columns. The
 ask pandas for the column's array directly where its version allows, and fall back to
 ``frame[name]`` otherwise (duplicate column names, other pandas internals).
 
-``absent(value)`` is the one test for a value a catalog row does not hold (None, or the NaN
-that pandas fills in).
+``absent(value)`` is the one test for a value a catalog row does not hold (None, the NaN
+that pandas fills in, or pandas' ``NA``).
 
 Example
 -------
@@ -14,13 +14,14 @@ Example
 >>> frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
 >>> column_list(frame, "b"), column_array(frame, "a").tolist()
 (['x', 'y'], [1, 2])
->>> absent(float("nan")), absent(None), absent(0.0), absent("")
-(True, True, False, False)
+>>> absent(float("nan")), absent(None), absent(pd.NA), absent(0.0), absent("")
+(True, True, True, False, False)
 """
 
 from __future__ import annotations
 
 import numpy as np
+from pandas import NA
 
 
 def column_array(frame, name: str):
@@ -48,6 +49,7 @@ def column_list(frame, name: str) -> list:
 
 
 def absent(value) -> bool:
-    """True for None and NaN (a float, numpy's included: the value pandas fills in for a
-    missing catalog entry); every other value, 0 and "" included, is present."""
-    return value is None or (isinstance(value, float) and value != value)
+    """True for None, NaN (a float, numpy's included: the value pandas fills in for a
+    missing catalog entry) and pandas' ``NA``; every other value, 0 and "" included, is
+    present."""
+    return value is None or (isinstance(value, float) and value != value) or value is NA

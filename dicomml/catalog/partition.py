@@ -51,7 +51,6 @@ Example
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping
@@ -60,6 +59,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dicomml._columns import absent
 from dicomml.errors import LeakageError, SelectionWarning, SplitError
 
 DEFAULT_NAMES = ("train", "val", "test")
@@ -212,8 +212,8 @@ def _with_placeholders(objects: pd.DataFrame, column: str) -> list[str]:
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or \
-        (isinstance(value, str) and not value.strip())
+    """No usable group value: :func:`~dicomml._columns.absent`, or blank text."""
+    return absent(value) or (isinstance(value, str) and not value.strip())
 
 
 def _columns(by) -> tuple[str, ...]:
@@ -539,7 +539,7 @@ def _fixed(table: pd.DataFrame, by, keep, names: list[str]) -> dict:
     placed = _place_by_assignment(table, by, assignment, strict=True)
     fixed = {}
     for group, name in zip(table.group, placed):
-        if name is None or (isinstance(name, float) and math.isnan(name)):
+        if absent(name):
             continue
         if fixed.setdefault(group, names.index(name)) != names.index(name):
             raise SplitError(f"keep=: group {group!r} links series that were in splits "

@@ -54,10 +54,11 @@ Example
 from __future__ import annotations
 
 import hashlib
-import math
 
 import numpy as np
 import pandas as pd
+
+from dicomml._columns import absent
 
 from .table import normalize, object_columns
 
@@ -84,12 +85,6 @@ def _objects(values: list) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
-
-
-def _missing(value) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
 
 
 def position_grid(positions) -> np.ndarray:
@@ -217,7 +212,7 @@ def _colour_label(samples, photometric) -> str:
     """``rgb`` for colour images (Samples per Pixel > 1, or a palette), ``grey`` otherwise."""
     text = "" if photometric is None else str(photometric).strip().upper()
     try:
-        colour = (not _missing(samples) and float(samples) > 1) or text.startswith("PALETTE")
+        colour = (not absent(samples) and float(samples) > 1) or text.startswith("PALETTE")
     except (TypeError, ValueError):
         colour = False
     return "rgb" if colour else "grey"
@@ -234,7 +229,7 @@ def _class_label(uid) -> str:
 
 def _number(value):
     try:
-        return None if _missing(value) else int(float(value))
+        return None if absent(value) else int(float(value))
     except (TypeError, ValueError):
         return str(value)
 
@@ -250,7 +245,7 @@ def stackable(split_reason) -> bool:
     >>> stackable("echo,temporal"), stackable("object"), stackable("matrix,echo")
     (True, False, False)
     """
-    rules = [] if _missing(split_reason) else str(split_reason).split(",")
+    rules = [] if absent(split_reason) else str(split_reason).split(",")
     return bool(rules) and all(rule in STACKABLE for rule in rules)
 
 
@@ -261,7 +256,7 @@ def unstackable(split_reason) -> list[str]:
     >>> unstackable("orientation,echo"), unstackable("temporal")
     (['orientation'], [])
     """
-    rules = [] if _missing(split_reason) else str(split_reason).split(",")
+    rules = [] if absent(split_reason) else str(split_reason).split(",")
     return [rule for rule in rules if rule in UNSTACKABLE]
 
 
@@ -373,7 +368,7 @@ def _distinct_positions(df: pd.DataFrame) -> pd.Series:
 
 def _slices_and_volumes(row) -> tuple[int, int]:
     n_instances, n_frames, n_positions, mosaic, frames = row
-    if not _missing(mosaic) and mosaic > 0:
+    if not absent(mosaic) and mosaic > 0:
         return int(mosaic), int(n_instances)
     if n_frames > n_instances:  # multi-frame files
         return int(n_frames // max(n_instances, 1)), int(n_instances)
