@@ -24,7 +24,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -67,51 +69,81 @@ def _progress(total: int, enabled: bool):
 
 
 def parse_files(items: list, *, workers: int | None = None, progress: bool = True,
-                kind: str = "process", consume=None) -> list:
-    """Parse every ``(path, size, mtime_ns)`` item; return result tuples (any order).
+                kind: str = "process") -> list:
+    """Parse every ``(path, size, mtime_ns)`` item; return
+    ``(path, size, mtime_ns, row | None, error | None)`` tuples (any order).
 
     ``workers``: None = all usable cores; 1 = in this process. ``kind``: ``"process"``
-    (default) or ``"thread"`` (kept for the benchmark's comparison). ``consume``: called
-    with each batch of result tuples as it arrives (while workers parse the next ones);
-    batches given to it are not returned.
+    (default) or ``"thread"`` (kept for the benchmark's comparison).
     """
-    workers = default_workers() if workers is None else max(1, int(workers))
     out: list = []
-    sink = out.extend if consume is None else consume
-    with _progress(len(items), progress) as bar:
-        if workers == 1 or len(items) < IN_PROCESS_BELOW:
-            _serial(items, bar, sink)
-        else:
-            _pooled(items, workers, kind, bar, sink)
+
+    def take(chunk: list, result: list) -> None:
+        out.extend((*item, row, error) for item, (row, error) in zip(chunk, result))
+
+    _run(items, workers, progress, kind, _Job(_parse_rows, take,
+                                               lambda item, error: out.append(
+                                                   (*item, None, error))))
     return out
 
 
 def parse_to_frames(items: list, *, workers: int | None = None,
                     progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(instances, errors)`` DataFrames of ``items``, both in path order: each batch of
-    parsed rows is typed (:class:`~dicomml.catalog.table.InstanceColumns`) as soon as it
-    arrives, so that a parallel scan does that work while the workers parse."""
+    """``(instances, errors)`` DataFrames of ``items``, both in path order (what
+    :func:`~dicomml.catalog.table.instances_frame` and ``errors_frame`` build from
+    :func:`parse_files`' tuples). Each worker types its own rows into column arrays
+    (:class:`~dicomml.catalog.table.InstanceColumns`), which travel back as array buffers
+    rather than one Python object per value: the calling process only joins them."""
     table, failed = InstanceColumns(), []
 
-    def consume(results: list) -> None:
-        table.add([(p, size, mtime, row) for p, size, mtime, row, err in results
-                   if err is None])
-        failed.extend((p, size, mtime, err) for p, size, mtime, row, err in results
-                      if err is not None)
+    def take(chunk: list, result: tuple) -> None:
+        batches, errors = result
+        table.extend(batches)
+        failed.extend(errors)
 
-    parse_files(items, workers=workers, progress=progress, consume=consume)
+    _run(items, workers, progress, "process",
+         _Job(_parse_typed, take, lambda item, error: failed.append((*item, error))))
     return table.frame(), errors_frame(sorted(failed, key=_first))
+
+
+def _parse_typed(items: list) -> tuple[list, list]:
+    """A worker's share for :func:`parse_to_frames`: (typed column batches, error records)."""
+    table, ok, failed = InstanceColumns(), [], []
+    for path, size, mtime_ns in items:
+        row, error = parse_file_safe(path, size)
+        if error is None:
+            ok.append((path, size, mtime_ns, row))
+        else:
+            failed.append((path, size, mtime_ns, error))
+    table.add(ok)
+    return table.batches, failed
+
+
+class _Job(NamedTuple):
+    work: Callable  # chunk of items -> result (runs in a worker)
+    take: Callable  # (chunk, result) -> None, in the calling process
+    crashed: Callable  # (item, error tuple) -> None: a file that kills any worker
 
 
 def _first(item):
     return item[0]
 
 
-def _serial(items: list, bar, sink) -> None:
-    step = 64
+def _run(items: list, workers: int | None, progress: bool, kind: str, job: _Job) -> None:
+    workers = default_workers() if workers is None else max(1, int(workers))
+    with _progress(len(items), progress) as bar:
+        if workers == 1 or len(items) < IN_PROCESS_BELOW:
+            _serial(items, bar, job)
+        else:
+            _pooled(items, workers, kind, bar, job)
+
+
+def _serial(items: list, bar, job: _Job) -> None:
+    step = 128
     for start in range(0, len(items), step):
-        sink(parse_chunk(items[start:start + step]))
-        bar.update(min(step, len(items) - start))
+        chunk = items[start:start + step]
+        job.take(chunk, job.work(chunk))
+        bar.update(len(chunk))
 
 
 def _chunks(items: list, workers: int) -> list[list]:
@@ -127,11 +159,11 @@ def _make_pool(workers: int, kind: str) -> Executor:
                                mp_context=multiprocessing.get_context(method))
 
 
-def _pooled(items: list, workers: int, kind: str, bar, sink) -> None:
+def _pooled(items: list, workers: int, kind: str, bar, job: _Job) -> None:
     queue = _chunks(items, workers)
     suspects: list = []
     while queue:
-        failed = _run_round(queue, workers, kind, sink, bar)
+        failed = _run_round(queue, workers, kind, job, bar)
         queue = []
         for chunk in failed:
             if len(chunk) == 1:
@@ -140,19 +172,18 @@ def _pooled(items: list, workers: int, kind: str, bar, sink) -> None:
                 half = len(chunk) // 2
                 queue += [chunk[:half], chunk[half:]]
     for chunk in suspects:  # each alone in a fresh one-worker pool
-        if _run_round([chunk], 1, kind, sink, bar):
-            path, size, mtime_ns = chunk[0]
-            sink([(path, size, mtime_ns, None,
-                   ("WorkerCrash", "the worker process died while parsing this file", None))])
+        if _run_round([chunk], 1, kind, job, bar):
+            job.crashed(chunk[0], ("WorkerCrash", "the worker process died while parsing "
+                                   "this file", None))
             bar.update(1)
 
 
-def _run_round(chunks: list, workers: int, kind: str, sink, bar) -> list:
-    """Run chunks in one pool; hand each chunk's results to ``sink``; return the chunks lost
-    to a crash."""
+def _run_round(chunks: list, workers: int, kind: str, job: _Job, bar) -> list:
+    """Run ``job.work`` on chunks in one pool; hand each chunk's result to ``job.take``;
+    return the chunks lost to a crash."""
     failed = []
     with _make_pool(min(workers, len(chunks)), kind) as pool:
-        futures = {pool.submit(_parse_rows, chunk): chunk for chunk in chunks}
+        futures = {pool.submit(job.work, chunk): chunk for chunk in chunks}
         for future in as_completed(futures):
             chunk = futures[future]
             try:
@@ -160,6 +191,6 @@ def _run_round(chunks: list, workers: int, kind: str, sink, bar) -> list:
             except Exception:  # BrokenProcessPool (a worker died), or results lost in transit
                 failed.append(chunk)
                 continue
-            sink([(*item, row, error) for item, (row, error) in zip(chunk, result)])
-            bar.update(len(result))
+            job.take(chunk, result)
+            bar.update(len(chunk))
     return failed

@@ -334,8 +334,11 @@ def summarize_series(instances: pd.DataFrame) -> pd.DataFrame:
     columns = list(SERIES_COLUMNS) + list(COUNT_COLUMNS)
     if instances.empty:
         return normalize(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}), columns)
-    df = instances.sort_values(["series_key", "InstanceNumber", "path"], na_position="last")
-    first = df.drop_duplicates("series_key", keep="first").set_index("series_key")
+    df = instances.reset_index(drop=True)
+    order = df[["series_key", "InstanceNumber", "path"]].sort_values(
+        ["series_key", "InstanceNumber", "path"], na_position="last")
+    first_rows = order.index[~order["series_key"].duplicated()]  # sorting only 3 columns
+    first = df.iloc[first_rows].set_index("series_key")
     grouped = df.groupby("series_key", sort=False)
     frames = df["NumberOfFrames"].fillna(1).clip(lower=1).astype("int64")
     counts = pd.DataFrame({

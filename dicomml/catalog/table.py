@@ -102,7 +102,11 @@ class InstanceColumns:
     """
 
     def __init__(self) -> None:
-        self._batches: list[dict] = []
+        self.batches: list[dict] = []
+
+    def extend(self, batches: list[dict]) -> None:
+        """Add batches typed elsewhere (another process's :attr:`batches`)."""
+        self.batches.extend(batches)
 
     def add(self, records: list) -> None:
         """Type a batch of ``(path, size, mtime_ns, row)`` records (rows in
@@ -115,17 +119,17 @@ class InstanceColumns:
                  "mtime_ns": np.array(mtimes, dtype=np.int64)}
         for name, values in zip(T.COLUMNS, columns):
             batch[name] = _typed(name, values)
-        self._batches.append(batch)
+        self.batches.append(batch)
 
     def frame(self, sort: bool = True) -> pd.DataFrame:
         """The instances DataFrame of every batch added (rows in path order when ``sort``,
         else in the order added); placeholders and object columns filled in."""
-        if not self._batches:
+        if not self.batches:
             return fill_placeholders(normalize(
                 pd.DataFrame({c: pd.Series(dtype=object) for c in INSTANCE_COLUMNS}),
                 INSTANCE_COLUMNS))  # has_pixels: an empty bool column
-        names = list(self._batches[0])
-        merged = {name: _joined([b[name] for b in self._batches]) for name in names}
+        names = list(self.batches[0])
+        merged = {name: _joined([b[name] for b in self.batches]) for name in names}
         if sort:
             order = np.argsort(merged["path"], kind="stable")
             merged = {name: values[order] for name, values in merged.items()}
