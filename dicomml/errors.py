@@ -218,6 +218,30 @@ class LeakageError(DicommlError):
         super().__init__(message, path=path, tag=tag)
 
 
+class DicomWebError(DicommlError):
+    """A DICOMweb server (:mod:`dicomml.web`) could not give what was asked; ``path`` is the
+    URL (never with credentials), ``status`` the HTTP status (None: no response)."""
+
+    def __init__(self, message: str, *, path=None, tag=None, status: int | None = None):
+        self.status = status
+        super().__init__(message, path=path, tag=tag)
+
+
+class DicomWebAuthError(DicomWebError):
+    """The server refused the credentials (HTTP 401 / 403): wrong user, password or token."""
+
+
+class DicomWebUnavailableError(DicomWebError):
+    """The server did not answer usefully within the retry budget: connection refused or
+    reset, timeouts, 429 / 5xx answers every time (the last cause is in the message)."""
+
+
+class DicomWebResponseError(DicomWebError):
+    """The server answered with something unusable, every time within the retry budget: a
+    truncated body, a wrong content type, an instance other than the one asked for, or data
+    the catalog's header parser cannot read."""
+
+
 # --- warnings ----------------------------------------------------------------------------------
 class DicommlWarning(UserWarning):
     """Base of dicomml's warnings."""

@@ -27,7 +27,8 @@ from .split import assign_series, summarize_series
 from .walk import walk_files
 
 
-def scan(root, *, catalog=None, workers: int | None = None, progress: bool = True) -> Catalog:
+def scan(root, *, catalog=None, workers: int | None = None, progress: bool = True,
+         query: dict | None = None) -> Catalog:
     """Index every DICOM file under ``root``: a folder (searched recursively), one file, or a
     list of files and folders (``Catalog.root`` is then their common folder).
 
@@ -35,7 +36,16 @@ def scan(root, *, catalog=None, workers: int | None = None, progress: bool = Tru
     absent). ``workers``: parser processes (None: all cores; 1: in this process).
     ``progress``: show a tqdm bar. Unreadable files never raise: they land in ``errors``.
     Returns a :class:`Catalog`.
+
+    ``root`` may also be a DICOMweb server, an ``http(s)://`` URL or a
+    :class:`dicomml.web.DicomWebSource`: ``query`` then holds QIDO-RS filters and rows carry
+    instance URLs (:func:`dicomml.web.scan_dicomweb`; ``workers`` unused).
     """
+    if getattr(root, "is_dicomweb", False) or (
+            isinstance(root, str) and root.startswith(("http://", "https://"))):
+        from dicomml.web import scan_dicomweb
+
+        return scan_dicomweb(root, query=query, catalog=catalog, progress=progress)
     if isinstance(root, (str, os.PathLike)):
         roots = [os.path.abspath(os.fspath(root))]
     else:

@@ -71,6 +71,9 @@ def file_fingerprint(paths: Iterable[str | os.PathLike]) -> list[list]:
     """
     rows = []
     for path in sorted(os.fspath(p) for p in paths):
+        if path.startswith(("http://", "https://")):  # a DICOMweb instance: immutable by UID
+            rows.append([path, 0, 0])
+            continue
         try:
             st = os.stat(path)
         except FileNotFoundError:

@@ -75,7 +75,8 @@ def location_from_row(row) -> Location | None:
     (typed errors naming the file and tag).
     """
     values = tuple(_integral_column([row.get(name) for name in _VALUE_COLUMNS]))
-    return _location(*(row.get(name) for name in _FILE_COLUMNS), values, {})
+    files = _local_files([[row.get(name)] for name in _FILE_COLUMNS])
+    return _location(*(column[0] for column in files), values, {})
 
 
 def locations_from_frame(frame, *, unlocated: bool = False) -> list:
@@ -96,11 +97,38 @@ def locations_from_columns(columns: dict, count: int, *, unlocated: bool = False
     """:func:`locations_from_frame` of catalog columns given as ``{catalog name: list}``
     (``count`` rows; absent names: None everywhere)."""
     none = [None] * count
-    files = [columns.get(c, none) for c in _FILE_COLUMNS]
+    files = _local_files([columns.get(c, none) for c in _FILE_COLUMNS])
     values = [_integral_column(columns[c]) if c in columns else none for c in _VALUE_COLUMNS]
     known: dict = {}
     return [_location(*row, formats, known, unlocated) or str(row[0])
             for row, formats in zip(zip(*files), zip(*values))]
+
+
+def _local_files(files: list[list]) -> list[list]:
+    """The file columns (:data:`_FILE_COLUMNS` order, one list each) with rows whose path is a
+    DICOMweb instance URL (a catalog from ``dicomml.scan(url)``) turned into the local store's
+    file and its facts, retrieving what is not stored (:func:`dicomml.web.local_columns`)."""
+    if not any(isinstance(p, str) and p.startswith(("http://", "https://")) for p in files[0]):
+        return files
+    from dicomml.web.fetch import local_columns
+
+    return local_columns(files)
+
+
+def local_rows(rows):
+    """Catalog ``instances`` rows (a DataFrame) whose paths are DICOMweb instance URLs, with
+    those instances retrieved into the local store and the rows' file columns (``path``,
+    transfer syntax, Pixel Data offset and length, size, mtime) those of the stored files:
+    from here on they read as a scanned folder's rows. ``rows`` itself when none is a URL."""
+    paths = column_list(rows, "path") if "path" in rows else []
+    if not any(isinstance(p, str) and p.startswith(("http://", "https://")) for p in paths):
+        return rows
+    none = [None] * len(rows)
+    files = _local_files([column_list(rows, c) if c in rows else none for c in _FILE_COLUMNS])
+    out = rows.copy()
+    for name, values in zip(_FILE_COLUMNS, files):
+        out[name] = values
+    return out
 
 
 def _location(path, syntax, offset, length, size, mtime, values: tuple,

@@ -28,6 +28,7 @@ import pandas as pd
 
 from dicomml import errors
 from dicomml.catalog.table import require_pixels
+from dicomml.decode.located import local_rows
 from dicomml.errors import MultipleSeriesError, SeriesNotFoundError
 
 from ._util import value
@@ -62,6 +63,7 @@ def resolve_source(source, key: str | None = None) -> tuple[pd.DataFrame, str]:
     if rows.empty:
         raise SeriesNotFoundError(f"no series with key {key!r}", path=_source_name(source))
     require_pixels(rows)  # an SR, RT structure set, raw data...: say so, by file and class
+    rows = local_rows(rows)  # DICOMweb rows (dicomml.web): read from the local store from here
     return rows.reset_index(drop=True), str(key)
 
 
