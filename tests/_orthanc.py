@@ -129,6 +129,15 @@ class Orthanc:
         self.process.stdin.flush()
         if word == "start" and wait:
             self.wait_ready()
+        elif word == "stop" and wait:  # the relay refuses connections from then on
+            deadline = time.monotonic() + self.start_timeout
+            while time.monotonic() < deadline:
+                try:
+                    self.get("/system")
+                except (OSError, http.client.HTTPException, urllib.error.URLError):
+                    return
+                time.sleep(0.05)
+            raise RuntimeError("Orthanc still answers after 'stop'")
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -289,6 +298,9 @@ class FaultProxy:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass  # a client that hung up (a timeout under test): nothing to report
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

@@ -10,7 +10,8 @@ policy. A stored instance is never asked for again: a second epoch reads nothing
 network.
 
 Transfer syntax: the source's (``"*"``: as the server holds it, no transcoding); a server
-that answers 400 / 406 / 415 to that is asked for Explicit VR Little Endian instead.
+that cannot send that one (400, 406, 415, 500 or 501, or a syntax the client does not know)
+is asked for Explicit VR Little Endian, which every server must send.
 
 Example
 -------
@@ -32,8 +33,9 @@ from .source import DicomWebSource, is_url, source_for
 from .store import InstanceStore
 
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-#: answers meaning "not in that transfer syntax" (then Explicit VR Little Endian is asked for)
-NOT_ACCEPTABLE = frozenset({400, 406, 415})
+#: answers meaning "not in that transfer syntax" (then Explicit VR Little Endian is asked for;
+#: Orthanc 1.10 answers 500 when it cannot transcode)
+NOT_ACCEPTABLE = frozenset({400, 406, 415, 500, 501})
 
 
 def fetch(url: str, source: DicomWebSource | None = None) -> dict:
@@ -71,7 +73,8 @@ def _retrieve(client, source: DicomWebSource, study: str, series: str, sop: str)
             if status not in NOT_ACCEPTABLE or i == len(wanted) - 1:
                 raise
         except (ValueError, EOFError, KeyError, IndexError) as exc:
-            raise DicomWebResponseError(f"unusable WADO-RS answer: {exc}") from exc
+            if i == len(wanted) - 1 or "not supported" not in str(exc):
+                raise DicomWebResponseError(f"unusable WADO-RS answer: {exc}") from exc
     buffer = io.BytesIO()
     try:
         dataset.save_as(buffer, enforce_file_format=False)

@@ -128,10 +128,12 @@ class DicomWebSource:
 
     # --- the client ----------------------------------------------------------------------
     def client(self):
-        """This thread's ``dicomweb_client.DICOMwebClient`` (created on first use)."""
+        """This thread's ``dicomweb_client.DICOMwebClient`` (created on first use, and anew
+        in a forked process: a DataLoader worker must not share its parent's connections)."""
         client = getattr(self._local, "client", None)
-        if client is None:
+        if client is None or self._local.pid != os.getpid():
             client = self._local.client = self._new_client()
+            self._local.pid = os.getpid()
         return client
 
     def _new_client(self):
@@ -181,15 +183,16 @@ class DicomWebSource:
         if status is not None and status not in RETRIED_STATUS:
             return DicomWebError(f"{what}: HTTP {status} {getattr(response, 'reason', '')}",
                                  path=url, status=status), None
+        malformed = (DicomWebResponseError, ValueError, EOFError,
+                     requests.exceptions.ChunkedEncodingError,  # a body cut short
+                     requests.exceptions.ContentDecodingError)
         transient = status is not None or isinstance(exc, (
-            requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-            DicomWebResponseError, ValueError, EOFError, OSError))
+            requests.ConnectionError, requests.Timeout, OSError, *malformed))
         if not transient:
             return DicomWebError(f"{what}: {type(exc).__name__}: {exc}", path=url), None
         if attempt >= self.retries:
             cause = f"HTTP {status}" if status is not None else f"{type(exc).__name__}: {exc}"
-            kind = DicomWebResponseError if isinstance(exc, (DicomWebResponseError, ValueError,
-                                                             EOFError)) \
+            kind = DicomWebResponseError if isinstance(exc, malformed) and status is None \
                 else DicomWebUnavailableError
             return kind(f"{what}: no usable answer after {attempt + 1} attempt(s) (last: "
                         f"{_redact(cause)})", path=url, status=status), None
