@@ -21,12 +21,14 @@ DOC = ROOT.parent / "docs" / "architecture.md"
 #: the rows of the table in docs/architecture.md: a unit imports only units of lower rank
 RANKS = {
     "errors": 0, "_lazy": 0, "_optional": 0, "_columns": 0, "syntaxes": 0,
-    "synth": 1, "catalog": 1, "decode": 2, "geometry": 3, "volume": 4, "loader": 5,
+    "synth": 1, "catalog": 1, "web": 1.5, "decode": 2, "geometry": 3, "volume": 4, "loader": 5,
     "labels": 6, "dataset": 7, "transforms": 8, "interop": 9, "viz": 10,
     "convert": 11, "conformance": 11, "demo": 11, "cli": 11, "__main__": 12,
 }
 #: upward imports made at call time by convenience methods (named in the doc)
-ALLOWED_UPWARD = {("dicomml.volume", "interop")}
+ALLOWED_UPWARD = {("dicomml.volume", "interop"),
+                  # scan(url) and `dicomml scan URL` hand a DICOMweb server to dicomml.web
+                  ("dicomml.catalog.scanner", "web"), ("dicomml.catalog.cli", "web")}
 
 
 def _module_name(path: pathlib.Path) -> str:

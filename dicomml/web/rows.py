@@ -85,7 +85,8 @@ class RowReader:
             ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
         if "SOPInstanceUID" in ds:
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.save_as(self.path, enforce_file_format=True)
+        ds.preamble = b"\0" * 128
+        ds.save_as(self.path, enforce_file_format=False)
         from dicomml.catalog.header import parse_file
 
         row = parse_file(self.path)
