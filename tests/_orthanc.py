@@ -271,7 +271,8 @@ class FaultProxy:
     ``None`` (relay as is), ``"slow"`` (wait ``slow_s`` before answering), ``"429"`` (Too Many
     Requests with ``Retry-After: retry_after``), ``"503"``, ``"truncate"`` (half the body, then
     the connection closed), ``"content-type"`` (the body under ``text/html``); when the list is
-    empty requests are relayed as is. ``requests`` counts the requests received, by path.
+    empty requests are relayed as is. ``seen`` lists ``(path, fault, monotonic time)`` of each
+request received, ``headers`` their headers.
     """
 
     def __init__(self, target: str, *, slow_s: float = 3.0, retry_after: int = 1):
@@ -282,6 +283,7 @@ class FaultProxy:
         self.target = urllib.parse.urlsplit(target)
         self.faults: list = []
         self.seen: list[tuple[str, str | None, float]] = []
+        self.headers: list[dict] = []  # the request headers, in order
         self.slow_s, self.retry_after = slow_s, retry_after
         self.lock = threading.Lock()
         proxy = self
@@ -326,6 +328,7 @@ class FaultProxy:
         fault = self._next_fault()
         with self.lock:
             self.seen.append((handler.path, fault, time.monotonic()))
+            self.headers.append(dict(handler.headers.items()))
         if fault in ("429", "503"):
             code = int(fault)
             body = b"try later"

@@ -208,6 +208,17 @@ def test_wrong_password_is_an_authentication_error(server, tmp_path):
     assert err.value.path.startswith(server.dicomweb_url)
 
 
+def test_bearer_token_and_custom_headers_are_sent(server, tmp_path):
+    with _orthanc.FaultProxy(server.url) as proxy:
+        source = DicomWebSource(proxy.url + "/dicom-web", token="tok-123-secret",
+                                headers={"X-Api-Key": "k-456"}, store=tmp_path, progress=False)
+        with pytest.raises(DicomWebAuthError) as err:  # Orthanc knows no bearer tokens
+            dicomml.scan(source, progress=False)
+        sent = proxy.headers[0]
+    assert sent["Authorization"] == "Bearer tok-123-secret" and sent["X-Api-Key"] == "k-456"
+    assert "tok-123" not in str(err.value) and "tok-123" not in repr(source)
+
+
 def test_credentials_never_printed_logged_or_stored(server, tmp_path, caplog, capsys):
     user, password = server.auth
     url = server.dicomweb_url.replace("http://", f"http://{user}:{password}@")
