@@ -168,6 +168,8 @@ class DicomWebSource:
                 return action(self.client())
             except Exception as exc:  # noqa: BLE001 - sorted into typed errors just below
                 error, wait = self._classify(exc, what, url, attempt)
+                if error is exc:
+                    raise
                 if error is not None:
                     raise error from exc
             attempt += 1
@@ -181,6 +183,8 @@ class DicomWebSource:
         status = getattr(response, "status_code", None)
         if isinstance(exc, DicomWebError) and not isinstance(exc, DicomWebResponseError):
             return exc, None
+        if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
+            return exc, None  # the local store (disk full, permissions): not the server's
         if status in (401, 403):
             return DicomWebAuthError(
                 f"{what}: the server refused the credentials (HTTP {status}); check the user, "
@@ -192,7 +196,7 @@ class DicomWebSource:
                      requests.exceptions.ChunkedEncodingError,  # a body cut short
                      requests.exceptions.ContentDecodingError)
         transient = status is not None or isinstance(exc, (
-            requests.ConnectionError, requests.Timeout, OSError, *malformed))
+            requests.ConnectionError, requests.Timeout, *malformed))
         if not transient:
             return DicomWebError(f"{what}: {type(exc).__name__}: {exc}", path=url), None
         if attempt >= self.retries:
