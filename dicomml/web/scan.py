@@ -87,7 +87,8 @@ def scan_dicomweb(source, *, query: dict | None = None, catalog=None,
             previous.root == source.url:
         return previous  # nothing new: no metadata request, no rewrite
     ok, bad = _read_series(source, todo, show)
-    result = _catalog(kept, ok, bad, source.url)
+    old_errors = None if kept is None else _errors_of(previous.errors, todo)
+    result = _catalog(kept, ok, bad, source.url, old_errors)
     if cat_path:
         result.save(cat_path)
     return result
@@ -125,7 +126,13 @@ def _read_series(source: DicomWebSource, todo: list[tuple], show: bool):
     return ok, bad
 
 
-def _catalog(kept, ok: list, bad: list, root: str):
+def _errors_of(errors, todo: list[tuple]):
+    """The error rows of a previous catalog outside the series asked for again."""
+    again = tuple(f"/series/{series}/" for _, series, _ in todo)
+    return errors[[not any(a in str(p) for a in again) for p in errors["path"]]]
+
+
+def _catalog(kept, ok: list, bad: list, root: str, old_errors=None):
     from dicomml.catalog import Catalog
     from dicomml.catalog.split import assign_series, summarize_series
     from dicomml.catalog.table import errors_frame, instances_frame
@@ -136,5 +143,8 @@ def _catalog(kept, ok: list, bad: list, root: str):
         fresh = pd.concat([kept, fresh[kept.columns]] if len(fresh) else [kept],
                           ignore_index=True).sort_values("path").reset_index(drop=True)
     errors = errors_frame(sorted(bad, key=lambda item: item[0]))
+    if old_errors is not None and len(old_errors):
+        errors = pd.concat([old_errors, errors], ignore_index=True) if len(errors) else \
+            old_errors.reset_index(drop=True)
     instances = assign_series(fresh)
     return Catalog(instances, summarize_series(instances), errors, root)
