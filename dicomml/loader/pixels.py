@@ -220,7 +220,7 @@ def check_file_holds(path: str, planes: list[dict], where: Location) -> None:
     """Refuse a file too small for the frames its header describes (see module docstring)."""
     info = where.info
     frame_bytes = info.frame_nbytes
-    size = os.stat(where.path).st_size  # where.path: a DICOMweb row's stored file
+    size = os.stat(path).st_size
     if where.offset >= 0 and direct_layout(info):
         needed = (max(int(p["frame"]) for p in planes) + 1) * frame_bytes
         length = -1 if where.length is None else where.length
