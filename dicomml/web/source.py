@@ -69,7 +69,8 @@ class DicomWebSource:
     ``auth``: ``(user, password)`` for HTTP basic; ``token``: a bearer token; ``headers``:
     more request headers (e.g. an API key); ``verify``: TLS verification (on by default; a CA
     bundle path also works). ``timeout``: seconds to connect and between bytes read;
-    ``concurrency``: requests in flight at most when fetching instances; ``retries``,
+    ``concurrency``: requests in flight at most when fetching instances (per process: each
+    DataLoader worker has its own); ``retries``,
     ``backoff_s``, ``max_backoff_s``: the retry budget (see the module docstring).
     ``store``: folder of the local instance store (default ``$DICOMML_WEB_STORE``, else
     ``~/.cache/dicomml/web``); ``transfer_syntax``: ``"*"`` asks for what the server holds,
