@@ -22,10 +22,15 @@ nib = pytest.importorskip("nibabel")
 #: pinned by the test named in its reason.
 ALLOWLIST: dict[tuple[str, str], tuple[str, str]] = {
     ("dcm_qa_philips_enh/In/enh", "mismatch"): (
-        "1903: the same 6 volumes in another order: dicomml orders by the standard Temporal "
-        "Position Index (0020,9128), then the private label dimension (2005,1429); dcm2niix "
-        "puts the private label first (test_philips_asl_volumes_are_a_permutation)",
-        "PS3.3 C.7.6.17 Multi-frame Dimension Module: Dimension Index Values"),
+        "1903: the same 6 volumes in another order. Its Dimension Index Sequence lists Stack ID, "
+        "In-Stack Position, Temporal Position Index (0020,9128), then the private label type "
+        "(2005,1429); dicomml orders an enhanced object's volumes by the Dimension Index Values "
+        "with the first item slowest (temporal 1-3, control/label within each), dcm2niix sorts "
+        "frames with the last Dimension Index Value most significant (compareTDCMdim in its "
+        "nii_dicom.cpp), giving control 1-3 then label 1-3 "
+        "(test_philips_asl_volumes_are_a_permutation, tests/test_enhanced_volume_order.py)",
+        "PS3.3 Section 7.5.2 Dimension Organization (CP-567): the first Item of the Dimension "
+        "Index Sequence shall be the slowest varying index"),
 }
 
 
@@ -94,7 +99,9 @@ def test_philips_trace_is_its_own_series(verdicts, shared_data):
 
 def test_philips_asl_volumes_are_a_permutation(verdicts, shared_data):
     """Pins the 1903 entry: geometry equal, and each of our volumes equals one of dcm2niix's:
-    ours (t1 control, t1 label, t2 control, ...) = dcm2niix's volumes [0, 3, 1, 4, 2, 5]."""
+    ours (t1 control, t1 label, t2 control, ...) = dcm2niix's volumes [0, 3, 1, 4, 2, 5];
+    ours follow the file's Dimension Index Sequence (temporal item before the label item),
+    dcm2niix's the reverse."""
     import dicomml
 
     bad = [v for v in _by_folder(verdicts, "dcm_qa_philips_enh/In/enh") if not v.ok]
@@ -111,6 +118,15 @@ def test_philips_asl_volumes_are_a_permutation(verdicts, shared_data):
     for i, j in enumerate(order):
         np.testing.assert_array_equal(ours[..., i], theirs[..., j])
     assert [v["temporal"] for v in vol.metadata["volumes"]] == [1, 1, 2, 2, 3, 3]
+    assert [v["volume_key"] for v in vol.metadata["volumes"]] == [
+        [1, 0], [1, 1], [2, 0], [2, 1], [3, 0], [3, 1]]
+    assert vol.metadata["provenance"]["volume_rule"] == "DimensionIndexValues"
+    import pydicom
+
+    header = pydicom.dcmread(shared_data / "dcm_qa_philips_enh/In/enh/1903_WIP_SOURCE_-_3DpCASL.dcm",
+                             stop_before_pixels=True)
+    pointers = [int(item.DimensionIndexPointer) for item in header.DimensionIndexSequence]
+    assert pointers == [0x00209056, 0x00209057, 0x00209128, 0x20051429]
 
 
 def test_cli_and_benchmark_script_give_verdicts_and_a_summary(tmp_path, capsys):

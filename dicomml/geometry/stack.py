@@ -7,7 +7,8 @@ One path for every source (single-frame files, enhanced frames, mosaic tiles):
    the projection of their position on the slice normal;
 3. if every location holds the same number ``n > 1`` of planes and the dimension columns
    (stack, temporal, echo, b-value, gradient, acquisition) tell them apart, the series is 4D
-   with ``n`` volumes in acquisition order (:data:`VOLUME_ORDER`); otherwise repeated
+   with ``n`` volumes in the order :func:`volume_order` gives (an enhanced object's Dimension
+   Index Values, first dimension slowest; else :data:`VOLUME_ORDER`); otherwise repeated
    positions are ``duplicate`` and the first plane of each location is kept;
 4. check spacing and tilt of the sorted locations and build the affine — sheared (exact) when
    the positions are tilted.
@@ -91,13 +92,44 @@ VOLUME_ORDER = ("stack", "temporal", "echo", "complex_component", "acquisition",
 EXTRA_DIMENSIONS = ("complex_component", "volume_key")
 
 
+def volume_order(planes: pd.DataFrame) -> list[str]:
+    """The plane-table columns that order the volumes of ``planes``, most significant first.
+
+    One enhanced object with a Dimension Index Sequence (every plane of one file carries a
+    ``volume_key``: its non-spatial Dimension Index Values, in the order of the sequence's
+    items): ``volume_key`` first, compared value by value, so the first non-spatial item of
+    the Dimension Index Sequence varies slowest, as PS3.3 Section 7.5.2 "Dimension
+    Organization" requires of the creator ("The first Item of the Dimension Index Sequence
+    shall be the slowest varying index", CP-567). Otherwise :data:`VOLUME_ORDER`. The rest
+    of :data:`VOLUME_ORDER` breaks ties.
+
+    Example
+    -------
+    >>> t = pd.DataFrame({"path": ["a.dcm"] * 2, "temporal": [2.0, 1.0],
+    ...                   "volume_key": [(1, 2), (2, 1)]})
+    >>> volume_order(t)[:2]
+    ['volume_key', 'temporal']
+    """
+    names = [n for n in VOLUME_ORDER if n in planes.columns]
+    if "volume_key" in names and _dimension_indexed(planes):
+        names.remove("volume_key")
+        names.insert(0, "volume_key")
+    return names
+
+
+def _dimension_indexed(planes: pd.DataFrame) -> bool:
+    """True when every plane comes from one file and carries a Dimension Index tuple."""
+    keys = planes["volume_key"].tolist()
+    return planes["path"].nunique() == 1 and all(isinstance(k, tuple) for k in keys)
+
+
 def _dimensions(planes: pd.DataFrame) -> list[str]:
     return list(DIMENSIONS) + [c for c in EXTRA_DIMENSIONS if c in planes.columns]
 
 
 def _dimension_keys(planes: pd.DataFrame) -> np.ndarray:
-    """Sort rank of each plane by :data:`VOLUME_ORDER`, then path, frame, tile."""
-    names = [n for n in VOLUME_ORDER if n in planes.columns] + ["path", "frame", "tile"]
+    """Sort rank of each plane by :func:`volume_order`, then path, frame, tile."""
+    names = volume_order(planes) + ["path", "frame", "tile"]
     keys = [_sort_key(planes[name], name in VOLUME_ORDER) for name in names]
     if any(key is None for key in keys):  # an unusual column type: the pandas sort
         return _dimension_keys_pandas(planes)
@@ -110,10 +142,15 @@ def _dimension_keys(planes: pd.DataFrame) -> np.ndarray:
 def _sort_key(column: pd.Series, dimension: bool) -> np.ndarray | None:
     """``column`` as an array that sorts like :func:`_dimension_keys_pandas` sorts it
     (None where only pandas can say): numbers with NaN first (-inf), object values as their
-    ``str`` (None as ""), strings as themselves."""
+    ``str`` (None as ""), strings as themselves; tuples of numbers (Dimension Index Values)
+    by their rank in tuple order, so (2,) sorts before (10,)."""
     if column.dtype.kind in "fiu":
         values = column.to_numpy(dtype=np.float64)
         return np.where(np.isnan(values), -np.inf, values) if dimension else values
+    if column.dtype == object and dimension and _number_tuples(column.tolist()):
+        values = column.tolist()
+        ranks = {v: i for i, v in enumerate(sorted(set(values)))}
+        return np.asarray([ranks[v] for v in values], dtype=np.int64)
     if column.dtype == object and dimension:
         texts = ["" if v is None else str(v) for v in column.tolist()]
     elif column.isna().any():
@@ -125,10 +162,16 @@ def _sort_key(column: pd.Series, dimension: bool) -> np.ndarray | None:
     return np.unique(np.asarray(texts, dtype=object), return_inverse=True)[1].ravel()
 
 
+def _number_tuples(values: list) -> bool:
+    return bool(values) and all(
+        isinstance(v, tuple) and all(isinstance(x, (int, float, np.integer, np.floating))
+                                     for x in v) for v in values)
+
+
 def _dimension_keys_pandas(planes: pd.DataFrame) -> np.ndarray:
     """:func:`_dimension_keys` with a pandas multi-column stable sort (any column type)."""
     keys = pd.DataFrame(index=planes.index)
-    for name in [n for n in VOLUME_ORDER if n in planes.columns]:
+    for name in volume_order(planes):
         column = planes[name]
         if column.dtype == object:
             keys[name] = column.map(lambda v: "" if v is None else str(v))

@@ -21,7 +21,7 @@ import pandas as pd
 from dicomml._columns import absent, column_array
 from dicomml.geometry.affine import series_affine
 from dicomml.geometry.resample import deshear, regularise_spacing
-from dicomml.geometry.stack import VOLUME_ORDER, Stack
+from dicomml.geometry.stack import Stack, volume_order
 
 from ._util import value
 from .policy import RESAMPLED
@@ -144,12 +144,12 @@ ATTRIBUTES = {
 def volume_rule(planes: pd.DataFrame, stack: Stack) -> tuple[str, list[str]]:
     """(the attribute that ordered the volumes of a 4D stack, the plane-table columns whose
     values differ between its volumes). Volumes are sorted by
-    :data:`dicomml.geometry.stack.VOLUME_ORDER`; the first of those columns that varies
+    :func:`dicomml.geometry.stack.volume_order`; the first of those columns that varies
     between volumes is what ordered them (``volume_key`` set by :mod:`.volumes` means
     Instance Number, dcm2niix's rule for volumes no standard tag tells apart)."""
     first = planes.loc[stack.order[:, 0]]
-    varying = [name for name in VOLUME_ORDER if name in first.columns
-               and len({repr(v) for v in first[name].tolist()}) > 1]
+    varying = [name for name in volume_order(planes)
+               if len({repr(v) for v in first[name].tolist()}) > 1]
     told_apart = [n for n in varying if n != "instance"]
     if not varying:
         return "file path", []
