@@ -101,12 +101,83 @@ def test_float_series_load_as_float_volumes(tmp_path, double):
     np.testing.assert_allclose(volume.array, truth.astype(np.float64) * 2.0 + 1.0, rtol=1e-6)
     assert np.isnan(volume.array[0, 0, 0]) and np.isinf(volume.array[1, 0, 1])
     np.testing.assert_allclose(volume.affine[:3, 0], [0.0, 0.0, 1.0])
-    # dtype=None keeps stored integers: the catalog records no float pixel data, so the
-    # 32-bit file is found to be float while reading, the 64-bit one refused before
-    expected = (InvalidTagError, "BitsAllocated") if double else (DecodeError, "FloatPixelData")
-    with pytest.raises(expected[0], match="float") as caught:
-        dicomml.load_series(tmp_path, dtype=None)
-    assert caught.value.tag == expected[1] and caught.value.path.endswith(".dcm")
+    notes = volume.metadata["float_pixels"]
+    assert notes["applied"] == "real_world_value_mapping"
+    assert notes["nonfinite"] == {"nan": 1, "posinf": 1, "neginf": 0}
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_catalogued_float_series_load_stored_floats_with_dtype_none(tmp_path, double):
+    """The catalog marks float pixel data (``float_pixel_data``), so ``load_series(cat, key,
+    dtype=None)`` returns the stored float32 / float64 values, NaN and Inf kept and counted,
+    the Real World Value Mapping recorded (not applied)."""
+    truth, _ = _series(tmp_path, double=double, mapping=(2.0, 1.0))
+    cat = dicomml.scan(tmp_path, progress=False)
+    assert cat.instances["float_pixel_data"].tolist() == [1] * SHAPE[0]
+    key = cat.series["series_key"][0]
+    volume = dicomml.load_series(cat, key, dtype=None)
+    kind = np.float64 if double else np.float32
+    assert volume.array.dtype == kind and volume.shape == SHAPE
+    np.testing.assert_array_equal(volume.array, truth)  # NaN == NaN here: stored as is
+    notes = volume.metadata["float_pixels"]
+    assert notes["element"] == ("DoubleFloatPixelData" if double else "FloatPixelData")
+    assert notes["dtype"] == np.dtype(kind).name and notes["applied"] is None
+    assert notes["nonfinite"] == {"nan": 1, "posinf": 1, "neginf": 0}
+    [mapping] = notes["real_world_value_mapping"]
+    assert (mapping["slope"], mapping["intercept"], mapping["label"]) == (2.0, 1.0, "T1")
+    # a folder source goes through the same catalog rows
+    np.testing.assert_array_equal(dicomml.load_series(tmp_path, dtype=None).array, truth)
+
+
+def test_integer_series_carry_no_float_marker(tmp_path):
+    dicomml.synth.write_series(tmp_path, shape=(2, 4, 4))
+    cat = dicomml.scan(tmp_path, progress=False)
+    assert cat.instances["float_pixel_data"].isna().all()
+    assert "float_pixels" not in dicomml.load_series(tmp_path, dtype=None).metadata
+
+
+def test_float_file_without_the_marker_is_refused_for_stored_integers(tmp_path):
+    """A catalog without the marker (written before it existed): dtype=None cannot hold the
+    float values, a typed error naming the file and the element (or BitsAllocated 64)."""
+    _series(tmp_path)
+    scanned = dicomml.scan(tmp_path, progress=False)
+    cat = dicomml.Catalog(scanned.instances.drop(columns=["float_pixel_data"]))
+    key = cat.series["series_key"][0]
+    with pytest.raises(DecodeError, match="float") as caught:
+        dicomml.load_series(cat, key, dtype=None)
+    assert caught.value.tag == "FloatPixelData" and caught.value.path.endswith(".dcm")
+
+
+def test_highdicom_parametric_map_loads_on_its_source_grid(tmp_path):
+    """An enhanced Parametric Map written by highdicom (float frames, the Real World Value
+    Mapping in the shared functional groups) over a synthetic MR series: dtype=None gives
+    the stored floats, the default float32 the mapped values, both on the source's affine."""
+    hd = pytest.importorskip("highdicom")
+    truth = dicomml.synth.write_series(tmp_path / "mr", modality="MR", shape=(3, 8, 8), seed=1)
+    sources = sorted((pydicom.dcmread(p) for p in truth.paths),
+                     key=lambda ds: float(ds.ImagePositionPatient[2]))
+    values = np.random.default_rng(0).normal(1.0, 0.2, (3, 8, 8)).astype(np.float32)
+    values[0, 0, 0], values[2, 1, 1] = np.nan, -np.inf
+    mapping = hd.pm.RealWorldValueMapping(
+        lut_label="ADC", lut_explanation="apparent diffusion",
+        unit=hd.sr.CodedConcept("mm2/s", "UCUM", "mm2/s"), value_range=(-100.0, 100.0),
+        slope=2.0, intercept=0.5)
+    pm = hd.pm.ParametricMap(sources, values, hd.UID(), 1, hd.UID(), 1, "dicomml", "model",
+                             "1", "serial", contains_recognizable_visual_features=False,
+                             real_world_value_mappings=[mapping], window_center=1,
+                             window_width=2)
+    (tmp_path / "pm").mkdir()
+    pm.save_as(tmp_path / "pm" / "pm.dcm")
+    stored = dicomml.load_series(tmp_path / "pm", dtype=None)
+    assert stored.array.dtype == np.float32
+    np.testing.assert_array_equal(stored.array, values)
+    np.testing.assert_allclose(stored.affine, truth.affine, atol=1e-4)
+    notes = stored.metadata["float_pixels"]
+    assert notes["nonfinite"] == {"nan": 1, "posinf": 0, "neginf": 1}
+    assert notes["real_world_value_mapping"][0]["units"] == "mm2/s" and notes["applied"] is None
+    mapped = dicomml.load_series(tmp_path / "pm")
+    np.testing.assert_allclose(mapped.array, values * 2.0 + 0.5, rtol=1e-6)
+    assert mapped.metadata["float_pixels"]["applied"] == "real_world_value_mapping"
 
 
 def test_float_pixel_data_needs_32_or_64_bits():

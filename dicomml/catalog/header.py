@@ -189,6 +189,7 @@ _TEXT = T.TEXT
 _I_OFFSET = T.INDEX["pixel_data_offset"]
 _I_LENGTH = T.INDEX["pixel_data_length"]
 _I_SOURCE = T.INDEX["header_source"]
+_I_FLOAT = T.INDEX["float_pixel_data"]
 _I_MOSAIC = T.INDEX["NumberOfImagesInMosaic"]
 _I_CHARSET = T.INDEX["SpecificCharacterSet"]
 _I_TS = T.INDEX["TransferSyntaxUID"]
@@ -469,7 +470,8 @@ class _Parser:
             if code == _PIXEL and top:
                 self._pixel_data(pos, vpos, length, vr)
                 return pos
-            if code == _STOP and top:
+            if code == _STOP and top:  # Float / Double Float Pixel Data
+                self.row[_I_FLOAT] = 1
                 return pos  # nothing wanted after the pixel data
             if code == _DELIMITER_CODE:
                 return self._delimiter(key, pos, end, top)

@@ -78,6 +78,7 @@ EXTRA_COLUMNS = (
     "pixel_data_offset",        # byte offset of the Pixel Data *value* in the file, -1: none
     "pixel_data_length",        # its length in bytes, -1: undefined (encapsulated)
     "header_source",            # "top" or "functional_groups" (where IPP/IOP/spacing came from)
+    "float_pixel_data",         # 1: the pixels are Float / Double Float Pixel Data (7FE0,0008/9)
 )
 
 COLUMNS = tuple(keyword for _, keyword, _ in _TAG_TABLE) + EXTRA_COLUMNS

@@ -94,6 +94,7 @@ from dicomml.volume import Volume
 
 from .assemble import provenance, series_metadata, single_slice_affine
 from .assemble import resample as _resample
+from .floats import float_notes
 from .pixels import read_stack
 from .planes import build_planes
 from .policy import DEFAULT_POLICY, RESAMPLED, actions, apply_policy
@@ -164,6 +165,7 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
     if colour:
         metadata["channels"] = "RGB"
     metadata.update(plane_notes(planes, stack.order), scaling=scaling)
+    metadata.update(float_notes(planes, stack.order, data, dtype))
     metadata["provenance"] = provenance(planes, stack, built, chosen, resample)
     metadata["provenance"]["scaling"] = (scaling or {}).get("applied")
     return Volume(data if stack.is_4d else data[0], affine, metadata)

@@ -9,9 +9,11 @@ frame into its tiles (:func:`dicomml.geometry.mosaic.untile`), and the output va
 (:mod:`.values`: rescale, MONOCHROME1). Files are described by the same
 :class:`~dicomml.decode.located.Location` that :func:`~dicomml.decode.located.locations_from_frame`
 builds from catalog rows, here from the plane table's file columns. Float / Double Float Pixel
-Data, which the catalog's columns do not tell apart from integers, are found while reading: a
-float output takes them through the file's own linear map (Rescale Slope / Intercept, else its
-one Real World Value Mapping); a stored-integer output (``dtype=None``) refuses them.
+Data, which the catalog marks (``float_pixel_data``; a catalog written before the marker
+existed does not), are read through the file's header: a float output takes them through the
+file's own linear map (Rescale Slope / Intercept, else its one Real World Value Mapping);
+``dtype=None`` returns the stored floats (float32 / float64) where the catalog marks them,
+and refuses unmarked float files found while reading.
 
 Before the output is allocated, every file must be able to hold what its header claims:
 uncompressed frames must lie inside the file (and inside the Pixel Data value), and the decoded
@@ -85,7 +87,7 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
     first = next(iter(tasks.values()))[0][1]
     colour = colour_kind(first.get("samples_per_pixel"), first.get("photometric"))
     luts = _palettes(where) if colour == "palette" else {}
-    out_dtype = output_dtype([w.info for w in where.values()], dtype) if not luts else \
+    out_dtype = output_dtype(_infos(tasks, where), dtype) if not luts else \
         np.dtype(dtype) if dtype is not None else np.result_type(*(t for t, _ in luts.values()))
     out = _allocated(allocate, order.shape + (int(first["rows"]), int(first["columns"]))
                      + ((3,) if colour else ()), out_dtype)
@@ -208,6 +210,16 @@ def file_locations(tasks: dict[str, list]) -> dict[str, Location]:
         columns[theirs] = [_mosaic_or(plane, ours) for plane in firsts]
     columns["path"] = list(tasks)
     return dict(zip(tasks, locations_from_columns(columns, len(firsts), unlocated=True)))
+
+
+def _infos(tasks: dict[str, list], where: dict[str, Location]) -> list:
+    """Each file's FrameInfo as the catalog describes it, float pixel data included (the
+    ``float_pixel_data`` marker): what the output dtype is chosen from. The Locations keep
+    the integer description, so that reading finds the float data through the header and
+    takes the file's own linear map with it (:func:`_as_read`)."""
+    return [where[path].info.replace(float_data=True)
+            if not absent(items[0][1].get("float_pixel_data")) else where[path].info
+            for path, items in tasks.items()]
 
 
 def _mosaic_or(plane: dict, name: str):

@@ -45,6 +45,7 @@ _FILE_COLUMNS = {  # plane-table column <- catalog column
     "bits_allocated": "BitsAllocated", "bits_stored": "BitsStored",
     "pixel_representation": "PixelRepresentation", "photometric": "PhotometricInterpretation",
     "samples_per_pixel": "SamplesPerPixel", "planar_configuration": "PlanarConfiguration",
+    "float_pixel_data": "float_pixel_data",
 }
 #: plane-table column -> the DICOM keyword to blame for it
 TAGS = {"rows": "Rows", "columns": "Columns", "bits_allocated": "BitsAllocated",

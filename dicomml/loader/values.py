@@ -51,9 +51,12 @@ def plane_format(plane) -> tuple[int, int, bool]:
 def output_dtype(infos: list[FrameInfo], dtype) -> np.dtype:
     """The volume's dtype: ``dtype``, or (None) the stored integer type shared by all files
     (``infos``, in plane order; int32 / uint32 when their Bits Allocated, Bits Stored or sign
-    differ)."""
+    differ); for float pixel data the stored float type (float64 when mixed with others)."""
     if dtype is not None:
         return np.dtype(dtype)
+    floats = [info.dtype for info in infos if info.float_data]  # float pixel data: as stored
+    if floats:
+        return np.result_type(*floats) if len(floats) == len(infos) else np.dtype(np.float64)
     formats = {}  # stored format -> the first file's description
     for info in infos:
         formats.setdefault((info.bits_allocated, info.bits_stored, info.pixel_representation),
