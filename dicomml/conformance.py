@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dicomml._optional import require
+
 __all__ = ["register", "run_conformance", "run_dcm2niix", "compare", "Verdict",
            "summary_line", "CORNER_MM", "VOXEL_RTOL", "BVEC_DEG"]
 
@@ -109,8 +111,12 @@ def _reference_id(path: Path) -> tuple[str, str, str]:
 
 
 # ------------------------------------------------------------------------------ comparison
+def _nibabel():
+    return require("nibabel", extra="nifti", needed_by="dicomml conformance")
+
+
 def _canonical(image):
-    import nibabel
+    nibabel = _nibabel()
 
     return nibabel.as_closest_canonical(image)
 
@@ -211,7 +217,7 @@ def compare(volume, stored, reference: Path, verdict: Verdict, frame: int | None
     stored integers, a callable returning it, or None) with the dcm2niix NIfTI
     ``reference`` (``frame``: compare with that volume of a 4D reference only). True when
     they match."""
-    import nibabel
+    nibabel = _nibabel()
 
     ref_image = whole = nibabel.load(reference)
     if frame is not None:
@@ -416,7 +422,7 @@ def _pair(catalog, key, loaded, by_uid, used, verdict) -> None:
 
 
 def _frames_of(path: Path) -> int:
-    import nibabel
+    nibabel = _nibabel()
 
     shape = nibabel.load(path).shape
     return shape[3] if len(shape) > 3 else 1

@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from dicomml._optional import require
 from dicomml.errors import InvalidDicomError, LabelGeometryError
 from dicomml.geometry.affine import spacing_from_affine
 from dicomml.geometry.orientation import orientation_code
@@ -40,17 +41,17 @@ def is_label_file(path) -> bool:
 def read_label_file(path) -> tuple[np.ndarray, np.ndarray]:
     """``(array (slices, rows, columns), affine index -> LPS mm)`` of a label image file."""
     path = os.fspath(path)
+    nifti = path.lower().endswith(NIFTI)
+    reader = require("nibabel" if nifti else "SimpleITK", extra="labels",
+                     needed_by="NIfTI label files" if nifti else "NRRD / MHA label files")
     try:
-        if path.lower().endswith(NIFTI):
-            import nibabel
-
-            image = nibabel.load(path)
+        if nifti:
+            image = reader.load(path)
             data = np.asanyarray(image.dataobj)
             ras = image.affine
             affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras[:, [2, 1, 0, 3]]
         else:
-            import SimpleITK as sitk
-
+            sitk = reader
             image = sitk.ReadImage(path)
             data = sitk.GetArrayFromImage(image)  # (z, y, x)
             ras = None
@@ -58,7 +59,7 @@ def read_label_file(path) -> tuple[np.ndarray, np.ndarray]:
             affine = np.eye(4)
             affine[:3, :3] = d[:, ::-1]
             affine[:3, 3] = image.GetOrigin()
-    except (OSError, RuntimeError, ValueError, ImportError) as err:
+    except (OSError, RuntimeError, ValueError) as err:
         raise InvalidDicomError(f"cannot read label file: {err}", path=path) from err
     if ras is not None:
         data = np.transpose(data, (2, 1, 0) + tuple(range(3, data.ndim)))

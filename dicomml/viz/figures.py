@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dicomml._optional import require
 from dicomml.geometry.affine import spacing_from_affine
 from dicomml.viz.charts import show_histogram, show_slice_positions
 from dicomml.viz.drawing import _draw, _require_matplotlib, _window
@@ -73,8 +74,9 @@ def draw_label_overlay(axes, labels, *, center=None, resample_oblique: bool = Tr
     each value one colour, named from ``metadata["labels"]`` when there. Returns the values
     drawn.
     """
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
+    ListedColormap = require("matplotlib.colors", extra="viz",
+                             needed_by="dicomml.viz").ListedColormap
+    Patch = require("matplotlib.patches", extra="viz", needed_by="dicomml.viz").Patch
 
     array, affine = labels if isinstance(labels, tuple) else (labels.array, labels.affine)
     array, affine = np.asarray(array), np.asarray(affine, dtype=np.float64)
@@ -102,7 +104,7 @@ def draw_label_overlay(axes, labels, *, center=None, resample_oblique: bool = Tr
 
 
 def _label_colours(n: int) -> list:
-    from matplotlib import colormaps
+    colormaps = require("matplotlib", extra="viz", needed_by="dicomml.viz").colormaps
 
     table = colormaps["tab10" if n <= 10 else "tab20"]
     return [table(i % table.N) for i in range(n)]
