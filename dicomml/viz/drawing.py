@@ -30,10 +30,34 @@ def _window(array, window):
     return float(low), float(high if high > low else low + 1)
 
 
+def _colour_window(array, window):
+    """(vmin, vmax) that map RGB samples to [0, 1]: an explicit (low, high), else the full
+    range of 8-bit samples (0, 255), else the finite minimum and maximum."""
+    if window is not None:
+        return float(window[0]), float(window[1])
+    if np.asarray(array).dtype == np.uint8:
+        return 0.0, 255.0
+    finite = array[np.isfinite(array)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    return low, high if high > low else low + 1
+
+
+def _rgb(image, vmin: float, vmax: float) -> np.ndarray:
+    """(rows, columns, 3) samples as floats in [0, 1] (what imshow shows as colour)."""
+    return np.clip((np.asarray(image, dtype=np.float64) - vmin) / (vmax - vmin), 0.0, 1.0)
+
+
 def _draw(ax, image, *, aspect, labels, vmin, vmax, cmap="gray", title=None):
-    """imshow with the given pixel aspect and the four edge labels."""
-    ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, aspect=aspect,
-              interpolation="nearest", origin="upper")
+    """imshow with the given pixel aspect and the four edge labels; an (rows, columns, 3)
+    ``image`` is drawn as RGB (scaled by ``vmin`` / ``vmax``, no colour map)."""
+    if np.ndim(image) == 3:
+        ax.imshow(_rgb(image, vmin, vmax), aspect=aspect, interpolation="nearest",
+                  origin="upper")
+    else:
+        ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, aspect=aspect,
+                  interpolation="nearest", origin="upper")
     style = {"color": "yellow", "fontsize": 9, "fontweight": "bold",
              "transform": ax.transAxes}
     ax.text(0.5, 0.99, labels["top"], ha="center", va="top", **style)

@@ -15,8 +15,8 @@ import numpy as np
 from dicomml._optional import require
 from dicomml.geometry.affine import spacing_from_affine
 from dicomml.viz.charts import show_histogram, show_slice_positions
-from dicomml.viz.drawing import _draw, _require_matplotlib, _window
-from dicomml.viz.inputs import _volume_parts
+from dicomml.viz.drawing import _colour_window, _draw, _require_matplotlib, _window
+from dicomml.viz.inputs import _volume_parts, is_colour
 from dicomml.viz.orientation import (
     _PLANES,
     _VIEW_DIRECTIONS,
@@ -41,27 +41,31 @@ def draw_orthogonal(axes, vol, *, frame: int = 0, window=None, center=None, cmap
     Returns the display-frame array and affine.
     """
     array, affine, _ = _volume_parts(vol, frame)
-    display, display_affine = reorient(array, affine, DISPLAY_FRAME)
+    colour = is_colour(array)
+    channels = np.moveaxis(array, -1, 0) if colour else array[None]  # (C, S, R, C)
+    display, display_affine = reorient(channels, affine, DISPLAY_FRAME)
     spacing = spacing_from_affine(display_affine)
-    vmin, vmax = _window(array, window)
-    center = [n // 2 for n in display.shape] if center is None else list(center)
+    vmin, vmax = (_colour_window if colour else _window)(array, window)
+    center = [n // 2 for n in display.shape[1:]] if center is None else list(center)
     sample = resample_oblique and obliquity_degrees(affine) > 1.0
     through = display_affine[:3, :3] @ np.asarray(center, float) + display_affine[:3, 3]
     for ax, plane in zip(axes, ("axial", "coronal", "sagittal")):
         if sample:
-            image, _, _ = world_plane(display, display_affine, plane, through=through)
+            images = [world_plane(d, display_affine, plane, through=through)[0]
+                      for d in display]
             down, right = _VIEW_DIRECTIONS[plane]
             labels = {"top": direction_label(np.negative(down)), "bottom": direction_label(down),
                       "left": direction_label(np.negative(right)),
                       "right": direction_label(right)}
             aspect = 1.0
         else:
-            image = view_slice(display, plane, center[_PLANES[plane]])
+            images = [view_slice(d, plane, center[_PLANES[plane]]) for d in display]
             labels, aspect = edge_labels(display_affine, plane), view_aspect(spacing, plane)
+        image = np.stack(images, axis=-1) if colour else images[0]
         _draw(ax, image, aspect=aspect, labels=labels, vmin=vmin, vmax=vmax, cmap=cmap,
               title=plane)
         ax.resampled = sample
-    return display, display_affine
+    return (np.moveaxis(display, 0, -1) if colour else display[0]), display_affine
 
 
 def draw_label_overlay(axes, labels, *, center=None, resample_oblique: bool = True,
@@ -116,7 +120,9 @@ def show_volume(vol, *, frame: int = 0, window=None, center=None, cmap="gray",
     """Orthogonal views (axial, coronal, sagittal through the centre) of a volume.
 
     ``vol`` is a :class:`dicomml.Volume` (``array`` (slices, rows, columns) or 4D with
-    ``frame`` picking the volume, ``affine`` LPS) or an ``(array, affine)`` pair. Views are
+    ``frame`` picking the volume, ``affine`` LPS) or an ``(array, affine)`` pair. A colour
+    Volume (trailing axis of 3 samples, ``metadata["channels"] == "RGB"``) is shown in colour
+    (8-bit samples as they are, others scaled by ``window`` or their range). Views are
     radiological (patient's right on the viewer's left), with aspect from the spacing and L/R/
     A/P/S/I edge labels; ``window`` = (low, high) display range (default 1st-99th percentile).
     Oblique volumes are sampled on the true planes (nearest neighbour, square pixels of the
@@ -166,8 +172,13 @@ def show_montage(vol, *, n: int = 16, ncols: int = 4, plane: str | None = None,
     """
     Figure = _require_matplotlib()
     array, affine, _ = _volume_parts(vol, frame)
+    colour = is_colour(array)
     if plane is not None:
-        array, affine = reorient(array, affine, DISPLAY_FRAME)
+        if colour:  # the three spatial axes lead: reorient with the samples in front
+            moved, affine = reorient(np.moveaxis(array, -1, 0), affine, DISPLAY_FRAME)
+            array = np.moveaxis(moved, 0, -1)
+        else:
+            array, affine = reorient(array, affine, DISPLAY_FRAME)
         fixed = _PLANES[plane]
         array = np.moveaxis(array, fixed, 0)
         affine = affine[:, [fixed] + [a for a in range(3) if a != fixed] + [3]]
@@ -177,7 +188,7 @@ def show_montage(vol, *, n: int = 16, ncols: int = 4, plane: str | None = None,
     ncols_used = min(ncols, len(indices))
     fig = Figure(figsize=figsize or (2.6 * ncols_used, 2.6 * nrows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols_used)).ravel()
-    vmin, vmax = _window(array, window)
+    vmin, vmax = (_colour_window if colour else _window)(array, window)
     labels = edge_labels(affine, None)
     spacing = spacing_from_affine(affine)
     aspect, step = view_aspect(spacing, None), float(spacing[0])

@@ -14,7 +14,10 @@ import numpy as np
 
 
 def _volume_parts(vol, frame: int = 0):
-    """(3D array, affine, metadata) from a Volume-like object or an (array, affine) pair."""
+    """(array, affine, metadata) from a Volume-like object or an (array, affine) pair: array
+    (slices, rows, columns), or (slices, rows, columns, 3) for colour — a Volume whose
+    ``metadata["channels"]`` is ``"RGB"`` (:attr:`dicomml.Volume.is_colour`), or a 5D
+    (volumes, slices, rows, columns, 3) array. ``frame`` picks the volume of a 4D series."""
     if isinstance(vol, tuple) and len(vol) == 2:
         array, affine = vol
         metadata = {}
@@ -23,11 +26,18 @@ def _volume_parts(vol, frame: int = 0):
         metadata = getattr(vol, "metadata", None) or {}
     array = _to_numpy(array)
     affine = np.asarray(_to_numpy(affine), dtype=np.float64)
-    if array.ndim == 4:
+    colour = metadata.get("channels") == "RGB" or array.ndim == 5
+    if array.ndim == 4 + colour:
         array = array[frame]
-    if array.ndim != 3:
-        raise ValueError(f"expected a 3D (slices, rows, columns) or 4D array, got {array.shape}")
+    if array.ndim != 3 + colour or (colour and array.shape[-1] != 3):
+        raise ValueError(f"expected a 3D (slices, rows, columns) or 4D array (a trailing "
+                         f"axis of 3 samples for colour), got {array.shape}")
     return array, affine, metadata
+
+
+def is_colour(array) -> bool:
+    """True for a (slices, rows, columns, 3) array from :func:`_volume_parts`."""
+    return np.ndim(array) == 4
 
 
 def _to_numpy(value):
