@@ -34,6 +34,119 @@ ALLOWLIST: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+#: deliberate differences the tool flags on files outside ../shared/data (pydicom's shipped
+#: colour files, each converted alone: several share one Series Instance UID):
+#: file -> (verdict, reason, rule of the standard), each pinned by the test named in its reason
+OTHER_ALLOWLIST: dict[str, tuple[str, str, str]] = {
+    "examples_palette.dcm": (
+        "mismatch",
+        "PALETTE COLOR: dicomml looks every index up in the Red/Green/Blue Palette Color "
+        "Lookup Tables and returns RGB (rows, columns, 3); dcm2niix writes the stored indices "
+        "as grey ('PALETTE COLOR not supported'), so only the shape differs and our colours "
+        "are the tables applied to its values (test_palette_colour_is_the_lut_of_dcm2niix_indices)",
+        "PS3.3 C.7.6.3.1.5 Palette Color Lookup Table Descriptor / Data: the pixel value is an "
+        "index into the three tables, which give the displayed colour"),
+    "SC_rgb_rle_32bit.dcm": (
+        "mismatch",
+        "RGB with 32-bit samples: dicomml keeps the three samples as stored (uint32 for "
+        "dtype=None); dcm2niix makes RGB24 of 8-bit samples only and writes one int32 value "
+        "per pixel here, none of the three samples "
+        "(test_wide_rgb_keeps_its_three_samples)",
+        "PS3.3 C.7.6.3.1.2 Photometric Interpretation RGB: red, green and blue image planes; "
+        "C.7.6.3.1.1 Samples per Pixel 3; Bits Allocated as the file states"),
+    "SC_rgb_rle_16bit.dcm": (
+        "no-reference",
+        "RGB with 16-bit samples: dcm2niix refuses it ('Unsupported DICOM bit-depth 16 with 3 "
+        "samples per pixel'); dicomml returns the three samples as stored "
+        "(test_wide_rgb_keeps_its_three_samples)",
+        "PS3.3 C.7.6.3.1.2 Photometric Interpretation RGB; C.7.6.3.1.1 Samples per Pixel 3"),
+    "SC_rgb_rle.dcm": (
+        "mismatch",
+        "a Secondary Capture without patient geometry: both sides place the pixels with a "
+        "made-up affine (dicomml: voxel 0 at the origin, 1 mm steps, metadata['geometry'] = "
+        "'none'; dcm2niix: its own centring), so the corners differ while every RGB voxel is "
+        "equal (test_placeholder_geometry_differs_only_in_the_affine)",
+        "PS3.3 A.8.1 SC Image IOD: no Image Plane Module, so the image has no position or "
+        "orientation in the patient"),
+}
+
+
+@pytest.fixture(scope="session")
+def other_verdicts(tmp_path_factory):
+    """{file name: (its verdicts, its folder)}: each allowlisted pydicom file alone."""
+    from pydicom.data import get_testdata_file
+
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("dcm2niix not installed")
+    found = {}
+    for name in OTHER_ALLOWLIST:
+        folder = tmp_path_factory.mktemp("colour") / name.removesuffix(".dcm")
+        folder.mkdir()
+        shutil.copy(get_testdata_file(name), folder / name)
+        found[name] = (conformance.run_conformance(
+            folder, work_dir=tmp_path_factory.mktemp("dcm2niix")), folder)
+    return found
+
+
+def test_other_folders_flag_only_the_allowlisted_differences(other_verdicts):
+    for name, (status, _, _) in OTHER_ALLOWLIST.items():
+        verdicts, _ = other_verdicts[name]
+        assert [v.status for v in verdicts] == [status], (name, [v.line() for v in verdicts])
+
+
+def _dicom_order(reference) -> np.ndarray:
+    """dcm2niix's 2D NIfTI (columns, rows flipped, 1) back to DICOM (rows, columns)."""
+    data = np.asarray(nib.load(reference).dataobj)
+    return np.ascontiguousarray(data[:, ::-1, 0].T)
+
+
+def test_palette_colour_is_the_lut_of_dcm2niix_indices(other_verdicts):
+    from pydicom import dcmread
+    from pydicom.pixels.processing import apply_color_lut
+
+    import dicomml
+
+    [verdict], folder = other_verdicts["examples_palette.dcm"]
+    assert verdict.reference_shape == [800, 350, 1] and verdict.shape == [800, 350, 1, 1, 3]
+    header = dcmread(folder / "examples_palette.dcm")
+    indices = _dicom_order(verdict.reference)
+    np.testing.assert_array_equal(indices, header.pixel_array)  # dcm2niix: the indices
+    ours = dicomml.load_series(folder, dtype=None)
+    assert ours.is_colour
+    np.testing.assert_array_equal(ours.array[0], apply_color_lut(indices, header))
+
+
+@pytest.mark.parametrize("name", ["SC_rgb_rle_32bit.dcm", "SC_rgb_rle_16bit.dcm"])
+def test_wide_rgb_keeps_its_three_samples(other_verdicts, name):
+    from pydicom import dcmread
+
+    import dicomml
+
+    [verdict], folder = other_verdicts[name]
+    header = dcmread(folder / name)
+    ours = dicomml.load_series(folder, dtype=None)
+    assert ours.array.dtype == header.pixel_array.dtype and ours.shape == (1, 100, 100, 3)
+    np.testing.assert_array_equal(ours.array[0], header.pixel_array)
+    if verdict.reference is not None:  # 32-bit: one int32 value per pixel, not RGB
+        reference = nib.load(verdict.reference)
+        assert reference.shape == (100, 100, 1) and reference.get_data_dtype() == np.int32
+        grey = _dicom_order(verdict.reference).view(np.uint32)
+        assert not any(np.array_equal(grey, header.pixel_array[..., c]) for c in range(3))
+
+
+def test_placeholder_geometry_differs_only_in_the_affine(other_verdicts):
+    import dicomml
+
+    [verdict], folder = other_verdicts["SC_rgb_rle.dcm"]
+    assert verdict.shape == verdict.reference_shape and verdict.voxel_error == 0.0
+    assert verdict.corner_mm > conformance.CORNER_MM
+    ours = dicomml.load_series(folder, dtype=None)
+    assert ours.metadata["geometry"] == "none"
+    data = np.asarray(nib.load(verdict.reference).dataobj)
+    rgb = np.stack([data["R"], data["G"], data["B"]], axis=-1)[:, ::-1, 0]
+    np.testing.assert_array_equal(ours.array[0], np.transpose(rgb, (1, 0, 2)))
+
+
 @pytest.fixture(scope="session")
 def verdicts(shared_data, tmp_path_factory):
     if shutil.which("dcm2niix") is None:
