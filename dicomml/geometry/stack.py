@@ -25,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,13 +75,17 @@ def _locations(pos: np.ndarray, d: np.ndarray, tol: Tolerances) -> list[np.ndarr
 
 def _group_sorted(pos: np.ndarray, order: np.ndarray, tol: Tolerances) -> list[np.ndarray]:
     """Walk the sorted planes: a plane closer than ``duplicate_mm`` to the first plane of
-    the current location joins it, otherwise it starts the next location."""
+    the current location joins it, otherwise it starts the next location (Python floats:
+    one ``math.dist`` per plane, no numpy call per plane)."""
+    points = pos.tolist()
     groups: list[list[int]] = []
-    for index in order:
-        if groups and np.linalg.norm(pos[index] - pos[groups[-1][0]]) < tol.duplicate_mm:
-            groups[-1].append(int(index))
+    first = None
+    for index in order.tolist():
+        if first is not None and math.dist(points[index], first) < tol.duplicate_mm:
+            groups[-1].append(index)
         else:
-            groups.append([int(index)])
+            groups.append([index])
+            first = points[index]
     return [np.asarray(g) for g in groups]
 
 
@@ -184,12 +189,29 @@ def _dimension_keys_pandas(planes: pd.DataFrame) -> np.ndarray:
     return rank
 
 
-def _dimension_signatures(planes: pd.DataFrame) -> list[tuple]:
-    """Per plane: its dimension values as strings ("" for None / NaN), to tell volumes
-    apart."""
-    columns = [planes[name].tolist() for name in _dimensions(planes)]
-    return [tuple("" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
-                  for v in values) for values in zip(*columns)]
+def _dimension_codes(planes: pd.DataFrame) -> np.ndarray:
+    """Per plane: one integer that is equal for two planes exactly when all their dimension
+    values are (None and NaN count as one value, numbers by value, other values by their
+    text), to tell volumes apart."""
+    codes = [_codes(planes[name]) for name in _dimensions(planes)]
+    if not codes:
+        return np.zeros(len(planes), dtype=np.int64)
+    return np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)[1].ravel()
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """Integer codes of one column's values (-1 for None / NaN)."""
+    if column.dtype.kind in "fiub":
+        return pd.factorize(column.to_numpy(), use_na_sentinel=True)[0]
+    texts = [None if (v is None or (isinstance(v, float) and v != v)) else str(v)
+             for v in column.tolist()]
+    return pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)[0]
+
+
+def _distinct_in_groups(codes: np.ndarray, groups: list[np.ndarray], n: int) -> bool:
+    """True when the ``n`` planes of every group carry ``n`` different codes."""
+    table = np.sort(codes[np.stack(groups)], axis=1)  # (locations, n)
+    return bool((np.diff(table, axis=1) != 0).all())
 
 
 def _volume_values(planes: pd.DataFrame, order: np.ndarray) -> list[dict]:
@@ -218,8 +240,7 @@ def arrange(planes: pd.DataFrame, tol: Tolerances = DEFAULT_TOLERANCES) -> Stack
         rank = _dimension_keys(planes)
         groups = [g[np.argsort(rank[g])] for g in groups]
     n = counts.pop() if len(counts) == 1 else 0
-    signatures = _dimension_signatures(planes) if n > 1 else []
-    distinct = n > 1 and all(len({signatures[i] for i in g}) == n for g in groups)
+    distinct = n > 1 and _distinct_in_groups(_dimension_codes(planes), groups, n)
     if n == 1 or distinct:
         order = np.stack(groups, axis=1)
     else:

@@ -83,6 +83,10 @@ def _all_equal(values: list) -> bool:
     first = values[0]
     if isinstance(first, float) and np.isnan(first):
         return all(isinstance(v, float) and np.isnan(v) for v in values)
+    try:  # hashable values (text, None, numbers): one pass in C
+        return len(set(values)) == 1
+    except TypeError:  # lists, arrays
+        pass
     try:
         return all(bool(v == first) for v in values)
     except (TypeError, ValueError):  # arrays and other odd values
