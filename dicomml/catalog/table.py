@@ -78,7 +78,7 @@ _INT_COLUMNS = ("pixel_data_offset", "pixel_data_length", "file_size", "mtime_ns
 #: so that ``pd.isna``/``math.isnan`` and comparisons work the usual way (no ``pd.NA``).
 _FLOAT_COLUMNS = tuple(k for k, kind in T.KIND_OF.items() if kind != T.TEXT and
                        kind != T.FLOATS) + ("NumberOfImagesInMosaic", "mtime", "StoredRows",
-                                          "StoredColumns")
+                                          "StoredColumns", "float_pixel_data")
 LIST_COLUMNS = tuple(k for k, kind in T.KIND_OF.items() if kind == T.FLOATS)
 
 
