@@ -7,7 +7,8 @@ headers only, in parallel processes, and returns a :class:`Catalog` with three D
   (``SeriesInstanceUID``, ``ImagePositionPatient``...; see :mod:`.tags` for the full list)
   plus ``path``, ``file_size``, ``mtime``/``mtime_ns``, ``NumberOfImagesInMosaic`` (Siemens),
   ``pixel_data_offset``/``pixel_data_length`` (where the Pixel Data value lies in the file;
-  -1 offset: none or deflated; -1 length: encapsulated), ``header_source``, ``series_key``,
+  -1 offset: none or deflated; -1 length: encapsulated), ``float_pixel_data`` (1.0 for Float /
+  Double Float Pixel Data, else NaN), ``header_source``, ``series_key``,
   ``split_reason``, and ``has_pixels`` / ``object_kind`` (``"image"``, ``"structured report"``,
   ``"rt structure set"``, ``"raw data"``...; :mod:`.table`). Types (:mod:`.table`): numeric
   tags float64 with NaN when absent, IPP/IOP/PixelSpacing as ``list[float]`` (Parquet list columns), text as ``str``/None.

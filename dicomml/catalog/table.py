@@ -12,13 +12,15 @@ Column types (the same after a scan and after ``Catalog.load``):
   ``mtime_ns`` (int, what incremental rescans compare), ``pixel_data_offset`` (byte offset of
   the Pixel Data value in the file; -1: no Pixel Data, or a deflated file whose pixels are not
   stored as-is), ``pixel_data_length`` (bytes; -1: undefined length = encapsulated/compressed;
-  0: no Pixel Data).
+  0: no Pixel Data), ``float_pixel_data`` (float64: 1.0 where the file holds Float / Double
+  Float Pixel Data (7FE0,0008/0009), NaN otherwise; what the loader chooses a float32 /
+  float64 output from).
 
 Derived after parsing (:func:`add_object_columns`), so a row says what kind of object it is:
 
 - ``has_pixels`` (bool): the file holds pixel data (Pixel Data of any length and encoding;
   Float / Double Float Pixel Data, which only Parametric Map objects carry, is recognised by
-  that SOP class, since the parser stops at it without recording it);
+  that SOP class (the parser stops there, recording only ``float_pixel_data``);
 - ``object_kind`` (str, one of :data:`OBJECT_KINDS`): ``"image"`` for images (any image SOP
   class, or an unknown class with pixels), else what the SOP Class UID says: ``"segmentation"``,
   ``"rt dose"``, ``"rt structure set"``, ``"rt plan"``, ``"structured report"`` (SR and key
