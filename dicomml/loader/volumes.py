@@ -340,14 +340,19 @@ def _rank_in_location(planes: pd.DataFrame, ids: np.ndarray,
     times = {}
     if "AcquisitionTime" in instances:
         times = dict(zip(instances["path"].tolist(), instances["AcquisitionTime"].tolist()))
-    keys = pd.DataFrame({
-        "location": ids,
-        "instance": planes["instance"].fillna(np.inf).to_numpy(),
-        "time": [str(times.get(p) or "") for p in planes["path"].tolist()],
-        "acquisition": planes["acquisition"].fillna(np.inf).to_numpy(),
-        "path": planes["path"].tolist(),
-    })
-    ordered = keys.sort_values(["location", "instance", "time", "acquisition", "path"],
-                               kind="stable")
-    rank = ordered.groupby("location", sort=False).cumcount()
-    return rank.reindex(keys.index).to_numpy(dtype=np.int64)
+    paths = planes["path"].tolist()
+    keys = (  # most significant last (np.lexsort); text as its rank in sorted order
+        pd.factorize(np.asarray(paths, dtype=object), sort=True)[0],
+        planes["acquisition"].fillna(np.inf).to_numpy(dtype=np.float64),
+        pd.factorize(np.asarray([str(times.get(p) or "") for p in paths], dtype=object),
+                     sort=True)[0],
+        planes["instance"].fillna(np.inf).to_numpy(dtype=np.float64),
+        np.asarray(ids),
+    )
+    order = np.lexsort(keys)  # stable: ties keep the table's order
+    located = np.asarray(ids)[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(located)) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - np.repeat(starts, sizes)
+    return rank
