@@ -134,14 +134,16 @@ def tag_keyword(tag: int | None) -> str | None:
 
 
 # Element actions (first item of each action tuple).
-_VALUE, _SEQUENCE, _PIXEL, _STOP, _DELIMITER_CODE, _CREATOR, _SIEMENS, _RECORD, _FLAG = range(9)
+_VALUE, _SEQUENCE, _PIXEL, _STOP, _DELIMITER_CODE, _CREATOR, _SIEMENS, _RECORD, _FLAG, _MARK = \
+    range(10)
 _DELIMITER = (_DELIMITER_CODE,)
 
 
 def _actions(little: bool) -> dict[int, tuple]:
     table: dict[int, tuple] = {}
     for tag, (index, kind) in T.WANTED.items():
-        table[tag] = (_VALUE, index, kind, tag in T.FROM_GROUPS)
+        table[tag] = (_MARK, index) if kind == T.PRESENT else \
+            (_VALUE, index, kind, tag in T.FROM_GROUPS)
     for tag in T.DESCEND:
         table[tag] = (_SEQUENCE,)
     table[PIXEL_DATA] = (_PIXEL,)
@@ -193,6 +195,8 @@ _I_FLOAT = T.INDEX["float_pixel_data"]
 _I_MOSAIC = T.INDEX["NumberOfImagesInMosaic"]
 _I_CHARSET = T.INDEX["SpecificCharacterSet"]
 _I_TS = T.INDEX["TransferSyntaxUID"]
+_I_REPRESENTATION = T.INDEX["PixelRepresentation"]
+_I_PADDING = (T.INDEX["PixelPaddingValue"], T.INDEX["PixelPaddingRangeLimit"])
 
 
 class DicomdirSkipped(Exception):
@@ -475,6 +479,8 @@ class _Parser:
                 return pos  # nothing wanted after the pixel data
             if code == _DELIMITER_CODE:
                 return self._delimiter(key, pos, end, top)
+            if code == _MARK and top:  # a flagged sequence: present, then skipped
+                self.row[action[1]] = 1
             if length == UNDEFINED:
                 pos = self._undefined(code == _SEQUENCE, vr, vpos, depth, top, key, pos)
             else:
@@ -753,6 +759,10 @@ class _Parser:
             row[_I_SOURCE] = "top"
         if row[_I_OFFSET] is None:
             row[_I_OFFSET], row[_I_LENGTH] = -1, 0
+        if row[_I_REPRESENTATION] == 1:  # display values: padding is SS for signed pixels
+            for index in _I_PADDING:
+                if row[index] is not None and row[index] > 32767:
+                    row[index] -= 65536
         return row
 
 

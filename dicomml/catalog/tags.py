@@ -9,7 +9,8 @@ become a Python value, whatever VR the file declares (so a tag stored as ``UN`` 
 - ``FLOAT``: first value of a ``DS`` string, as ``float``;
 - ``FLOATS``: every value of a ``DS`` string, as ``list[float]`` (IPP, IOP, PixelSpacing);
 - ``USHORT``: binary unsigned 16-bit (``US``), as ``int``;
-- ``DOUBLE``: binary 64-bit float (``FD``), as ``float``.
+- ``DOUBLE``: binary 64-bit float (``FD``), as ``float``;
+- ``PRESENT``: 1 when the element (a sequence) is in the file, else absent (NaN).
 
 Example
 -------
@@ -19,7 +20,7 @@ Example
 
 from __future__ import annotations
 
-TEXT, INT, FLOAT, FLOATS, USHORT, DOUBLE = range(6)
+TEXT, INT, FLOAT, FLOATS, USHORT, DOUBLE, PRESENT = range(7)
 
 # (group, element), keyword, kind. Order = column order in Catalog.instances.
 _TAG_TABLE = (
@@ -70,6 +71,18 @@ _TAG_TABLE = (
     (0x00281050, "WindowCenter", FLOAT),
     (0x00281051, "WindowWidth", FLOAT),
     (0x00080005, "SpecificCharacterSet", TEXT),
+    # --- display values (dicomml.decode.stages): VOI, Presentation LUT, padding, LUT flags.
+    # WindowCenter / WindowWidth above hold the first window; the LUT sequences are only
+    # flagged (1 = present): their tables are read from the header when used. Pixel Padding
+    # Value / Range Limit are US or SS: the raw 16 bits, signed by PixelRepresentation.
+    (0x00281055, "WindowCenterWidthExplanation", TEXT),
+    (0x00281056, "VOILUTFunction", TEXT),
+    (0x20500020, "PresentationLUTShape", TEXT),
+    (0x00280120, "PixelPaddingValue", USHORT),
+    (0x00280121, "PixelPaddingRangeLimit", USHORT),
+    (0x00283000, "ModalityLUTSequence", PRESENT),
+    (0x00283010, "VOILUTSequence", PRESENT),
+    # --- end of display values
 )
 
 #: Columns filled by the parser besides the tags (see ``header.parse_file``).
@@ -111,6 +124,7 @@ FROM_GROUPS = frozenset({
     0x00280030, 0x00180050, 0x00180088, 0x00200037, 0x00200032,
     0x00281052, 0x00281053, 0x00281050, 0x00281051, 0x00189087,
     0x00180086, 0x00180081, 0x00200100,
+    0x00281055, 0x00281056,  # display values: Frame VOI LUT (first frame)
 })
 
 #: Private sequences the parser descends into, by (group, creator) -> element byte: the

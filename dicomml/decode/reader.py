@@ -3,8 +3,10 @@
 
 Arrays are ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)`` for color (RGB,
 channel last, like pydicom's ``pixel_array``); values are the stored values in the dtype of
-BitsAllocated / PixelRepresentation, unless ``rescale=True`` (float32, ``slope * v +
-intercept``).
+BitsAllocated / PixelRepresentation, unless ``values="modality"`` (float32: Rescale Slope /
+Intercept or the Modality LUT Sequence) or ``values="presentation"`` (float32 in [0, 1]: VOI
+window or LUT, MONOCHROME1 / INVERSE resolved); the stages are :mod:`dicomml.decode.stages`.
+``rescale=True`` (older spelling) is ``slope * v + intercept`` only.
 
 Example
 -------
@@ -18,16 +20,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
 from dicomml.decode.located import Location, locations_from_frame, readable
 from dicomml.decode.registry import decoders_for
+from dicomml.decode.stages import (
+    apply_frames,
+    check_stage,
+    needs_header,
+    params_from_dataset,
+    params_from_row,
+)
 from dicomml.decode.stored import Request, decode_into, fill, load
 from dicomml.decode.threads import default_threads, run_each
-from dicomml.errors import DecodeError, InvalidTagError
+from dicomml.errors import DecodeError, InvalidDicomError, InvalidTagError
 
 if TYPE_CHECKING:
     import pandas
@@ -113,15 +122,37 @@ def rescale_values(arr: np.ndarray, slope: float, intercept: float) -> np.ndarra
     return out
 
 
-def read_pixels(path: str | os.PathLike, frames=None, *, rescale: bool = False,
-                threads: int | None = None, decoder: str | None = None,
+class PixelValues(NamedTuple):
+    """What ``read_pixels(..., record=True)`` / ``read_many(..., record=True)`` return: the
+    ``array``, the ``record`` of the values applied (:func:`dicomml.decode.stages.describe`:
+    ``stage``, ``modality``, ``window`` / ``voi_lut``, ``inverted``, ``output_range``,
+    ``rules``; ``per_frame`` when frames differ; ``read_many``: ``per_file``), and the
+    boolean ``padding_mask`` (frames, rows, columns) from Pixel Padding Value / Range Limit,
+    True on padding (None when no file has padding)."""
+
+    array: np.ndarray
+    record: dict
+    padding_mask: np.ndarray | None
+
+
+def read_pixels(path: str | os.PathLike, frames=None, *, values: str | None = None,
+                window=None, normalize: bool = True, record: bool = False,
+                rescale: bool = False, threads: int | None = None, decoder: str | None = None,
                 isolate: bool = False, timeout: float = 60.0, strict: bool = True,
-                max_inflated_bytes: int = MAX_INFLATED_BYTES) -> np.ndarray:
+                max_inflated_bytes: int = MAX_INFLATED_BYTES) -> np.ndarray | PixelValues:
     """Decode the pixel data of one DICOM file.
 
     Returns ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)`` (RGB; palette color
-    is looked up to RGB). Stored values in the BitsAllocated dtype, unless ``rescale=True``:
-    float32 ``RescaleSlope * value + RescaleIntercept``.
+    is looked up to RGB). ``values`` (:mod:`dicomml.decode.stages`): ``"stored"`` (default):
+    stored values in the BitsAllocated dtype; ``"modality"``: float32 Rescale Slope /
+    Intercept or Modality LUT Sequence output (pydicom's ``apply_modality_lut``);
+    ``"presentation"``: float32 in [0, 1] (``normalize=False``: in the VOI output range)
+    after the VOI transform ``window`` selects (None: the file's first; an index; a Window
+    Center & Width Explanation; or ``(center, width)`` in modality units) and MONOCHROME1 /
+    Presentation LUT Shape INVERSE resolved so that higher is brighter; enhanced objects per
+    frame from their functional groups. ``record=True`` returns a :class:`PixelValues`
+    (array, record of what was applied, padding mask). ``rescale=True`` (the older spelling):
+    float32 ``RescaleSlope * value + RescaleIntercept`` only.
 
     ``frames``: None (all), an int or a sequence of 0-based indices. ``threads``: frames
     decoded concurrently (default 1 in DataLoader workers, else a small pool when the decoder
@@ -143,16 +174,57 @@ def read_pixels(path: str | os.PathLike, frames=None, *, rescale: bool = False,
     >>> read_pixels(get_testdata_file("CT_small.dcm"), rescale=True).dtype
     dtype('float32')
     """
+    stage = _stage(values, rescale)
     if isolate:
         from dicomml.decode.isolate import read_pixels_isolated
 
+        if stage != "stored" or record:
+            raise ValueError("isolate=True reads stored values (or rescale=True) only")
         return read_pixels_isolated(path, frames, rescale=rescale, decoder=decoder,
                                     timeout=timeout, strict=strict)
     encoded = load_encoded(path, max_inflated_bytes=max_inflated_bytes)
     arr = read_frames(encoded, frames, threads=threads, decoder=decoder, strict=strict)
-    if rescale:
+    if rescale and values is None:
         return rescale_values(arr, encoded.info.rescale_slope, encoded.info.rescale_intercept)
-    return arr
+    if stage == "stored" and not record:
+        return arr
+    info = encoded.info
+    indices = frame_indices(frames, info.number_of_frames, info.path)
+    params = file_params(encoded.dataset, info)
+    found = apply_frames(arr, [params[i] for i in indices], stage, window, normalize)
+    return PixelValues(*found) if record else found[0]
+
+
+def _stage(values: str | None, rescale: bool) -> str:
+    """The stage of ``values=`` (None: ``"modality"`` with ``rescale=True``, else stored)."""
+    if values is None:
+        return "modality" if rescale else "stored"
+    return check_stage(values)
+
+
+def file_params(dataset, info) -> list:
+    """Per frame :class:`~dicomml.decode.stages.ValueParams` of a file (``dataset``: its
+    pydicom data set when loaded, else its header is read now); float pixel data take the
+    file's own linear map (``info.rescale_slope`` / ``rescale_intercept``)."""
+    if dataset is None:
+        dataset = read_header(info.path)
+    params = params_from_dataset(dataset, info.path, info.number_of_frames)
+    if info.float_data:
+        import dataclasses
+
+        params = [dataclasses.replace(p, float_data=True, slope=info.rescale_slope,
+                                      intercept=info.rescale_intercept) for p in params]
+    return params
+
+
+def read_header(path):
+    """The pydicom header of ``path`` (no pixel data); InvalidDicomError naming the file."""
+    import pydicom
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception as exc:  # noqa: BLE001 - any parser failure becomes a typed error
+        raise InvalidDicomError(f"header unreadable: {exc}", path=path) from exc
 
 
 def _sources(paths) -> tuple[list, list[str]]:
@@ -189,9 +261,17 @@ def _runs(count: int, threads: int) -> list[range]:
 
 
 def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
-              rescale: bool = False, threads: int | None = None,
-              decoder: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+              values: str | None = None, window=None, normalize: bool = True,
+              record: bool = False, rescale: bool = False, threads: int | None = None,
+              decoder: str | None = None, out: np.ndarray | None = None
+              ) -> np.ndarray | PixelValues:
     """Decode every frame of several files (one series) concurrently; stacked on axis 0.
+
+    ``values``, ``window``, ``normalize``, ``record``: as in :func:`read_pixels`, file by
+    file (float32 result). From catalog rows the values come from the catalog's columns
+    (first window, rescale, VOI LUT Function, Presentation LUT Shape, padding); a file with
+    a Modality / VOI LUT Sequence, a multi-frame file, or a window chosen by index or name
+    has its header read; from paths every header is read.
 
     ``paths``: file paths, or a catalog's rows of one series (a DataFrame such as
     ``catalog.series_instances(key)``): the catalog then says where each file's pixel data
@@ -212,6 +292,10 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
     >>> read_many([get_testdata_file("CT_small.dcm")] * 2, out=buffer) is buffer
     True
     """
+    stage = _stage(values, rescale)
+    if values is not None and (stage != "stored" or record):
+        return _read_many_values(paths, stage, window, normalize, record, threads=threads,
+                                 decoder=decoder, out=out)
     items, names = _sources(paths)
     if not items:
         raise ValueError("read_many needs at least one path")
@@ -277,3 +361,58 @@ def read_many(paths: Sequence[str | os.PathLike] | pandas.DataFrame, *,
 
     run_each(work, _runs(len(items), threads), threads)
     return out
+
+
+def _read_many_values(paths, stage: str, window, normalize: bool, record: bool, *,
+                      threads, decoder, out) -> np.ndarray | PixelValues:
+    """:func:`read_many` with ``values=``: stored values first, then each file's stage."""
+    stored = read_many(paths, threads=threads, decoder=decoder)
+    per_file = _file_params(paths, stage, window)
+    frames = len(stored) // len(per_file)
+    if stage == "stored":
+        result = _checked_out(out, stored.shape, stored.dtype)
+        if result is not stored:
+            result[...] = stored
+    else:
+        result = _checked_out(out, stored.shape, np.float32)
+    records, masks = [], []
+    for i, params in enumerate(per_file):
+        part = slice(i * frames, (i + 1) * frames)
+        _, found, mask = apply_frames(stored[part], params, stage, window, normalize,
+                                      out=result[part])
+        records.append(found)
+        masks.append(mask)
+    if not record:
+        return result
+    summary = dict(records[0])
+    if any(r != records[0] for r in records):
+        summary["per_file"] = records
+    mask = None
+    if any(m is not None for m in masks):
+        mask = np.zeros(stored.shape[:3], bool)
+        for i, found in enumerate(masks):
+            if found is not None:
+                mask[i * frames:(i + 1) * frames] = found
+    return PixelValues(result, summary, mask)
+
+
+def _file_params(paths, stage: str, window) -> list[list]:
+    """Per file, per frame :class:`~dicomml.decode.stages.ValueParams`: from catalog
+    columns where they are enough (:func:`~dicomml.decode.stages.needs_header`), else from
+    the file's header."""
+    if hasattr(paths, "columns") and hasattr(paths, "iloc"):
+        out = []
+        for row in paths.to_dict("records"):
+            path = str(row["path"])
+            if needs_header(row, stage, window):
+                out.append(params_from_dataset(read_header(path), path))
+            else:
+                frames = int(row["NumberOfFrames"]) if row.get("NumberOfFrames") == \
+                    row.get("NumberOfFrames") and row.get("NumberOfFrames") else 1
+                out.append([params_from_row(row, path)] * frames)
+        return out
+    found = []
+    for path in paths:
+        path = os.fspath(path)
+        found.append(params_from_dataset(read_header(path), path))
+    return found
