@@ -18,10 +18,10 @@ from pydicom.pixels.processing import (
     apply_voi_lut,
     apply_windowing,
 )
+from values_files import lut_item, reference, stored_image, write
 
 import dicomml
 from dicomml.errors import InvalidTagError
-from values_files import lut_item, reference, stored_image, write
 
 
 def _close(ours, theirs, value_range):
