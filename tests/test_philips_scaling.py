@@ -48,7 +48,7 @@ def test_philips_default_values_match_dcm2niix(shared_data, folder, reference):
 
 def test_philips_display_values_on_request(shared_data):
     cat, uid = _series(shared_data / "dcm_qa_philips/In/Magdeburg_2014/fmri")
-    vol = dicomml.load_series(cat, uid, values="display")
+    vol = dicomml.load_series(cat, uid, scaling="display")
     assert vol.metadata["scaling"]["applied"] == "modality_lut"
     path = cat.instances["path"].iloc[0]
     ds = pydicom.dcmread(path)
@@ -84,7 +84,7 @@ def test_synthetic_philips_float_and_display(tmp_path, creators):
     np.testing.assert_allclose(vol.array, display / (1.5 * scale), rtol=1e-5)
     assert vol.metadata["scaling"]["applied"] == "philips_float"
     assert vol.metadata["scaling"]["scale_slope"] == [scale]
-    shown = dicomml.load_series(tmp_path, values="display")
+    shown = dicomml.load_series(tmp_path, scaling="display")
     np.testing.assert_allclose(shown.array, display, rtol=1e-6)
     assert shown.metadata["scaling"]["applied"] == "modality_lut"
     stored = dicomml.load_series(tmp_path, dtype=None)
@@ -107,3 +107,5 @@ def test_values_option_is_checked(tmp_path):
     synth.write_series(tmp_path, modality="MR", shape=(2, 6, 6))
     with pytest.raises(ValueError, match="values must be one of"):
         dicomml.load_series(tmp_path, values="float")
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        dicomml.load_series(tmp_path, scaling="float")

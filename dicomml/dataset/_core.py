@@ -217,6 +217,9 @@ class SeriesSource:
             volume = _one_volume(volume, self._volume[index], self._keys[index])
             sample = volume_sample(volume, self.identifiers(index), self._meta[index])
             sample["provenance"] = _sample_provenance(volume)
+            mask = padding_tensor(volume)
+            if mask is not None:
+                sample["padding_mask"] = mask
             if self.segmentation is not None:  # before the prefix: transforms move it too
                 sample["label"] = self.segmentation_tensor(index, volume)
         finally:
@@ -332,7 +335,34 @@ def _one_volume(volume, index, key):
     metadata = dict(volume.metadata)
     metadata["volume_index"] = index
     metadata["volume"] = (metadata.get("volumes") or [{}] * (index + 1))[index]
+    if metadata.get("padding_mask") is not None:
+        metadata["padding_mask"] = metadata["padding_mask"][index]
     return Volume(volume.array[index], volume.affine, metadata)
+
+
+def padding_tensor(volume) -> torch.Tensor | None:
+    """``sample["padding_mask"]``: the volume's Pixel Padding mask
+    (``metadata["padding_mask"]``) as a bool tensor of the image's shape (C, S, R, C'),
+    True on padding; None when the volume has none (colour volumes: none)."""
+    mask = volume.metadata.get("padding_mask")
+    if mask is None or volume.is_colour:
+        return None
+    mask = np.asarray(mask, bool)
+    return torch.from_numpy(np.ascontiguousarray(mask if mask.ndim == 4 else mask[None]))
+
+
+def with_values(loader_options: Mapping | None, values, window) -> dict:
+    """The Datasets' ``values=`` / ``window=`` merged into their ``loader_options`` (for
+    :func:`dicomml.load_series`; part of the cache key); ValueError when both name one."""
+    options = dict(loader_options or {})
+    for name, given in (("values", values), ("window", window)):
+        if given is None:
+            continue
+        if name in options and options[name] != given:
+            raise ValueError(f"{name}= is given twice: {given!r} and loader_options"
+                             f"[{name!r}] = {options[name]!r}")
+        options[name] = tuple(given) if isinstance(given, list) else given
+    return options
 
 
 def _refuse_inside_data(cache_dir, data_root) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import _pipeline, _shm, _source
-from ._core import SeriesSource
+from ._core import SeriesSource, with_values
 from ._failures import FailedSample
 
 
@@ -68,7 +68,14 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
     segmentation_options : keyword arguments for :func:`dicomml.load_labels` (``mode``,
         ``segments``, ``resample``...); part of the cache key.
     loader_options : keyword arguments for ``dicomml.load_series`` (``policy``, ``dtype``,
-        ``resample``, ``threads``); part of the cache key.
+        ``resample``, ``threads``, ``normalize``, ``scaling``); part of the cache key.
+    values, window : ``load_series``' value stage (``"stored"``, ``"modality"`` (default) or
+        ``"presentation"``: VOI window / LUT, MONOCHROME1 resolved, [0, 1]) and window (see
+        :mod:`dicomml.decode.stages`); part of the cache key. What was applied is in
+        ``sample["provenance"]["values"]``; files with a Pixel Padding Value add
+        ``sample["padding_mask"]`` (bool, the image's shape, True on padding; the intensity
+        transforms leave it out of their statistics; spatial transforms move it only when
+        it is among their ``label_keys``).
     volumes : ``"channels"`` (default): a 4D acquisition — every sub-series of one Series
         Instance UID that stacks (split only by echo, temporal position or acquisition) — is
         one sample, its volumes the channels; ``"samples"``: one sample per volume (C = 1,
@@ -95,12 +102,14 @@ class DicomSeriesDataset(torch.utils.data.Dataset):
                  loader_options: Mapping | None = None, seed: int | None = None,
                  scan_workers: int | None = None, volumes: str = "channels",
                  splits: Mapping | None = None, segmentation=None,
-                 segmentation_options: Mapping | None = None):
+                 segmentation_options: Mapping | None = None, values: str | None = None,
+                 window=None):
         self.source = SeriesSource(
             source, filter=filter, transform=transform, labels=labels,
             label_column=label_column, on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir,
             cache_mmap=cache_mmap, on_error=on_error, metadata=metadata,
-            loader_options=loader_options, scan_workers=scan_workers, volumes=volumes,
+            loader_options=with_values(loader_options, values, window),
+            scan_workers=scan_workers, volumes=volumes,
             segmentation=segmentation, segmentation_options=segmentation_options)
         self.split = _check_splits(self.source.catalog, splits)
         self.seed = seed

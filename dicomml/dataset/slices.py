@@ -46,7 +46,7 @@ import torch
 from dicomml.errors import InconsistentSeriesError
 
 from . import _pipeline, _source
-from ._core import SeriesSource
+from ._core import SeriesSource, with_values
 from ._failures import FailedSample
 from .patches import _shifted_affine
 from .series import _check_index, _check_splits, _generator
@@ -62,7 +62,8 @@ class DicomSliceDataset(torch.utils.data.Dataset):
     :class:`~dicomml.dataset.series.DicomSeriesDataset` (``self.split`` names the split).
     ``segmentation`` / ``segmentation_options`` as there: ``sample["label"]`` is then the
     matching slab of the label map, (slab, rows, columns) int64 (channels: (C * slab, rows,
-    columns)).
+    columns)). ``values`` / ``window`` as there; ``sample["padding_mask"]`` is the slab's
+    padding, shaped as ``image``.
     """
 
     def __init__(self, source, *, slab: int = 1, stride: int = 1, filter=None, transform=None,
@@ -71,13 +72,15 @@ class DicomSliceDataset(torch.utils.data.Dataset):
                  on_error: str = "raise", metadata: Iterable[str] = _source.DEFAULT_METADATA,
                  loader_options: Mapping | None = None, seed: int | None = None,
                  scan_workers: int | None = None, splits: Mapping | None = None,
-                 segmentation=None, segmentation_options: Mapping | None = None):
+                 segmentation=None, segmentation_options: Mapping | None = None,
+                 values: str | None = None, window=None):
         if slab < 1 or stride < 1:
             raise ValueError("slab and stride must be >= 1")
         self.source = SeriesSource(
             source, filter=filter, transform=None, labels=labels, label_column=label_column,
             on=on, keep_unlabeled=keep_unlabeled, cache_dir=cache_dir, cache_mmap=True,
-            on_error=on_error, metadata=metadata, loader_options=loader_options,
+            on_error=on_error, metadata=metadata,
+            loader_options=with_values(loader_options, values, window),
             scan_workers=scan_workers, segmentation=segmentation,
             segmentation_options=segmentation_options)
         self.split = _check_splits(self.source.catalog, splits)
@@ -142,8 +145,9 @@ class DicomSliceDataset(torch.utils.data.Dataset):
                                        _generator(self.seed, self.epoch, index))
         image = sample["image"]
         sample["image"] = image.reshape(-1, *image.shape[-2:])
-        if "label" in sample and torch.is_tensor(sample["label"]) and sample["label"].ndim == 4:
-            sample["label"] = sample["label"].reshape(-1, *sample["label"].shape[-2:])
+        for key in ("label", "padding_mask"):  # slab layout -> (C * slab, rows, columns)
+            if key in sample and torch.is_tensor(sample[key]) and sample[key].ndim == 4:
+                sample[key] = sample[key].reshape(-1, *sample[key].shape[-2:])
         if self.source.has_labels:
             sample["label"] = self.source.label(series_index)
         return sample
@@ -162,8 +166,9 @@ class DicomSliceDataset(torch.utils.data.Dataset):
         image = volume["image"]
         sample = {k: v for k, v in volume.items() if k != "image"}
         sample["image"] = image[:, start:start + self.slab].clone()
-        if "label" in volume:  # segmentation=: the matching slab of the label map
-            sample["label"] = volume["label"][:, start:start + self.slab].clone()
+        for key in ("label", "padding_mask"):  # the matching slab (segmentation=, padding)
+            if key in volume:
+                sample[key] = volume[key][:, start:start + self.slab].clone()
         sample["affine"] = _shifted_affine(volume["affine"], (start, 0, 0))
         sample["slice_index"] = start
         return sample

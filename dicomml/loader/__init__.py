@@ -84,14 +84,17 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
+from dicomml.decode.stages import check_stage
 from dicomml.geometry.checks import DEFAULT_TOLERANCES, Tolerances
 from dicomml.geometry.stack import arrange
 from dicomml.volume import Volume
 
+from . import philips
 from .assemble import provenance, series_metadata, single_slice_affine
 from .assemble import resample as _resample
 from .floats import float_notes
@@ -99,6 +102,7 @@ from .pixels import read_stack
 from .planes import build_planes
 from .policy import DEFAULT_POLICY, RESAMPLED, actions, apply_policy
 from .sources import resolve_source
+from .values import values_record, with_value_params
 from .vendor import adjust_planes, plane_notes
 from .volumes import drop_incomplete, resolve_repeats
 
@@ -110,7 +114,8 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
                 dtype: str | None = "float32", resample: bool = False,
                 threads: int | None = None,
                 tolerances: Tolerances = DEFAULT_TOLERANCES, allocate=None,
-                values: str = "default") -> Volume:
+                values: str | None = None, window=None, normalize: bool = True,
+                scaling: str = "default") -> Volume:
     """Load one series as a :class:`~dicomml.volume.Volume` (see the module docstring).
 
     Parameters
@@ -121,8 +126,8 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
         loads all of them together as one 4D volume
     policy : ``"default"`` (:data:`DEFAULT_POLICY`), ``"raise"``, ``"warn"``, ``"ignore"``, or a
         dict ``{finding kind: action}`` overriding the defaults
-    dtype : ``"float32"`` (rescaled values; any numpy float dtype works) or ``None`` (stored
-        integers)
+    dtype : ``"float32"`` (any numpy float dtype works) or ``None`` (stored integers, the
+        same as ``values="stored"``)
     resample : put uneven, gapped or tilted series onto a regular orthogonal grid (linear
         interpolation; the result is then float32 whatever ``dtype``) instead of raising /
         returning a sheared affine
@@ -133,10 +138,25 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
         decoded into (e.g. a view of ``multiprocessing.shared_memory``); the Volume's array
         is then a (read-only) view of it. With ``resample=True`` on a series that needs
         resampling, the resampled array is a new one.
-    values : ``"default"``, ``"philips_float"`` or ``"display"``: for Philips MR with a
+    values : ``"stored"`` (stored integers, ``dtype=None``), ``"modality"`` (the default with
+        a float ``dtype``: Rescale Slope / Intercept per plane, or the Modality LUT
+        Sequence) or ``"presentation"`` (float in [0, 1]: the VOI window or LUT, per frame
+        for enhanced objects, then MONOCHROME1 / Presentation LUT Shape INVERSE resolved;
+        ``normalize=False``: the VOI output range); see :mod:`dicomml.decode.stages`.
+        MONOCHROME1 is mirrored in every stage (higher is brighter). What was applied, with
+        the rules taken, is in ``metadata["values"]`` (and ``metadata["provenance"]
+        ["values"]``); the Pixel Padding Value / Range Limit mask (bool, the array's shape)
+        in ``metadata["padding_mask"]`` (None without padding, or after resampling).
+    window : the VOI window of ``values="presentation"``: None (the file's first), an index,
+        a Window Center & Width Explanation, or ``(center, width)`` in modality units
+    normalize : presentation values in [0, 1] (True) or in the VOI output range
+    scaling : ``"default"``, ``"philips_float"`` or ``"display"``: for Philips MR with a
         private scale slope, the floating-point values dcm2niix writes by default, or the
         display values (Rescale Slope / Intercept only); see :mod:`dicomml.loader.philips`.
-        What was applied is in ``metadata["scaling"]``.
+        What was applied is in ``metadata["scaling"]``. ``values="presentation"`` always
+        uses the display values (windows are given in them). The older spelling
+        ``values="philips_float"`` / ``"display"`` / ``"default"`` is still accepted
+        (DeprecationWarning) as ``scaling=``.
 
     Returns a Volume: array (slices, rows, columns) or (volumes, slices, rows, columns),
     plus a trailing axis of 3 samples (R, G, B) for colour series (``metadata["channels"]``
@@ -145,30 +165,66 @@ def load_series(source, key: str | None = None, *, policy: str | Mapping[str, st
     the file (and tag) or the series key.
     """
     chosen = actions(policy)
-    if dtype is not None and np.dtype(dtype).kind != "f":
-        raise ValueError(f"dtype must be a float dtype or None (stored integers), got {dtype!r}")
+    stage, scaling, dtype = value_options(values, scaling, dtype)
     instances, key = resolve_source(source, key)
     planes = build_planes(instances)
-    planes, scaling = adjust_planes(planes, instances, values, dtype)
+    planes, scaling = adjust_planes(planes, instances, scaling, dtype)
     planes, built = resolve_repeats(planes, instances)
     planes = drop_incomplete(planes, built, chosen["missing"], key)
     stack = arrange(planes, tolerances)
     apply_policy(stack.findings, chosen, key, resample)
-    data = read_stack(planes, stack.order, dtype=dtype, threads=threads, allocate=allocate)
+    planes = with_value_params(planes, instances, stage, window)
+    masks: dict = {}
+    data = read_stack(planes, stack.order, dtype=dtype, threads=threads, allocate=allocate,
+                      stage=stage, window=window, normalize=normalize, masks=masks)
     affine = stack.affine
     if stack.order.shape[1] == 1:
         affine = single_slice_affine(affine, instances)
     colour = data.ndim == 5  # (V, S, R, C, 3): read_stack's colour output
+    mask = masks.get("padding")
     if resample and stack.kinds() & set(RESAMPLED):
         data, affine = _resample_channels(data, stack) if colour else _resample(data, stack)
+        mask = None  # the padding of the stored grid; the resampled grid has none
     metadata = series_metadata(instances, key, stack, planes, dtype, resample)
     if colour:
         metadata["channels"] = "RGB"
     metadata.update(plane_notes(planes, stack.order), scaling=scaling)
     metadata.update(float_notes(planes, stack.order, data, dtype))
+    metadata["values"] = values_record(planes, stack.order, stage, window, normalize,
+                                       metadata.get("inverted_monochrome1", False))
+    metadata["padding_mask"] = None if mask is None else (mask if stack.is_4d else mask[0])
     metadata["provenance"] = provenance(planes, stack, built, chosen, resample)
     metadata["provenance"]["scaling"] = (scaling or {}).get("applied")
+    metadata["provenance"]["values"] = metadata["values"]
     return Volume(data if stack.is_4d else data[0], affine, metadata)
+
+
+def value_options(values: str | None, scaling: str, dtype) -> tuple[str, str, object]:
+    """``(stage, scaling, dtype)`` of :func:`load_series`' ``values`` / ``scaling`` /
+    ``dtype``: the older ``values="default" | "philips_float" | "display"`` moves to
+    ``scaling`` (DeprecationWarning); ``"stored"`` means ``dtype=None``; presentation uses
+    the display scaling."""
+    if values in philips.VALUES:
+        if values != "default":
+            warnings.warn(f"load_series(values={values!r}) is now scaling={values!r}; "
+                          "values= chooses 'stored', 'modality' or 'presentation'",
+                          DeprecationWarning, stacklevel=3)
+            scaling = values
+        values = None
+    if scaling not in philips.VALUES:
+        raise ValueError(f"scaling must be one of {', '.join(map(repr, philips.VALUES))}, "
+                         f"got {scaling!r}")
+    if values is None:
+        values = "modality" if dtype is not None else "stored"
+    check_stage(values)
+    if values == "stored":
+        return values, scaling, None
+    if dtype is None:
+        raise ValueError(f"values={values!r} gives floats: use a float dtype, or "
+                         "values='stored' for stored integers")
+    if np.dtype(dtype).kind != "f":
+        raise ValueError(f"dtype must be a float dtype or None (stored integers), got {dtype!r}")
+    return values, "display" if values == "presentation" else scaling, dtype
 
 
 def _resample_channels(data: np.ndarray, stack) -> tuple[np.ndarray, np.ndarray]:

@@ -55,7 +55,7 @@ from dicomml.errors import (
 )
 
 from .planes import _FILE_COLUMNS, colour_kind
-from .values import StoreValues, output_dtype, store, store_values
+from .values import PARAMS, StoreValues, output_dtype, store, store_values
 
 #: largest accepted ratio of decoded pixel bytes to file size for compressed data (lossless
 #: codecs reach a few hundred on blank images; a damaged Rows/Columns/NumberOfFrames far more)
@@ -71,13 +71,19 @@ SCRATCH_MAX = 16 << 20
 
 
 def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
-               threads: int | None = None, allocate=None) -> np.ndarray:
+               threads: int | None = None, allocate=None, stage: str | None = None,
+               window=None, normalize: bool = True, masks: dict | None = None) -> np.ndarray:
     """Pixels of the planes ``order`` (volumes, slices) into one (V, S, R, C) array.
 
     ``allocate(shape, dtype) -> ndarray``, when given, supplies that array (for example a view
     of shared memory, so that a DataLoader worker decodes straight into it): it must return a
     writable, C-contiguous array of exactly that shape and dtype (ValueError otherwise); it is
     called once, after every header and file size check has passed.
+
+    ``stage`` / ``window`` / ``normalize``: the values (:mod:`dicomml.decode.stages`; None:
+    ``"modality"`` for a float ``dtype``, else stored); planes with a ``value_params`` column
+    (:func:`.values.with_value_params`) use them. ``masks``: a dict that receives
+    ``"padding"``, the (V, S, R, C) bool padding mask, when a plane has a Pixel Padding Value.
     """
     records = _records(planes, order.ravel().tolist())
     tasks = _tasks_by_file(records)
@@ -97,7 +103,12 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
             _read_colour_file(where[path], items, flat, luts.get(path))
         return out
     workers = threads or min(8, os.cpu_count() or 1)
-    values = _Values(rescale=dtype is not None)
+    values = _Values(rescale=dtype is not None, stage=stage, window=window,
+                     normalize=normalize)
+    if masks is not None and PARAMS in planes.columns and \
+            any(p.padding is not None for p in planes[PARAMS].tolist()):
+        values.mask = np.zeros(flat.shape, bool)
+        masks["padding"] = values.mask.reshape(out.shape)
     jobs = [(where[path], items) for path, items in tasks.items()]
     if workers <= 1 or len(jobs) < 4 or out.nbytes < THREADED_BYTES:
         _read_files(jobs, flat, dtype, values)
@@ -254,20 +265,26 @@ class _Values(dict):
     call: worked out once per distinct Bits Stored, sign, photometric and rescale."""
 
     _NAMES = ("bits_allocated", "bits_stored", "pixel_representation", "photometric", "slope",
-              "intercept")
+              "intercept", PARAMS)
 
-    def __init__(self, rescale: bool):
+    def __init__(self, rescale: bool, stage: str | None = None, window=None,
+                 normalize: bool = True):
         super().__init__()
         self.rescale = rescale
+        self.options = {"stage": stage, "window": window, "normalize": normalize}
+        self.mask: np.ndarray | None = None  # (planes, rows, columns) padding, when wanted
 
     def of(self, plane: dict) -> StoreValues:
         try:
             key = tuple(map(plane.get, self._NAMES))
             return self[key]
         except KeyError:
-            return self.setdefault(key, store_values(plane, self.rescale))
+            return self.setdefault(key, store_values(plane, self.rescale, **self.options))
         except TypeError:  # an unhashable value: no caching
-            return store_values(plane, self.rescale)
+            return store_values(plane, self.rescale, **self.options)
+
+    def mask_of(self, slot: int) -> np.ndarray | None:
+        return None if self.mask is None else self.mask[slot]
 
 
 def _read_files(jobs: list, flat: np.ndarray, dtype, values: _Values) -> None:
@@ -286,7 +303,7 @@ def _read_file(where: Location, items, flat: np.ndarray, dtype, values: _Values)
         found = fill((Request(where, target[None], None if info.number_of_frames == 1
                                                      else [frame]),))
         images, values = _as_read(found[0], {frame: target}, flat.dtype, dtype, values)
-        store(images[frame], plane, flat[slot], dtype, values.of(plane))
+        store(images[frame], plane, flat[slot], dtype, values.of(plane), values.mask_of(slot))
         return
     tiles = [int(plane["tile"]) for _, plane in items]
     frames = sorted({int(plane["frame"]) for _, plane in items})
@@ -302,7 +319,8 @@ def _read_file(where: Location, items, flat: np.ndarray, dtype, values: _Values)
                   for f, image in images.items()}
     for (slot, plane), tile in zip(items, tiles):
         image = images[int(plane["frame"])]
-        store(image if tile < 0 else image[tile], plane, flat[slot], dtype, values.of(plane))
+        store(image if tile < 0 else image[tile], plane, flat[slot], dtype, values.of(plane),
+              values.mask_of(slot))
 
 
 def _as_read(found, images: dict, out_dtype: np.dtype, dtype, values):
@@ -329,6 +347,9 @@ class _FloatValues:
 
     def of(self, plane: dict) -> StoreValues:
         return self.known
+
+    def mask_of(self, slot: int) -> None:
+        return None
 
 
 def _float_values(info, out_dtype: np.dtype, dtype) -> _FloatValues:
