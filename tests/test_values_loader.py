@@ -142,8 +142,10 @@ def test_modality_lut_sequence_in_a_volume(tmp_path):
 
 # --- datasets ------------------------------------------------------------------------------------
 def test_datasets_take_values_and_serve_padding_mask(tmp_path):
-    truth = synth.write_series(tmp_path / "data", **CT, PixelPaddingValue=0)
-    truth_mask = truth.stored == 0
+    value = int(np.unique(synth.write_series(tmp_path / "probe", **CT).stored)[2])
+    truth = synth.write_series(tmp_path / "data", **CT, PixelPaddingValue=value)
+    truth_mask = truth.stored == value
+    assert truth_mask.any()
     cache = tmp_path / "cache"
     ds = dicomml.DicomSeriesDataset(tmp_path / "data", values="presentation", cache_dir=cache)
     sample = ds[0]

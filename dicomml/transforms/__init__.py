@@ -34,6 +34,7 @@ from dicomml.transforms.intensity import (
     ClipNormalize,
     ToDtype,
     Window,
+    Windows,
     ZNormalize,
 )
 from dicomml.transforms.random_intensity import (
@@ -57,7 +58,7 @@ from dicomml.transforms.spatial import CropForeground, CropOrPad, Orient, Resamp
 __all__ = [
     "Transform", "RandomTransform", "Compose", "axis_codes",
     "Orient", "Resample", "ResizeTo", "CropOrPad", "CropForeground",
-    "Window", "WINDOW_PRESETS", "ClipNormalize", "ZNormalize", "ToDtype", "ByModality",
+    "Window", "Windows", "WINDOW_PRESETS", "ClipNormalize", "ZNormalize", "ToDtype", "ByModality",
     "RandomFlip", "RandomRot90", "RandomAffine", "RandomElastic", "RandomCrop",
     "RandomLabelCrop", "RandomGamma", "RandomContrast", "RandomNoise", "RandomBlur",
     "RandomBiasField", "RandomIntensityShift",

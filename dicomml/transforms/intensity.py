@@ -1,7 +1,11 @@
-"""Deterministic intensity transforms: :class:`Window` (+ CT presets), :class:`ClipNormalize`,
+"""Deterministic intensity transforms: :class:`Window` (+ CT presets), :class:`Windows` (one
+channel per window, the DICOM VOI LINEAR formula), :class:`ClipNormalize`,
 :class:`ZNormalize`, :class:`ToDtype`, and :class:`ByModality`, which picks one of them by the
 sample's modality (HU windows for CT, percentiles for MR). They touch only ``image`` keys, never
-geometry.
+geometry. Where the sample holds a ``padding_mask`` (Pixel Padding Value / Range Limit, True on
+padding, the image's shape; ``sample["padding_mask"]`` of the Datasets) the statistics of
+:class:`ClipNormalize` (percentiles) and :class:`ZNormalize` leave padding out, and
+:class:`Windows` / :class:`ZNormalize` set padded voxels to 0.
 
 Example
 -------
@@ -26,7 +30,19 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
     "mediastinum": (50.0, 350.0),
     "bone": (400.0, 1800.0),
     "brain": (40.0, 80.0),
+    "subdural": (80.0, 200.0),
+    "stroke": (40.0, 40.0),
+    "soft_tissue": (40.0, 400.0),
 }
+
+
+def padding_of(x: torch.Tensor, sample: Mapping) -> torch.Tensor | None:
+    """The sample's ``padding_mask`` as a bool tensor on ``x``'s device when it has ``x``'s
+    shape, else None."""
+    mask = sample.get("padding_mask") if isinstance(sample, Mapping) else None
+    if not isinstance(mask, torch.Tensor) or mask.shape != x.shape:
+        return None
+    return mask.to(device=x.device, dtype=torch.bool)
 
 
 class IntensityTransform(Transform):
@@ -73,6 +89,73 @@ class Window(IntensityTransform):
         return _rescale(x, low, high, self.out_range)
 
 
+class Windows(IntensityTransform):
+    """One channel per window: each of ``windows`` (preset names or ``(center, width)``
+    pairs in the image's units, HU for CT modality values) maps the image through the DICOM
+    VOI LINEAR function (PS3.3 C.11.2.1.2) onto [0, 1]::
+
+        x <= c - 0.5 - (w - 1) / 2  ->  0
+        x >  c - 0.5 + (w - 1) / 2  ->  1
+        else ((x - (c - 0.5)) / (w - 1) + 0.5)
+
+    (``w`` >= 1; equal to pydicom's ``apply_windowing`` scaled to [0, 1]). Presets, centre /
+    width in HU: brain (40, 80), subdural (80, 200), stroke (40, 40), bone (400, 1800),
+    soft_tissue (40, 400), mediastinum (50, 350), lung (-600, 1500).
+
+    An image of C channels becomes ``len(windows) * C`` channels, window-major (all channels
+    of the first window, then of the next). Padded voxels (``sample["padding_mask"]``) are
+    0 in every channel, and the mask is repeated to the new channels.
+
+    >>> import torch
+    >>> s = {"image": torch.tensor([0.0, 40.0, 80.0, 2000.0]).view(1, 1, 1, 4)}
+    >>> out = Windows(["brain", (1000, 2001)])(s)["image"]
+    >>> [[round(v, 3) for v in channel.flatten().tolist()] for channel in out]
+    [[0.0, 0.506, 1.0, 1.0], [0.0, 0.02, 0.04, 1.0]]
+    """
+
+    def __init__(self, windows, **keys):
+        super().__init__(**keys)
+        pairs = []
+        for window in windows:
+            if isinstance(window, str):
+                if window not in WINDOW_PRESETS:
+                    raise ValueError(f"unknown window preset {window!r}; one of "
+                                     f"{sorted(WINDOW_PRESETS)}")
+                window = WINDOW_PRESETS[window]
+            center, width = (float(v) for v in window)
+            if not width >= 1:
+                raise ValueError(f"window width must be >= 1 (VOI LINEAR), got {width}")
+            pairs.append((center, width))
+        if not pairs:
+            raise ValueError("Windows needs at least one window")
+        self.windows = tuple(pairs)
+
+    def apply(self, sample: Mapping, params=None) -> dict:
+        out = super().apply(sample, params)
+        mask = sample.get("padding_mask")
+        if isinstance(mask, torch.Tensor) and "image" in out and \
+                out["image"].shape[0] == mask.shape[0] * len(self.windows):
+            out["padding_mask"] = mask.repeat(len(self.windows), *([1] * (mask.ndim - 1)))
+        return out
+
+    def transform(self, x, sample):
+        x = x.to(torch.float64) if x.dtype == torch.float64 else x.float()
+        mask = padding_of(x, sample)
+        channels = []
+        for center, width in self.windows:
+            center, width = center - 0.5, width - 1.0
+            if width <= 0:  # width 1: a step at the centre
+                y = (x > center).to(x.dtype)
+            else:
+                y = ((x - center) / width + 0.5).clamp(0.0, 1.0)
+                y = torch.where(x <= center - width / 2, torch.zeros_like(y), y)
+                y = torch.where(x > center + width / 2, torch.ones_like(y), y)
+            if mask is not None:
+                y = y.masked_fill(mask, 0.0)
+            channels.append(y)
+        return torch.cat(channels, dim=0)
+
+
 class ClipNormalize(IntensityTransform):
     """Clip to ``[low, high]`` and map to ``out_range``. With ``percentiles=True`` low/high are
     percentiles (0-100) of each channel (computed on the tensor's device)."""
@@ -89,10 +172,13 @@ class ClipNormalize(IntensityTransform):
         if not self.percentiles:
             return _rescale(x, self.low, self.high, self.out_range)
         flat = x.reshape(x.shape[0], -1).float()
+        mask = padding_of(x, sample)
+        if mask is not None:  # padding left out of the percentiles (NaN: ignored)
+            flat = flat.masked_fill(mask.reshape(x.shape[0], -1), float("nan"))
         if flat.shape[1] > 1_000_000:  # quantile's size limit: a regular subsample
             flat = flat[:, :: flat.shape[1] // 1_000_000 + 1]
         q = torch.tensor([self.low / 100, self.high / 100], device=x.device)
-        bounds = torch.quantile(flat, q, dim=1).to(x.dtype).view(2, -1, 1, 1, 1)
+        bounds = torch.nanquantile(flat, q, dim=1).to(x.dtype).view(2, -1, *([1] * (x.ndim - 1)))
         return _rescale(x, bounds[0], bounds[1], self.out_range)
 
 
@@ -119,6 +205,9 @@ class ZNormalize(IntensityTransform):
 
     def transform(self, x, sample):
         mask = self._mask(x, sample)
+        padding = padding_of(x, sample)
+        if padding is not None:  # padding never counts, and ends at 0
+            mask = ~padding if mask is None else (mask & ~padding)
         out = torch.empty_like(x)
         for c in range(x.shape[0]):
             values = x[c] if mask is None else x[c][mask[c]]
@@ -126,7 +215,7 @@ class ZNormalize(IntensityTransform):
                 values = x[c].reshape(-1)
             mean, std = values.mean(), values.std(unbiased=False)
             out[c] = (x[c] - mean) / (std + self.eps)
-        return out
+        return out if padding is None else out.masked_fill(padding, 0.0)
 
 
 class ToDtype(Transform):
