@@ -316,7 +316,7 @@ def _load_pair(load_series, catalog, key):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return load_series(catalog, key, dtype=None)
+                return load_series(catalog, key, values="stored")
             except Exception:  # noqa: BLE001 - the stored comparison is optional
                 return None
 

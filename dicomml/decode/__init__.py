@@ -2,17 +2,22 @@
 
 Public API
 ----------
-``read_pixels(path, frames=None, *, rescale=False, threads=None, decoder=None, isolate=False,
-timeout=60.0) -> np.ndarray``
+``read_pixels(path, frames=None, *, values=None, window=None, normalize=True, record=False,
+rescale=False, threads=None, decoder=None, isolate=False, timeout=60.0) -> np.ndarray``
     One file's pixels, ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)`` (RGB,
     channel last, as pydicom's ``pixel_array``; YBR_FULL/_422 converted; PALETTE COLOR looked
-    up to RGB). Stored values in the BitsAllocated dtype (signedness and BitsStored handled
-    as pydicom does; float32 / float64 for Float / Double Float Pixel Data); ``rescale=True``
-    gives float32 ``slope * value + intercept`` (for float pixel data without a Modality
-    LUT: its one linear Real World Value Mapping, if any).
-``read_many(paths, *, rescale=False, threads=None, decoder=None, out=None) -> np.ndarray``
+    up to RGB). ``values="stored"`` (default): stored values in the BitsAllocated dtype
+    (signedness and BitsStored handled as pydicom does; float32 / float64 for Float / Double
+    Float Pixel Data); ``"modality"``: float32 Rescale Slope / Intercept or Modality LUT
+    Sequence; ``"presentation"``: float32 [0, 1] after the VOI window / LUT and MONOCHROME1 /
+    INVERSE (:mod:`dicomml.decode.stages`, the one owner of the value transforms).
+    ``record=True`` returns ``PixelValues(array, record, padding_mask)``. ``rescale=True``
+    (older) gives float32 ``slope * value + intercept`` (for float pixel data without a
+    Modality LUT: its one linear Real World Value Mapping, if any).
+``read_many(paths, *, values=None, window=None, normalize=True, record=False, rescale=False,
+threads=None, decoder=None, out=None) -> np.ndarray``
     All frames of several files (a series), decoded concurrently, stacked on axis 0
-    (into ``out`` when given).
+    (into ``out`` when given); ``values=`` as in ``read_pixels``, file by file.
     ``paths`` may also be a catalog's rows (``catalog.series_instances(key)``): the catalog's
     Pixel Data offsets and group 0028 values are then used and no header is parsed again
     (:mod:`dicomml.decode.located`; a file changed since the scan is read the full way).
@@ -70,10 +75,10 @@ from dicomml.decode.frames import EncodedPixels, load_encoded
 from dicomml.decode.info import FrameInfo, frame_info
 from dicomml.decode.located import Location, load_located, locations_from_frame
 from dicomml.decode.pipeline import decode_frame
-from dicomml.decode.reader import read_frames, read_many, read_pixels
+from dicomml.decode.reader import PixelValues, read_frames, read_many, read_pixels
 from dicomml.decode.registry import decoders, decoders_for, get_decoder, register
 from dicomml.decode.stored import Request, fill
 
-__all__ = ["Decoder", "EncodedPixels", "FrameInfo", "Location", "Request", "decode_frame",
-           "decoders", "decoders_for", "fill", "frame_info", "get_decoder", "load_encoded", "load_located",
+__all__ = ["Decoder", "EncodedPixels", "FrameInfo", "Location", "PixelValues", "Request",
+           "decode_frame", "decoders", "decoders_for", "fill", "frame_info", "get_decoder", "load_encoded", "load_located",
            "locations_from_frame", "read_frames", "read_many", "read_pixels", "register"]
