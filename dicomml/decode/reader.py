@@ -191,7 +191,8 @@ def read_pixels(path: str | os.PathLike, frames=None, *, values: str | None = No
     info = encoded.info
     indices = frame_indices(frames, info.number_of_frames, info.path)
     params = file_params(encoded.dataset, info)
-    found = apply_frames(arr, [params[i] for i in indices], stage, window, normalize)
+    found = apply_frames(arr, [params[i] for i in indices], stage, window, normalize,
+                         mask=record)
     return PixelValues(*found) if record else found[0]
 
 
@@ -378,7 +379,7 @@ def _read_many_values(paths, stage: str, window, normalize: bool, record: bool, 
     records, masks = [], []
     for i, params in enumerate(per_file):
         part = slice(i * frames, (i + 1) * frames)
-        _, found, mask = apply_frames(stored[part], params, stage, window, normalize,
+        _, found, mask = apply_frames(stored[part], params, stage, window, normalize, mask=record,
                                       out=result[part])
         records.append(found)
         masks.append(mask)

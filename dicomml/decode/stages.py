@@ -501,14 +501,18 @@ def apply(stored: np.ndarray, params: ValueParams, stage: str, window=None,
     if stage == "stored":
         result = stored if out is None else _put(out, stored)
         return result, record
+    linear = None if params.colour else linear_map(params, stage, voi, normalize)
+    if linear is not None:
+        if out is None:
+            out = np.empty(stored.shape, np.float32)
+        return _apply_linear(stored, *linear, out), record
     table = lookup_table(params, stage, voi, normalize, stored.dtype)
     if table is not None:
         index = stored.view(np.uint16 if stored.dtype.itemsize == 2 else np.uint8) \
             if stored.dtype.kind == "i" else stored
         if out is None:
-            return np.take(table, index, mode="clip"), record
-        np.take(table, index, out=out, mode="clip")
-        return out, record
+            out = np.empty(stored.shape, np.float32)
+        return _apply_table(index, table, out), record
     if params.colour:
         values = _colour(stored, params, stage, normalize)
     elif stage == "modality":
@@ -519,6 +523,76 @@ def apply(stored: np.ndarray, params: ValueParams, stage: str, window=None,
         return values.astype(np.float32), record
     np.copyto(out, values, casting="unsafe")
     return out, record
+
+
+def linear_map(params: ValueParams, stage: str, voi, normalize: bool
+               ) -> tuple[float, float, float, float] | None:
+    """``(a, b, low, high)`` such that the stage's values are ``clip(a * stored + b, low,
+    high)``, when they are (rescale, then no VOI or a LINEAR / LINEAR_EXACT window wider than
+    the step of LINEAR width 1, then the inversion and the normalisation: all linear on the
+    window's ramp); None for LUTs and SIGMOID (see :func:`lookup_table`). The same formulas
+    as :func:`window_values` and :func:`presentation`, collected into one multiply-add."""
+    if params.modality_lut is not None:
+        return None
+    a, b = params.slope, params.intercept
+    if stage == "modality":
+        return a, b, -math.inf, math.inf
+    if isinstance(voi, Lut):
+        return None
+    low, high = params.modality_range
+    span = high - low
+    if isinstance(voi, Window):
+        check_window(voi, params.path)
+        if voi.function == "SIGMOID":
+            return None
+        center, width = voi.center, voi.width
+        if voi.function == "LINEAR":
+            center, width = center - 0.5, width - 1.0
+        if width <= 0:
+            return None
+        # y = ((x - center) / width + 0.5) * span + low, x = a * stored + b
+        scale = span / width
+        a, b = a * scale, b * scale + low + 0.5 * span - center * scale
+    if inversion(params)[0]:
+        a, b = -a, (low + high) - b
+    if normalize:
+        if span <= 0:
+            return None
+        a, b, low, high = a / span, (b - low) / span, 0.0, 1.0
+    return a, b, low, high
+
+
+#: pixels per block of :func:`_apply_linear` (each block's passes stay in cache)
+LINEAR_BLOCK = 1 << 16
+
+
+def _apply_linear(stored: np.ndarray, a: float, b: float, low: float, high: float,
+                  out: np.ndarray) -> np.ndarray:
+    """``out = clip(a * stored + b, low, high)`` in float32, block by block."""
+    source, target = stored.reshape(-1), out.reshape(-1)
+    kind = target.dtype.type
+    a32, b32 = kind(a), kind(b)
+    clip = math.isfinite(low) or math.isfinite(high)
+    for start in range(0, source.size, LINEAR_BLOCK):
+        part = target[start:start + LINEAR_BLOCK]
+        np.multiply(source[start:start + LINEAR_BLOCK], a32, out=part, casting="unsafe")
+        if b:
+            part += b32
+        if clip:
+            np.clip(part, low, high, out=part)
+    return out
+
+
+def _apply_table(index: np.ndarray, table: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = table[index]`` block by block through a small intp buffer (numpy converts a
+    whole uint16 index array to intp otherwise: a pass over 4x the pixels' bytes)."""
+    source, target = index.reshape(-1), out.reshape(-1)
+    buffer = np.empty(min(LINEAR_BLOCK, source.size), np.intp)
+    for start in range(0, source.size, LINEAR_BLOCK):
+        count = min(LINEAR_BLOCK, source.size - start)
+        np.copyto(buffer[:count], source[start:start + count], casting="unsafe")
+        np.take(table, buffer[:count], out=target[start:start + count], mode="wrap")
+    return out
 
 
 def _put(out: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -676,7 +750,7 @@ def _given(value) -> bool:
 
 # --- several frames ----------------------------------------------------------------------------
 def apply_frames(stored: np.ndarray, params: Sequence[ValueParams], stage: str, window=None,
-                 normalize: bool = True, out: np.ndarray | None = None
+                 normalize: bool = True, out: np.ndarray | None = None, mask: bool = True
                  ) -> tuple[np.ndarray, dict, np.ndarray | None]:
     """``(values, record, padding mask)`` of frames ``stored`` (frames, rows, columns[, 3])
     with one :class:`ValueParams` per frame: runs of frames sharing their params are done
@@ -690,7 +764,8 @@ def apply_frames(stored: np.ndarray, params: Sequence[ValueParams], stage: str, 
         _, record = apply(stored[start:stop], params[start], stage, window, normalize,
                           out=None if part is stored[start:stop] else part)
         records.extend([record] * (stop - start))
-        masks.append((start, stop, padding_mask(stored[start:stop], params[start])))
+        if mask:
+            masks.append((start, stop, padding_mask(stored[start:stop], params[start])))
         start = stop
     mask = None
     if any(m is not None for _, _, m in masks):

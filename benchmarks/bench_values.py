@@ -1,0 +1,104 @@
+"""Cost of the value stages (dicomml.decode.stages) over the bare decode: ms per image of
+``read_pixels(values="stored")`` (the bare decoder), ``"modality"`` and ``"presentation"``
+on a full-field mammogram-sized image (3328 x 4096, 12 bits stored, MONOCHROME1, a window
+and a Pixel Padding Value) in Explicit VR Little Endian, JPEG lossless (SV1) and JPEG 2000
+lossless; the ratios to the bare decode are what matter (target <= 1.10). Also pydicom's
+``pixel_array`` + ``apply_modality_lut`` + ``apply_voi_lut`` in the same run.
+
+    python benchmarks/bench_values.py [--repeat 7] [--rows 3328 --columns 4096]
+
+Files are written to a temporary folder, removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLosslessSV1, generate_uid
+
+import dicomml
+from dicomml.synth._encode import encode_pixel_data
+
+SYNTAXES = {"explicit LE": ExplicitVRLittleEndian, "JPEG lossless": JPEGLosslessSV1,
+            "JPEG 2000 lossless": JPEG2000Lossless}
+
+
+def _image(rows: int, columns: int) -> np.ndarray:
+    """A smooth breast-like blob on a padded background, with noise (12 bits)."""
+    y, x = np.mgrid[0:rows, 0:columns].astype(np.float32)
+    blob = np.exp(-(((y - rows / 2) / (rows / 2.5)) ** 2 + (x / (columns / 1.3)) ** 2))
+    noise = np.random.default_rng(0).normal(0, 30, (rows, columns))
+    image = np.clip(400 + 3200 * blob + noise, 1, 4095).astype(np.uint16)
+    image[blob < 0.2] = 0  # padding
+    return image
+
+
+def _write(path: Path, image: np.ndarray, syntax: str) -> str:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID, ds.Modality = generate_uid(), "MG"
+    ds.Rows, ds.Columns = image.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 2000.0, 3000.0, "SIGMOID"
+    ds.PixelPaddingValue = 0
+    encoded = encode_pixel_data(image[None], syntax, bits_stored=12)
+    ds.add_new("PixelData", encoded.vr, encoded.value)
+    ds.save_as(path, enforce_file_format=True)
+    return str(path)
+
+
+def _median_ms(call, repeat: int) -> float:
+    call()  # warm: page cache, imports, lookup tables
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def _pydicom(path: str):
+    from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
+
+    ds = pydicom.dcmread(path)
+    return apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--rows", type=int, default=3328)
+    parser.add_argument("--columns", type=int, default=4096)
+    args = parser.parse_args(argv)
+    image = _image(args.rows, args.columns)
+    with tempfile.TemporaryDirectory(prefix="dicomml-bench-values-") as folder:
+        print(f"{args.rows} x {args.columns}, 12 bits, MONOCHROME1, SIGMOID window, padding; "
+              f"median of {args.repeat} (ms)")
+        print(f"{'syntax':20s} {'stored':>8s} {'modality':>9s} {'present.':>9s} "
+              f"{'ratio m':>8s} {'ratio p':>8s} {'pydicom':>8s}")
+        for name, syntax in SYNTAXES.items():
+            path = _write(Path(folder) / f"{name.replace(' ', '_')}.dcm", image, syntax)
+            bare = _median_ms(lambda: dicomml.read_pixels(path, threads=1), args.repeat)
+            modality = _median_ms(lambda: dicomml.read_pixels(
+                path, values="modality", threads=1), args.repeat)
+            shown = _median_ms(lambda: dicomml.read_pixels(
+                path, values="presentation", threads=1), args.repeat)
+            theirs = _median_ms(lambda: _pydicom(path), max(3, args.repeat // 2))
+            print(f"{name:20s} {bare:8.1f} {modality:9.1f} {shown:9.1f} "
+                  f"{modality / bare:8.2f} {shown / bare:8.2f} {theirs:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
