@@ -13,6 +13,7 @@ Files are written to a temporary folder, removed at the end.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -90,12 +91,10 @@ def main(argv=None) -> None:
               f"{'ratio m':>8s} {'ratio p':>8s} {'pydicom':>8s}")
         for name, syntax in SYNTAXES.items():
             path = _write(Path(folder) / f"{name.replace(' ', '_')}.dcm", image, syntax)
-            bare = _median_ms(lambda: dicomml.read_pixels(path, threads=1), args.repeat)
-            modality = _median_ms(lambda: dicomml.read_pixels(
-                path, values="modality", threads=1), args.repeat)
-            shown = _median_ms(lambda: dicomml.read_pixels(
-                path, values="presentation", threads=1), args.repeat)
-            theirs = _median_ms(lambda: _pydicom(path), max(3, args.repeat // 2))
+            bare, modality, shown = (_median_ms(functools.partial(
+                dicomml.read_pixels, path, values=stage, threads=1), args.repeat)
+                for stage in ("stored", "modality", "presentation"))
+            theirs = _median_ms(functools.partial(_pydicom, path), max(3, args.repeat // 2))
             print(f"{name:20s} {bare:8.1f} {modality:9.1f} {shown:9.1f} "
                   f"{modality / bare:8.2f} {shown / bare:8.2f} {theirs:8.1f}")
 
