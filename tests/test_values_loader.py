@@ -110,6 +110,9 @@ def test_enhanced_per_frame_windows(tmp_path):
     assert record["distinct"] == 4 and len(record["per_plane"]) == 4
     centres = {r["window"]["center"] for r in record["per_plane"]}
     assert centres == {0.0, 10.0, 20.0, 30.0}
+    read = dicomml.read_pixels(out / "enhanced.dcm", values="presentation", normalize=False,
+                               record=True)  # per frame too, in stored frame order
+    assert [r["window"]["center"] for r in read.record["per_frame"]] == [0.0, 10.0, 20.0, 30.0]
     # each slice equals the PS3.3 LINEAR window of its own frame (via pydicom's formula)
     by_position = {}
     for i, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
