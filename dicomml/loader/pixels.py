@@ -105,9 +105,10 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
     workers = threads or min(8, os.cpu_count() or 1)
     values = _Values(rescale=dtype is not None, stage=stage, window=window,
                      normalize=normalize)
-    if masks is not None and PARAMS in planes.columns and \
-            any(p.padding is not None for p in planes[PARAMS].tolist()):
-        values.mask = np.zeros(flat.shape, bool)
+    padded = [p.padding is not None for p in planes[PARAMS].tolist()] \
+        if masks is not None and PARAMS in planes.columns else []
+    if any(padded):  # every plane with padding writes its slot: zeros only for the others
+        values.mask = (np.empty if all(padded) else np.zeros)(flat.shape, bool)
         masks["padding"] = values.mask.reshape(out.shape)
     jobs = [(where[path], items) for path, items in tasks.items()]
     if workers <= 1 or len(jobs) < 4 or out.nbytes < THREADED_BYTES:
