@@ -13,8 +13,8 @@ Philips stores pixel values ``SV`` with two scalings (PMC3998685, Chenevert et a
 
 dcm2niix writes FP by default (``-p y``: its NIfTI ``scl_slope = 1/SS``,
 ``scl_inter = RI/(RS*SS)``; JSON ``UsePhilipsFloatNotDisplayScaling: 1``), and so does
-:func:`dicomml.load_series` by default (``values="default"`` or ``"philips_float"``);
-``values="display"`` gives DV. Like dcm2niix, the scale intercept (2005,xx0D) is recorded but
+:func:`dicomml.load_series` by default (``scaling="default"`` or ``"philips_float"``);
+``scaling="display"`` gives DV. Like dcm2niix, the scale intercept (2005,xx0D) is recorded but
 not used. The scale slope is taken per plane: per frame in enhanced files; in classic files one
 file is read per distinct (Rescale Slope, Rescale Intercept) of the series (assumed: files with
 the same rescale share the scale slope; dcm2niix reads the first file's values only, so where
@@ -45,7 +45,8 @@ from dicomml.geometry.philips import frame_scales, scale_of
 
 from ._util import column
 
-#: accepted ``values=``: "default" (= "philips_float" where a Philips scale slope exists),
+#: accepted ``scaling=`` of load_series: "default" (= "philips_float" where a Philips scale
+#: slope exists),
 #: "philips_float", "display" (the Modality LUT only)
 VALUES = ("default", "philips_float", "display")
 LUT_FORMULA = "stored * RescaleSlope + RescaleIntercept"

@@ -25,7 +25,7 @@ from dicomml.geometry import classic
 
 from . import philips
 
-#: accepted ``values=`` of :func:`dicomml.load_series`
+#: accepted ``scaling=`` of :func:`dicomml.load_series`
 VALUES = philips.VALUES
 
 
