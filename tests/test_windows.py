@@ -108,3 +108,17 @@ def test_dataset_with_windows_caches_three_channels(tmp_path):
     again = dicomml.DicomSeriesDataset(tmp_path / "ct", cache_dir=tmp_path / "cache",
                                        transform=T.Windows(["brain", "subdural", "bone"]))[0]
     assert torch.equal(again["image"], sample["image"])
+
+
+def test_spatial_transforms_move_the_padding_mask_when_asked():
+    image = torch.arange(8 * 10 * 12, dtype=torch.float32).view(1, 8, 10, 12)
+    sample = {"image": image, "padding_mask": image < 300,
+              "affine": torch.eye(4, dtype=torch.float64),
+              "spacing": torch.ones(3, dtype=torch.float64)}
+    keys = {"label_keys": ("label", "padding_mask")}
+    for transform in (T.RandomFlip(axes=(1, 2), p=1.0, **keys), T.ResizeTo((4, 5, 6), **keys)):
+        out = transform(sample)
+        assert out["padding_mask"].dtype == torch.bool
+        assert out["padding_mask"].shape == out["image"].shape
+        if isinstance(transform, T.RandomFlip):
+            assert torch.equal(out["padding_mask"], out["image"] < 300)
