@@ -172,3 +172,15 @@ def test_datasets_take_values_and_serve_padding_mask(tmp_path):
                                          collate_fn=dicomml.collate)
     batch = next(iter(loader))
     assert batch["padding_mask"].shape == (1, *sample["image"].shape)
+
+
+@pytest.mark.parametrize("photometric", ["RGB", "PALETTE COLOR"])
+def test_colour_presentation_is_the_samples_over_their_range(tmp_path, photometric):
+    synth.write_colour_series(tmp_path, shape=(3, 8, 6), photometric=photometric)
+    modality = dicomml.load_series(tmp_path)
+    shown = dicomml.load_series(tmp_path, values="presentation")
+    top = 65535.0 if photometric == "PALETTE COLOR" else 255.0
+    np.testing.assert_allclose(shown.array, modality.array / top, atol=1e-6)
+    assert 0 <= shown.array.min() and shown.array.max() <= 1
+    assert "colour image: no Modality or VOI transform applies" in \
+        shown.metadata["values"]["rules"]

@@ -101,6 +101,8 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
     if colour:  # few and small: one thread, one file at a time
         for path, items in tasks.items():
             _read_colour_file(where[path], items, flat, luts.get(path))
+        if stage == "presentation" and normalize and out.dtype.kind == "f":
+            out /= _colour_top(first, luts)  # samples over their range (decode.stages)
         return out
     workers = threads or min(8, os.cpu_count() or 1)
     values = _Values(rescale=dtype is not None, stage=stage, window=window,
@@ -119,6 +121,14 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda run: _read_files(run, flat, dtype, values), runs))
     return out
+
+
+def _colour_top(first: dict, luts: dict) -> float:
+    """The largest colour sample value: 2**BitsStored - 1, or a palette's largest entry
+    value (8 or 16-bit entries)."""
+    if luts:
+        return float(max(np.iinfo(table.dtype).max for table, _ in luts.values()))
+    return float((1 << int(first.get("bits_stored") or 8)) - 1)
 
 
 def _palettes(where: dict[str, Location]) -> dict[str, tuple]:
