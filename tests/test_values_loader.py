@@ -184,3 +184,22 @@ def test_colour_presentation_is_the_samples_over_their_range(tmp_path, photometr
     assert 0 <= shown.array.min() and shown.array.max() <= 1
     assert "colour image: no Modality or VOI transform applies" in \
         shown.metadata["values"]["rules"]
+
+
+def test_a_bad_window_names_its_file_and_is_skipped_by_the_dataset(tmp_path):
+    from dicomml.errors import InvalidTagError
+
+    synth.write_series(tmp_path / "good", **CT)
+    truth = synth.write_series(tmp_path / "bad", **{**CT, "seed": 6})
+    broken = sorted(truth.paths)[1]
+    ds = pydicom.dcmread(broken)
+    ds.WindowWidth = 0
+    ds.save_as(broken)
+    with pytest.raises(InvalidTagError) as err:
+        dicomml.load_series(tmp_path / "bad", values="presentation")
+    assert err.value.path == str(broken) and err.value.tag == "WindowWidth"
+    assert dicomml.load_series(tmp_path / "bad").array.shape == (4, 12, 10)  # modality: fine
+    data = dicomml.DicomSeriesDataset(tmp_path, values="presentation", on_error="skip")
+    batch = dicomml.collate([data[i] for i in range(len(data))])
+    assert batch["image"].shape[0] == 1 and len(batch["failed"]) == 1
+    assert batch["failed"][0]["error_type"] == "InvalidTagError"
