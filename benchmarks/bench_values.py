@@ -1,7 +1,8 @@
 """Cost of the value stages (dicomml.decode.stages) over the bare decode: ms per image of
 ``read_pixels(values="stored")`` (the bare decoder), ``"modality"`` and ``"presentation"``
 on a full-field mammogram-sized image (3328 x 4096, 12 bits stored, MONOCHROME1, a window
-and a Pixel Padding Value) in Explicit VR Little Endian, JPEG lossless (SV1) and JPEG 2000
+(``--function``: SIGMOID by default, a lookup table; LINEAR: one multiply-add) and a Pixel
+Padding Value) in Explicit VR Little Endian, JPEG lossless (SV1) and JPEG 2000
 lossless; the ratios to the bare decode are what matter (target <= 1.10). Also pydicom's
 ``pixel_array`` + ``apply_modality_lut`` + ``apply_voi_lut`` in the same run.
 
@@ -41,7 +42,7 @@ def _image(rows: int, columns: int) -> np.ndarray:
     return image
 
 
-def _write(path: Path, image: np.ndarray, syntax: str) -> str:
+def _write(path: Path, image: np.ndarray, syntax: str, function: str = "SIGMOID") -> str:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = syntax
@@ -52,7 +53,7 @@ def _write(path: Path, image: np.ndarray, syntax: str) -> str:
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
-    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 2000.0, 3000.0, "SIGMOID"
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 2000.0, 3000.0, function
     ds.PixelPaddingValue = 0
     encoded = encode_pixel_data(image[None], syntax, bits_stored=12)
     ds.add_new("PixelData", encoded.vr, encoded.value)
@@ -82,15 +83,19 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--rows", type=int, default=3328)
     parser.add_argument("--columns", type=int, default=4096)
+    parser.add_argument("--function", default="SIGMOID",
+                        choices=("LINEAR", "LINEAR_EXACT", "SIGMOID"),
+                        help="VOI LUT Function (SIGMOID: lookup table; LINEAR: multiply-add)")
     args = parser.parse_args(argv)
     image = _image(args.rows, args.columns)
     with tempfile.TemporaryDirectory(prefix="dicomml-bench-values-") as folder:
-        print(f"{args.rows} x {args.columns}, 12 bits, MONOCHROME1, SIGMOID window, padding; "
-              f"median of {args.repeat} (ms)")
+        print(f"{args.rows} x {args.columns}, 12 bits, MONOCHROME1, {args.function} window, "
+              f"padding; median of {args.repeat} (ms)")
         print(f"{'syntax':20s} {'stored':>8s} {'modality':>9s} {'present.':>9s} "
               f"{'ratio m':>8s} {'ratio p':>8s} {'pydicom':>8s}")
         for name, syntax in SYNTAXES.items():
-            path = _write(Path(folder) / f"{name.replace(' ', '_')}.dcm", image, syntax)
+            path = _write(Path(folder) / f"{name.replace(' ', '_')}.dcm", image, syntax,
+                          args.function)
             bare, modality, shown = (_median_ms(functools.partial(
                 dicomml.read_pixels, path, values=stage, threads=1), args.repeat)
                 for stage in ("stored", "modality", "presentation"))
