@@ -424,7 +424,10 @@ def _file_params(paths, stage: str, window) -> list[list]:
     the file's header."""
     if hasattr(paths, "columns") and hasattr(paths, "iloc"):
         out = []
-        for row in paths.to_dict("records"):
+        from dicomml.decode.stages import ROW_COLUMNS
+
+        names = [c for c in ROW_COLUMNS if c in paths.columns]
+        for row in paths[names].to_dict("records"):
             path = str(row["path"])
             if needs_header(row, stage, window):
                 out.append(params_from_dataset(read_header(path), path))

@@ -696,6 +696,12 @@ def padding_mask(stored: np.ndarray, params: ValueParams) -> np.ndarray | None:
 # --- from catalog rows -------------------------------------------------------------------------
 #: catalog columns that send a file's values to its header (tables, per-frame groups)
 HEADER_FLAGS = ("ModalityLUTSequence", "VOILUTSequence")
+#: the catalog columns :func:`params_from_row` and :func:`needs_header` read
+ROW_COLUMNS = ("path", "NumberOfFrames", "BitsAllocated", "BitsStored", "PixelRepresentation",
+               "PhotometricInterpretation", "RescaleSlope", "RescaleIntercept", "WindowCenter",
+               "WindowWidth", "VOILUTFunction", "WindowCenterWidthExplanation",
+               "PresentationLUTShape", "PixelPaddingValue", "PixelPaddingRangeLimit",
+               *HEADER_FLAGS)
 
 
 def needs_header(row, stage: str, window=None) -> bool:

@@ -175,7 +175,7 @@ def with_value_params(planes: pd.DataFrame, instances: pd.DataFrame, stage: str,
     Pixel Padding Value; the planes unchanged otherwise. Catalog columns describe most files;
     those :func:`~dicomml.decode.stages.needs_header` names have their header read (once
     per file)."""
-    names = [c for c in _ROW_COLUMNS if c in instances.columns]
+    names = [c for c in stages.ROW_COLUMNS if c in instances.columns]
     rows = {str(r["path"]): r for r in instances[names].to_dict("records")} \
         if "path" in instances.columns else {}
     wanted = stage == "presentation" or any(
@@ -199,14 +199,6 @@ def with_value_params(planes: pd.DataFrame, instances: pd.DataFrame, stage: str,
     planes = planes.copy()
     planes[PARAMS] = found
     return planes
-
-
-#: the catalog columns :func:`with_value_params` reads
-_ROW_COLUMNS = ("path", "NumberOfFrames", "BitsAllocated", "BitsStored", "PixelRepresentation",
-                "PhotometricInterpretation", "RescaleSlope", "RescaleIntercept", "WindowCenter",
-                "WindowWidth", "VOILUTFunction", "WindowCenterWidthExplanation",
-                "PresentationLUTShape", "PixelPaddingValue", "PixelPaddingRangeLimit",
-                *stages.HEADER_FLAGS)
 
 
 def _file_params(row, path: str, stage: str, window) -> list:
