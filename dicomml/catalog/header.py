@@ -134,16 +134,19 @@ def tag_keyword(tag: int | None) -> str | None:
 
 
 # Element actions (first item of each action tuple).
-_VALUE, _SEQUENCE, _PIXEL, _STOP, _DELIMITER_CODE, _CREATOR, _SIEMENS, _RECORD, _FLAG, _MARK = \
-    range(10)
+(_VALUE, _SEQUENCE, _PIXEL, _STOP, _DELIMITER_CODE, _CREATOR, _SIEMENS, _RECORD, _FLAG, _MARK,
+ _NESTED) = range(11)
 _DELIMITER = (_DELIMITER_CODE,)
 
 
 def _actions(little: bool) -> dict[int, tuple]:
     table: dict[int, tuple] = {}
     for tag, (index, kind) in T.WANTED.items():
-        table[tag] = (_MARK, index) if kind == T.PRESENT else \
-            (_VALUE, index, kind, tag in T.FROM_GROUPS)
+        if kind == T.PRESENT:
+            table[tag] = (_MARK, index)
+            continue
+        code = _NESTED if tag in T.NESTED_ONLY else _VALUE
+        table[tag] = (code, index, kind, tag in T.FROM_GROUPS)
     for tag in T.DESCEND:
         table[tag] = (_SEQUENCE,)
     table[PIXEL_DATA] = (_PIXEL,)
@@ -197,6 +200,8 @@ _I_CHARSET = T.INDEX["SpecificCharacterSet"]
 _I_TS = T.INDEX["TransferSyntaxUID"]
 _I_REPRESENTATION = T.INDEX["PixelRepresentation"]
 _I_PADDING = (T.INDEX["PixelPaddingValue"], T.INDEX["PixelPaddingRangeLimit"])
+#: columns from sequences that are no functional group (they leave ``header_source`` alone)
+_I_NESTED_ONLY = frozenset(T.WANTED[tag][0] for tag in T.NESTED_ONLY)
 
 
 class DicomdirSkipped(Exception):
@@ -505,6 +510,8 @@ class _Parser:
                     special = self.special
                 elif code == _SIEMENS:
                     self._siemens_value(action[1], vpos, length)
+                elif code == _NESTED and not top:  # a value wanted only inside a sequence
+                    self._store(action, vpos, length, False)
                 elif top and code == _RECORD:
                     raw = self._value_bytes(vpos, length, MAX_VALUE_BYTES)
                     if raw is None:
@@ -753,7 +760,7 @@ class _Parser:
             for index, value in self.nested.items():
                 if row[index] is None:
                     row[index] = value
-                    used = True
+                    used = used or index not in _I_NESTED_ONLY
             row[_I_SOURCE] = "functional_groups" if used else "top"
         else:
             row[_I_SOURCE] = "top"

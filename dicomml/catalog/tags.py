@@ -23,7 +23,7 @@ from __future__ import annotations
 TEXT, INT, FLOAT, FLOATS, USHORT, DOUBLE, PRESENT = range(7)
 
 # (group, element), keyword, kind. Order = column order in Catalog.instances.
-_TAG_TABLE = (
+_BASE_TAGS = (
     (0x00020002, "MediaStorageSOPClassUID", TEXT),
     (0x00020010, "TransferSyntaxUID", TEXT),
     (0x00100020, "PatientID", TEXT),
@@ -85,6 +85,27 @@ _TAG_TABLE = (
     # --- end of display values
 )
 
+# 2D work (projection radiography, mammography, secondary capture; issue 22 item 2): which
+# side and view an image shows, what it is for, how it is oriented on screen and what its
+# pixel spacing means (PS3.3 10.7.1.1; BodyPartExamined is in the block above).
+# ``ViewCodeMeaning`` is the Code Meaning (0008,0104) of the first item of View Code Sequence
+# (0054,0220), e.g. "cranio-caudal" (see ``NESTED_ONLY``).
+_IMAGE_2D_TAGS = (
+    (0x00200062, "ImageLaterality", TEXT),
+    (0x00200060, "Laterality", TEXT),
+    (0x00185101, "ViewPosition", TEXT),
+    (0x00080104, "ViewCodeMeaning", TEXT),
+    (0x00080068, "PresentationIntentType", TEXT),
+    (0x00200020, "PatientOrientation", TEXT),
+    (0x00181164, "ImagerPixelSpacing", FLOATS),
+    (0x00182010, "NominalScannedPixelSpacing", FLOATS),
+    (0x00280A02, "PixelSpacingCalibrationType", TEXT),
+    (0x00181114, "EstimatedRadiographicMagnificationFactor", FLOAT),
+    (0x00280301, "BurnedInAnnotation", TEXT),
+)
+
+_TAG_TABLE = _BASE_TAGS + _IMAGE_2D_TAGS
+
 #: Columns filled by the parser besides the tags (see ``header.parse_file``).
 EXTRA_COLUMNS = (
     "NumberOfImagesInMosaic",   # Siemens private (0019,xx0A), when the creator is Siemens MR
@@ -113,7 +134,12 @@ DESCEND = frozenset({
     0x00189117,  # MRDiffusionSequence: DiffusionBValue
     0x00209111,  # FrameContentSequence: (TemporalPositionIndex is not collected)
     0x00189114,  # MREchoSequence: EffectiveEchoTime is not collected; kept for completeness
+    0x00540220,  # ViewCodeSequence: its Code Meaning (ViewCodeMeaning)
 })
+
+#: Tags taken only from inside a sequence of ``DESCEND`` (a top-level Code Meaning is no
+#: view): Code Meaning, wanted from View Code Sequence.
+NESTED_ONLY = frozenset({0x00080104})
 
 #: Tags whose value is also accepted from inside the functional groups above.
 #: EchoNumbers, EchoTime and TemporalPositionIdentifier are classic attributes that the
@@ -123,7 +149,7 @@ DESCEND = frozenset({
 FROM_GROUPS = frozenset({
     0x00280030, 0x00180050, 0x00180088, 0x00200037, 0x00200032,
     0x00281052, 0x00281053, 0x00281050, 0x00281051, 0x00189087,
-    0x00180086, 0x00180081, 0x00200100,
+    0x00180086, 0x00180081, 0x00200100, 0x00080104,
     0x00281055, 0x00281056,  # display values: Frame VOI LUT (first frame)
 })
 
