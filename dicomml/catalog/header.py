@@ -994,7 +994,8 @@ def deflated_start(data) -> int | None:
     return found[2] if found and found[1] == ts.DEFLATED_EXPLICIT_VR_LE else None
 
 
-def read_pixel_header(data, path: str = "", *, partial: bool = False) -> Header | None:
+def read_pixel_header(data, path: str = "", *, partial: bool = False,
+                      fallback_ok: bool = False) -> Header | None:
     """Walk a Part 10 file's bytes (``data``) up to Pixel Data with the decode profile.
 
     Returns None when the decoders' fast path cannot use the result (pydicom's path then
@@ -1006,6 +1007,8 @@ def read_pixel_header(data, path: str = "", *, partial: bool = False) -> Header 
     of ``data``, exactly where :func:`parse_file` finds the file cut short. ``partial``:
     ``data`` is only the file's first bytes: Pixel Data's value may lie beyond, and reaching
     the end of ``data`` before Pixel Data raises :class:`~dicomml.errors.TruncatedFileError`.
+    ``fallback_ok``: also return a header marked ``fallback`` (a frame-range read of a file
+    with an extended offset table needs only the Pixel Data items).
     """
     found = _part10_meta(data, path, partial)
     if found is None:
@@ -1023,7 +1026,8 @@ def read_pixel_header(data, path: str = "", *, partial: bool = False) -> Header 
         return None
     as_declared = (explicit, little) == (syntax != IMPLICIT_LE, syntax != EXPLICIT_BE)
     header = _header(parser, syntax)
-    if header is None or header.fallback or syntax not in ts.NAMES or not as_declared:
+    if header is None or (header.fallback and not fallback_ok) or syntax not in ts.NAMES \
+            or not as_declared:
         return None
     return header
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from dicomml._columns import absent, column_list
 from dicomml.decode import syntaxes as ts
-from dicomml.decode.fastheader import TruncatedData, parse_header
+from dicomml.decode.fastheader import TruncatedData, parse_header, read_pixel_header
 from dicomml.decode.frames import EncodedPixels, load_encoded, native_frames, simple_frames
 from dicomml.decode.info import FrameInfo, frame_info
 from dicomml.decode.pipeline import correct_bits
@@ -438,3 +438,176 @@ def _fill(handle: int, offset: int, out, info: FrameInfo, frames=None) -> bool:
     if info.bits_allocated > info.bits_stored:  # the only correction of uncompressed data
         correct_bits(out, info, None, out)  # same dtype: in place, or a view of out
     return True
+
+
+# --- frame ranges: only the requested frames of a big multi-frame object -------------------
+def locate_file(path: str) -> Location | None:
+    """The :class:`Location` of a file known only by its path: its first
+    :data:`HEADER_PREFIX` bytes (more for a long header) walked for the pixel module and the
+    Pixel Data offset (with its size and mtime now; an extended offset table is left to the
+    fragment index). None when that prefix does not reach Pixel Data or the file needs the
+    full path (deflated, float pixels, no preamble...):
+    :func:`~dicomml.decode.frames.load_encoded` then reads it and names any problem."""
+    path = os.fspath(path)
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        stat = os.fstat(handle)
+        header = _prefix_header(handle, stat.st_size)
+    finally:
+        os.close(handle)
+    if header is None:
+        return None
+    try:
+        info = frame_info(header.values, header.syntax, path)
+    except Exception:  # noqa: BLE001 - the full path raises it, naming file and tag
+        return None
+    return Location(path, header.pixel_offset, header.pixel_length, info, stat.st_size,
+                    stat.st_mtime_ns)
+
+
+#: the longest header prefix :func:`locate_file` walks (a longer header: the full path)
+LOCATE_PREFIX_MAX = 1 << 20
+
+
+def _prefix_header(handle: int, file_size: int):
+    """The decode profile's Header of the file's first bytes (a longer prefix while Pixel
+    Data lies beyond, up to :data:`LOCATE_PREFIX_MAX`); None when it does not apply."""
+    size = HEADER_PREFIX
+    while True:
+        try:
+            return read_pixel_header(os.pread(handle, size, 0), partial=size < file_size,
+                                     fallback_ok=True)
+        except TruncatedData:
+            if size >= min(file_size, LOCATE_PREFIX_MAX):
+                return None
+            size *= 8
+
+
+def load_frames(location: Location, frames: list[int]) -> EncodedPixels | None:
+    """:class:`~dicomml.decode.frames.EncodedPixels` holding only ``frames`` (0-based, in
+    range) of a located file, read without the rest of its pixel data: ``frames[i]`` of
+    the result is frame i's bytes for each i asked for, None for the others.
+
+    Uncompressed data: each frame read at ``offset + i * frame bytes``. Encapsulated data:
+    the frame's fragments found through the Basic Offset Table, or (empty table) the file's
+    fragment index (:func:`fragment_index`: item headers only, 8 bytes per fragment, built
+    once per file and kept per process), then read. None where this does not apply (the
+    caller reads the whole file): a file not as scanned, 1-bit or 8-bit big endian data,
+    palette color, an empty table with more fragments than frames (frame boundaries are then
+    found in the codestreams), a table that disagrees with the items.
+
+    Example
+    -------
+    >>> import tempfile, dicomml
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = dicomml.synth.write_series(folder, shape=(1, 4, 3))
+    >>> where = locate_file(dicomml.scan(folder, progress=False).instances.path[0])
+    >>> enc = load_frames(where, [0])
+    >>> len(enc.frames), bytes(enc.frames[0]) != b""
+    (1, True)
+    """
+    info = location.info
+    if not readable(location) or info.bits_allocated == 1:
+        return None
+    opened = _open_as_scanned(location)
+    if opened is None:
+        return None
+    handle, stat = opened
+    try:
+        if info.transfer_syntax in ts.NATIVE:
+            chosen = _native_frames_at(handle, location, frames)
+        else:
+            chosen = _encapsulated_frames_at(handle, location, stat, frames)
+    finally:
+        os.close(handle)
+    if chosen is None:
+        return None
+    out: list = [None] * info.number_of_frames
+    for index, data in zip(frames, chosen):
+        out[index] = data
+    return EncodedPixels(info, out, None)
+
+
+def _native_frames_at(handle: int, location: Location, frames: list[int]) -> list | None:
+    size = location.info.stored_frame_nbytes
+    if location.info.photometric_interpretation == "YBR_FULL_422" and location.info.columns % 2:
+        return None  # the full path names the odd width
+    chosen = [os.pread(handle, size, location.offset + index * size) for index in frames]
+    return chosen if all(len(data) == size for data in chosen) else None
+
+
+_ITEM = 0xE000FFFE  # (FFFE,E000) read as one little endian 32-bit number
+_SEQUENCE_END = 0xE0DDFFFE
+#: fragment indexes kept per process: (path, size, mtime, offset) -> per-frame fragments
+_INDEXES: dict = {}
+_INDEXES_MAX = 256
+
+
+def fragment_index(handle: int, location: Location, file_size: int) -> list | None:
+    """Per frame, the ``(position, length)`` of its fragments in an encapsulated Pixel Data
+    value at ``location.offset``: from the Basic Offset Table when it has one entry per frame,
+    else one frame per fragment. Only item headers are read (8 bytes each); None when the
+    items disagree with the table or the frame count (or run past ``file_size``). Kept per
+    process for the file as it is now (size and mtime)."""
+    key = (location.path, file_size, location.mtime_ns, location.offset)
+    if key in _INDEXES:
+        return _INDEXES[key]
+    items = _item_headers(handle, location.offset, file_size)
+    index = None if items is None else _frames_of(items, location.info.number_of_frames,
+                                                   handle, location.offset)
+    if len(_INDEXES) >= _INDEXES_MAX:
+        _INDEXES.pop(next(iter(_INDEXES)))
+    _INDEXES[key] = index
+    return index
+
+
+def _item_headers(handle: int, pos: int, file_size: int) -> list | None:
+    """``(value position, length)`` of every item up to the sequence delimiter (the offset
+    table first); None for anything but well-formed items within the file."""
+    items = []
+    while pos + 8 <= file_size:
+        head = os.pread(handle, 8, pos)
+        if len(head) < 8:
+            return None
+        tag, length = int.from_bytes(head[:4], "little"), int.from_bytes(head[4:], "little")
+        if tag == _SEQUENCE_END:
+            return items
+        if tag != _ITEM or length == 0xFFFFFFFF or pos + 8 + length > file_size:
+            return None
+        items.append((pos + 8, length))
+        pos += 8 + length
+    return None
+
+
+def _frames_of(items: list, n: int, handle: int, offset: int) -> list | None:
+    """Fragments per frame from the items (offset table first); None when ambiguous."""
+    if not items:
+        return None
+    table_pos, table_len = items[0]
+    fragments = items[1:]
+    if table_len == 4 * n and n > 0:
+        starts = np.frombuffer(os.pread(handle, table_len, table_pos), "<u4").tolist()
+        first = table_pos + table_len  # the first fragment's item header
+        where = {pos - 8 - first: k for k, (pos, _) in enumerate(fragments)}
+        if starts[0] != 0 or any(s not in where for s in starts) or starts != sorted(starts):
+            return None
+        bounds = [where[s] for s in starts] + [len(fragments)]
+        return [fragments[bounds[k]:bounds[k + 1]] for k in range(n)]
+    if table_len != 0 or not fragments:
+        return None
+    if n == 1:
+        return [fragments]
+    return [[fragment] for fragment in fragments] if len(fragments) == n else None
+
+
+def _encapsulated_frames_at(handle: int, location: Location, stat, frames: list[int]):
+    index = fragment_index(handle, location, stat.st_size)
+    if index is None:
+        return None
+    chosen = []
+    for frame in frames:
+        parts = [os.pread(handle, length, pos) for pos, length in index[frame]]
+        if any(len(part) != length for part, (_, length) in zip(parts, index[frame])):
+            return None
+        chosen.append(parts[0] if len(parts) == 1 else b"".join(parts))
+    return chosen

@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from dicomml.decode.frames import MAX_INFLATED_BYTES, EncodedPixels, load_encoded
-from dicomml.decode.located import Location, locations_from_frame, readable
+from dicomml.decode.located import (
+    Location,
+    load_frames,
+    locate_file,
+    locations_from_frame,
+    readable,
+)
 from dicomml.decode.registry import decoders_for
 from dicomml.decode.stages import (
     apply_frames,
@@ -154,7 +160,10 @@ def read_pixels(path: str | os.PathLike, frames=None, *, values: str | None = No
     (array, record of what was applied, padding mask). ``rescale=True`` (the older spelling):
     float32 ``RescaleSlope * value + RescaleIntercept`` only.
 
-    ``frames``: None (all), an int or a sequence of 0-based indices. ``threads``: frames
+    ``frames``: None (all), an int or a sequence of 0-based indices; only those frames are
+    read from the file (uncompressed: at their offsets; encapsulated: through the offset table
+    or the file's fragment index, :func:`~dicomml.decode.located.load_frames`), so a frame
+    range of a big multi-frame object never loads the whole file. ``threads``: frames
     decoded concurrently (default 1 in DataLoader workers, else a small pool when the decoder
     releases the GIL). ``decoder``: force one decoder by name (see ``dicomml doctor``).
     ``isolate=True``: decode in a child process killed after ``timeout`` seconds, for
@@ -182,7 +191,9 @@ def read_pixels(path: str | os.PathLike, frames=None, *, values: str | None = No
             raise ValueError("isolate=True reads stored values (or rescale=True) only")
         return read_pixels_isolated(path, frames, rescale=rescale, decoder=decoder,
                                     timeout=timeout, strict=strict)
-    encoded = load_encoded(path, max_inflated_bytes=max_inflated_bytes)
+    encoded = None if frames is None else _frames_only(path, frames)
+    if encoded is None:
+        encoded = load_encoded(path, max_inflated_bytes=max_inflated_bytes)
     arr = read_frames(encoded, frames, threads=threads, decoder=decoder, strict=strict)
     if rescale and values is None:
         return rescale_values(arr, encoded.info.rescale_slope, encoded.info.rescale_intercept)
@@ -247,6 +258,15 @@ def read_header(path):
         return pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001 - any parser failure becomes a typed error
         raise InvalidDicomError(f"header unreadable: {exc}", path=path) from exc
+
+
+def _frames_only(path, frames):
+    """EncodedPixels of just ``frames`` of the file at ``path`` (None: read it whole)."""
+    location = locate_file(path)
+    if location is None:
+        return None
+    indices = frame_indices(frames, location.info.number_of_frames, location.path)
+    return load_frames(location, sorted(set(indices)))
 
 
 def _sources(paths) -> tuple[list, list[str]]:
