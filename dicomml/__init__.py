@@ -35,6 +35,7 @@ _EXPORTS = {
     "decoders": "dicomml.decode",
     "DicomSeriesDataset": "dicomml.dataset",
     "DicomSliceDataset": "dicomml.dataset",
+    "DicomImageDataset": "dicomml.dataset",
     "PatchSampler": "dicomml.dataset",
     "collate": "dicomml.dataset",
     "FailedSample": "dicomml.dataset",

@@ -4,6 +4,9 @@
   an error policy and an optional on-disk cache of the decoded, deterministically transformed
   volumes (:mod:`dicomml.dataset.cache`).
 - :class:`DicomSliceDataset`: one 2D sample per slice or slab of slices.
+- :class:`DicomImageDataset`: one 2D sample per image (radiography, mammography, ultrasound,
+  secondary capture; frames of multi-frame objects), spacing per PS3.3, optional flips to a
+  canonical orientation.
 - :class:`PatchSampler`: fixed-size 3D patches (uniform or label-weighted) from a dataset.
 - :func:`collate`: a DataLoader ``collate_fn`` that stacks, pads with a full-shape mask
   (never across different channel counts unless asked), or lists; it drops the
@@ -29,12 +32,14 @@ from __future__ import annotations
 from ._failures import FailedSample
 from .cache import VolumeCache
 from .collate import collate
+from .images import DicomImageDataset
 from .labels import LabelReport, join_labels
 from .patches import PatchSampler
 from .series import DicomSeriesDataset
 from .slices import DicomSliceDataset
 
 __all__ = [
+    "DicomImageDataset",
     "DicomSeriesDataset",
     "DicomSliceDataset",
     "FailedSample",

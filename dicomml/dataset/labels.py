@@ -1,8 +1,10 @@
-"""Join per-series labels from a CSV file, a DataFrame or a dict on any identifier column.
+"""Join per-series (or per-image) labels from a CSV file, a DataFrame or a dict on any
+identifier column.
 
 The join column ``on`` is one of :data:`IDENTIFIERS`; by default the most specific one present
-in the label table (``series_key``, then ``SeriesInstanceUID``, ``AccessionNumber``,
-``StudyInstanceUID``, ``PatientID``). Identifiers are compared as stripped strings (a CSV is read
+in both tables (``SOPInstanceUID`` for image tables such as
+:class:`~dicomml.DicomImageDataset`'s, then ``series_key``, ``SeriesInstanceUID``,
+``AccessionNumber``, ``StudyInstanceUID``, ``PatientID``). Identifiers are compared as stripped strings (a CSV is read
 with them as text, so ``00123`` stays ``00123`` and UIDs are never parsed as numbers). A study- or
 patient-level label applies to every series of that study or patient. Two different labels for
 one identifier are an error.
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-IDENTIFIERS = ("series_key", "SeriesInstanceUID", "AccessionNumber", "StudyInstanceUID",
-               "PatientID")
+IDENTIFIERS = ("SOPInstanceUID", "series_key", "SeriesInstanceUID", "AccessionNumber",
+               "StudyInstanceUID", "PatientID")
 
 
 @dataclass(frozen=True)

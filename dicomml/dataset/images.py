@@ -1,0 +1,483 @@
+"""``DicomImageDataset``: one 2D sample per image (issue 22 item 2).
+
+Projection radiography (CR, DX, MG, IO), XA/RF single frames, ultrasound, secondary capture
+or any single-frame object: each image of the catalog (``has_pixels``) is a sample. The index
+is built from the catalog alone (nothing is decoded before ``__getitem__``).
+
+Multi-frame objects (``multiframe=``): ``"frames"`` (default) gives one sample per frame;
+``"channels"`` one sample per object with its frames as channels; ``"skip"`` leaves them out.
+``frames=`` (a ``slice``, ``range`` or ``(start, stop)``) keeps only those frames of every
+multi-frame object: a frame-range read decodes only them and reads only their bytes
+(:func:`dicomml.decode.located.load_frames`), so one slab of a 50-frame tomosynthesis object
+costs that slab.
+
+Sample (after the transforms):
+
+- ``image``: float32 ``(C, rows, columns)``: C = 1 for grey images, 3 for colour (R, G, B),
+  the frames (times 3 for colour) with ``multiframe="channels"``;
+- ``spacing``: float64 ``(2,)`` (row spacing, column spacing) in mm, chosen per PS3.3
+  10.7.1.1 (:func:`pixel_spacing`), the rule taken in ``provenance["spacing"]``;
+- ``affine``: float64 4x4 mapping the index ``(0, row, column, 1)`` to mm: LPS when the image
+  has Image Orientation / Position (Patient), else the pixel grid scaled by ``spacing``
+  (``provenance["affine"]`` says which);
+- ``orientation``: Patient Orientation after any flip (e.g. ``"A\\R"``; "" when absent);
+  ``laterality``: Image Laterality, else Laterality ("" when absent);
+- identifiers (``SOPInstanceUID``, ``series_key``, ``PatientID``, ``StudyInstanceUID``,
+  ``SeriesInstanceUID``, ``AccessionNumber``), ``frame`` (the frame index; a list for
+  ``"channels"``), ``metadata`` (catalog columns), ``provenance`` (values stage, spacing
+  rule, flips, frames) and ``label`` when labels are joined.
+
+``values=``: ``"modality"`` (default; Rescale Slope / Intercept, MONOCHROME1 mirrored so that
+higher is brighter) or ``"stored"`` (the stored integers as they are, as float32). ``orient=``: up to two
+Patient Orientation letters that the image's rows / columns should point to, e.g. ``"L"``
+(the patient's left on the image's right: the radiological convention of a chest film), ``"A"``
+(mammography: anterior, the nipple, to the right, so the chest wall is always on the left),
+``"LF"`` (also feet at the bottom); "" or ``"*"`` for a direction left as it is. An image whose
+Patient Orientation does not name that axis is left as it is (``provenance["flip"]`` then says
+``"unknown"``). Transforms see the 3D layout ``(C, 1, rows, columns)`` as in
+:class:`~dicomml.DicomSliceDataset`, so ``dicomml.transforms`` apply unchanged; their
+deterministic prefix is cached (``cache_dir``) per image.
+
+Example
+-------
+>>> import tempfile, dicomml
+>>> folder = tempfile.mkdtemp()
+>>> _ = dicomml.synth.write_series(folder, shape=(3, 16, 12))
+>>> ds = dicomml.DicomImageDataset(folder)
+>>> len(ds), ds[0]["image"].shape, ds[0]["spacing"].shape
+(3, torch.Size([1, 16, 12]), torch.Size([2]))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dicomml.catalog.catalog import Catalog
+from dicomml.errors import CacheError
+
+from . import _pipeline, _source
+from ._core import SERIES_ERRORS, _label_value, _refuse_inside_data
+from ._failures import FailedSample, FailureLog, describe, failure_record
+from .cache import VolumeCache, entry_key
+from .labels import LabelReport, join_labels
+from .series import _check_index, _check_splits, _generator
+
+log = logging.getLogger("dicomml.dataset")
+
+VALUES = ("stored", "modality")
+MULTIFRAME = ("frames", "channels", "skip")
+SPACING_PLANES = ("patient", "detector")
+#: catalog columns in ``sample["metadata"]`` by default
+IMAGE_METADATA = ("Modality", "BodyPartExamined", "ViewPosition", "ViewCodeMeaning",
+                  "ImageLaterality", "Laterality", "PatientOrientation",
+                  "PresentationIntentType", "PhotometricInterpretation", "Manufacturer")
+IDS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "AccessionNumber")
+_OPPOSITE = {"A": "P", "P": "A", "L": "R", "R": "L", "H": "F", "F": "H"}
+
+
+# --- the rules (pure functions of catalog values) ------------------------------------------
+def _pair(value):
+    """A catalog spacing value as (row, column) floats > 0, or None."""
+    if value is None or isinstance(value, float) and value != value:
+        return None
+    values = [float(v) for v in list(value)[:2]]
+    if len(values) != 2 or not all(np.isfinite(v) and v > 0 for v in values):
+        return None
+    return values
+
+
+def pixel_spacing(row: Mapping, plane: str = "patient") -> tuple[list[float], str]:
+    """``([row spacing, column spacing] mm, rule)`` of an image from its catalog values, per
+    PS3.3 10.7.1.1 and the DX Detector module:
+
+    - Pixel Spacing that differs from Imager (or Nominal Scanned) Pixel Spacing, or with a
+      Pixel Spacing Calibration Type, is calibrated in the patient: ``"PixelSpacing
+      (calibrated)"``;
+    - Imager Pixel Spacing (or Pixel Spacing equal to it) is at the detector: with
+      ``plane="patient"`` and an Estimated Radiographic Magnification Factor it is divided by
+      that factor (``"ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor"``), else
+      used as it is (``"ImagerPixelSpacing (detector)"``);
+    - Pixel Spacing alone: ``"PixelSpacing"`` (cross-sectional images: in the patient;
+      projection images: the standard cannot tell whether it was calibrated);
+    - Nominal Scanned Pixel Spacing alone (scanned film): ``"NominalScannedPixelSpacing"``;
+    - none: ``[1.0, 1.0]`` and ``"none (pixel units)"``.
+
+    >>> pixel_spacing({"PixelSpacing": [0.1, 0.1], "ImagerPixelSpacing": [0.1, 0.1],
+    ...                "EstimatedRadiographicMagnificationFactor": 1.25})
+    ([0.08, 0.08], 'ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor')
+    >>> pixel_spacing({"PixelSpacing": [0.08, 0.08], "ImagerPixelSpacing": [0.1, 0.1]})
+    ([0.08, 0.08], 'PixelSpacing (calibrated)')
+    """
+    if plane not in SPACING_PLANES:
+        raise ValueError(f"spacing must be one of {SPACING_PLANES}, got {plane!r}")
+    pixel = _pair(row.get("PixelSpacing"))
+    imager = _pair(row.get("ImagerPixelSpacing"))
+    nominal = _pair(row.get("NominalScannedPixelSpacing"))
+    calibration = row.get("PixelSpacingCalibrationType")
+    detector = imager or nominal
+    calibrated = pixel is not None and (
+        (isinstance(calibration, str) and calibration.strip() != "")
+        or (detector is not None and not np.allclose(pixel, detector, rtol=1e-6, atol=0)))
+    if calibrated and plane == "patient":
+        return pixel, "PixelSpacing (calibrated)"
+    if imager is not None:
+        factor = row.get("EstimatedRadiographicMagnificationFactor")
+        if plane == "patient" and factor is not None and factor == factor and factor > 0:
+            return ([v / float(factor) for v in imager],
+                    "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor")
+        return imager, "ImagerPixelSpacing (detector)"
+    if pixel is not None:
+        return pixel, "PixelSpacing"
+    if nominal is not None:
+        return nominal, "NominalScannedPixelSpacing"
+    return [1.0, 1.0], "none (pixel units)"
+
+
+def _letters(direction: str) -> str:
+    return "".join(c for c in direction.upper() if c in _OPPOSITE)
+
+
+def orientation_flips(patient_orientation, orient: str) -> tuple[list[str], str, list[str]]:
+    """``(axes to flip, Patient Orientation after them, unknown axes)`` for the target
+    ``orient`` (up to two letters: the direction the rows, then the columns should point to;
+    "" or "*" leaves a direction alone). ``patient_orientation``: the catalog's value
+    (``"A\\R"``); an axis whose direction names neither the target letter nor its opposite
+    is "unknown" (not flipped). Axes are ``"columns"`` (left-right) and ``"rows"``.
+
+    >>> orientation_flips("P\\\\L", "A")
+    (['columns'], 'A\\\\L', [])
+    >>> orientation_flips("R\\\\F", "LF")
+    (['columns'], 'L\\\\F', [])
+    """
+    parts = [] if not isinstance(patient_orientation, str) else patient_orientation.split("\\")
+    parts = (parts + ["", ""])[:2]
+    target = (orient or "").replace("*", " ").ljust(2)[:2].upper()
+    flips, unknown = [], []
+    for axis, (name, want) in enumerate(zip(("columns", "rows"), target)):
+        if want == " ":
+            continue
+        if want not in _OPPOSITE:
+            raise ValueError(f"orient letters are A, P, L, R, H, F (or '*'), got {orient!r}")
+        have = _letters(parts[axis])
+        if want in have:
+            continue
+        if _OPPOSITE[want] in have:
+            flips.append(name)
+            parts[axis] = "".join(_OPPOSITE[c] for c in have)
+        else:
+            unknown.append(name)
+    text = "\\".join(parts) if any(parts) else ""
+    return flips, text, unknown
+
+
+def _frame_selection(frames, count: int) -> list[int]:
+    """The frames of an object of ``count`` frames that ``frames=`` keeps."""
+    if frames is None:
+        return list(range(count))
+    if isinstance(frames, tuple) and len(frames) == 2:
+        frames = slice(*frames)
+    if isinstance(frames, (slice, range)):
+        if isinstance(frames, range):
+            frames = slice(frames.start, frames.stop, frames.step)
+        return list(range(count))[frames]
+    raise TypeError(f"frames must be None, a slice, a range or (start, stop), got {frames!r}")
+
+
+# --- the dataset -----------------------------------------------------------------------------
+class DicomImageDataset(torch.utils.data.Dataset):
+    """Map-style dataset of 2D images (see the module docstring).
+
+    ``source``: a Catalog, a catalog path or a folder (as for
+    :class:`~dicomml.DicomSeriesDataset`); ``filter`` restricts the series. ``labels``: a CSV
+    path, DataFrame or dict joined on ``on`` (``SOPInstanceUID`` first when the label table
+    has it, then the series-level identifiers: :mod:`dicomml.dataset.labels`).
+    ``spacing``: ``"patient"`` or ``"detector"`` (:func:`pixel_spacing`). ``cache_dir``,
+    ``transform``, ``on_error``, ``seed``, ``splits``: as for the series dataset.
+    """
+
+    def __init__(self, source, *, filter=None, transform=None, labels=None,
+                 label_column: str | list[str] = "label", on: str | None = None,
+                 keep_unlabeled: bool = False, cache_dir: str | os.PathLike | None = None,
+                 on_error: str = "raise", values: str = "modality", orient: str | None = None,
+                 spacing: str = "patient", multiframe: str = "frames", frames=None,
+                 metadata: Iterable[str] = IMAGE_METADATA, seed: int | None = None,
+                 scan_workers: int | None = None, splits: Mapping | None = None):
+        _check_choice("values", values, VALUES)
+        _check_choice("multiframe", multiframe, MULTIFRAME)
+        _check_choice("spacing", spacing, SPACING_PLANES)
+        _check_choice("on_error", on_error, ("raise", "skip"))
+        if orient:
+            orientation_flips("", orient)  # checks the letters now
+        self.values, self.orient, self.spacing = values, orient or "", spacing
+        self.multiframe, self.frames, self.on_error = multiframe, frames, on_error
+        self.metadata_keys = tuple(metadata)
+        catalog = _source.select(Catalog.open(source, workers=scan_workers), filter)
+        self.split = _check_splits(catalog, splits)
+        table = _image_table(catalog.instances)
+        self.label_report: LabelReport | None = None
+        self._labels = None
+        if labels is not None:
+            table = self._join(table, labels, label_column, on, keep_unlabeled)
+        self._table = table
+        self._rows, self._frames = self._build_index(table)
+        self._prefix, self._rest = _pipeline.split_transforms(transform)
+        self._prefix_keys = [_pipeline.cache_key_of(t) for t in self._prefix]
+        self.cache = None
+        if cache_dir is not None:
+            _refuse_inside_data(cache_dir, getattr(catalog, "root", None))
+            self.cache = cache_dir if isinstance(cache_dir, VolumeCache) \
+                else VolumeCache(cache_dir)
+        self.seed, self.epoch = seed, 0
+        self._failed: dict[int, dict] = {}
+        self._log = FailureLog() if on_error == "skip" else None
+
+    def _join(self, table, labels, label_column, on, keep_unlabeled):
+        values, report = join_labels(table, labels, label_column=label_column, on=on,
+                                     keep_unlabeled=keep_unlabeled)
+        self.label_report = report
+        log.log(logging.WARNING if report.n_unlabeled and not keep_unlabeled else logging.INFO,
+                "%s", str(report).replace("series", "images"))
+        if report.n_unlabeled and not keep_unlabeled:
+            keep = np.asarray([v is not None for v in values])
+            table = table[keep].reset_index(drop=True)
+            values = [v for v in values if v is not None]
+        self._labels = values
+        return table
+
+    def _build_index(self, table: pd.DataFrame) -> tuple[np.ndarray, list]:
+        """Per sample: its image row and its frames (an int, or a list for "channels")."""
+        rows, frames = [], []
+        counts = pd.to_numeric(table["NumberOfFrames"], errors="coerce").fillna(1)
+        for i, count in enumerate(counts.astype(int).clip(lower=1).tolist()):
+            if count == 1:
+                rows.append(i)
+                frames.append(0)
+                continue
+            if self.multiframe == "skip":
+                continue
+            chosen = _frame_selection(self.frames, count)
+            if self.multiframe == "channels":
+                if chosen:
+                    rows.append(i)
+                    frames.append(chosen)
+            else:
+                rows.extend([i] * len(chosen))
+                frames.extend(chosen)
+        return np.asarray(rows, dtype=np.int64), frames
+
+    def __len__(self) -> int:
+        return int(self._rows.size)
+
+    def position(self, index: int) -> tuple[str, int | list[int]]:
+        """``(SOPInstanceUID, frame(s))`` of sample ``index`` (no decoding)."""
+        index = _check_index(index, len(self))
+        row = self._table.iloc[int(self._rows[index])]
+        return str(row["SOPInstanceUID"]), self._frames[index]
+
+    # --- loading ----------------------------------------------------------------------------
+    def __getitem__(self, index: int) -> dict | FailedSample:
+        index = _check_index(index, len(self))
+        if self.on_error == "skip":
+            known = self._failed.get(index) or (self._log.get(index) if self._log else None)
+            if known is not None:
+                return FailedSample(known)
+        try:
+            sample = self._load(index)
+        except SERIES_ERRORS as exc:
+            if self.on_error == "raise":
+                raise
+            return self._skip(index, exc)
+        sample = _pipeline.apply_chain(self._rest, sample,
+                                       _generator(self.seed, self.epoch, index))
+        return _as_2d(sample, self._label(index))
+
+    def _label(self, index: int):
+        if self._labels is None:
+            return None
+        return _label_value(self._labels[int(self._rows[index])])
+
+    def _load(self, index: int) -> dict:
+        """The sample after the cached prefix: from the cache, else decoded (then stored)."""
+        row = self._table.iloc[int(self._rows[index])]
+        if self.cache is None:
+            return self._decode(row, self._frames[index])
+        key = entry_key([row["path"]], self._prefix_keys, {
+            "image": str(row["SOPInstanceUID"]), "frames": self._frames[index],
+            "values": self.values, "orient": self.orient, "spacing": self.spacing,
+            "metadata": list(self.metadata_keys)})
+        try:
+            sample = self.cache.load(key)
+        except CacheError as exc:
+            log.warning("rebuilding corrupt cache entry of %s: %s", row["path"], exc)
+            sample = None
+        if sample is None:
+            sample = self._decode(row, self._frames[index])
+            try:
+                self.cache.store(key, sample)
+            except OSError as exc:
+                log.warning("could not write the cache entry of %s: %s", row["path"], exc)
+        return sample
+
+    def _decode(self, row: pd.Series, frames) -> dict:
+        wanted = frames if isinstance(frames, list) else [frames]
+        image = image_values(_read_frames(row, wanted), row, self.values)
+        spacing, spacing_rule = pixel_spacing(row, self.spacing)
+        affine, affine_kind = _image_affine(row, spacing)
+        flips, orientation, unknown = orientation_flips(row.get("PatientOrientation"),
+                                                        self.orient)
+        image, affine = _flip(image, affine, flips)
+        sample = {
+            "image": torch.from_numpy(np.ascontiguousarray(image)[:, None]),
+            "affine": torch.from_numpy(affine),
+            "spacing": torch.tensor([1.0, *spacing], dtype=torch.float64),
+            "SOPInstanceUID": _text(row.get("SOPInstanceUID")),
+            "series_key": _text(row.get("series_key")),
+            **{name: _text(row.get(name)) for name in IDS},
+            "frame": frames,
+            "orientation": orientation,
+            "laterality": _text(row.get("ImageLaterality")) or _text(row.get("Laterality")),
+            "metadata": {k: _source.plain(row.get(k)) for k in self.metadata_keys},
+            "provenance": {"values": self.values, "spacing": spacing_rule,
+                           "affine": affine_kind, "frames": wanted,
+                           "flip": flips + [f"unknown {axis}" for axis in unknown]},
+        }
+        return _pipeline.apply_chain(self._prefix, sample)
+
+    def _skip(self, index: int, exc: BaseException) -> FailedSample:
+        sop, frames = self.position(index)
+        record = failure_record(index, f"{sop} frame {frames}", exc)
+        self._failed[index] = record
+        if self._log is not None:
+            self._log.record(record)
+        log.warning("skipping image %s (index %d): %s", sop, index, describe(record))
+        return FailedSample(record)
+
+    def failures(self) -> list[dict]:
+        """The samples skipped by ``on_error="skip"`` in any process (DataLoader workers
+        included); records as :meth:`dicomml.DicomSeriesDataset.failures` (``series_index``:
+        the sample index, ``series_key``: ``"<SOPInstanceUID> frame <n>"``)."""
+        records = {r["series_index"]: r for r in self._log.read()} if self._log else {}
+        records.update(self._failed)
+        return [records[i] for i in sorted(records)]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's random-transform draws (only matters with ``seed`` set)."""
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_failed": {}}
+
+    def __repr__(self) -> str:
+        return (f"DicomImageDataset({len(self)} samples from {len(self._table)} images, "
+                f"values={self.values!r}, multiframe={self.multiframe!r}, "
+                f"orient={self.orient!r}, cache={self.cache!r})")
+
+
+def _check_choice(name: str, value, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _text(value) -> str:
+    return "" if value is None or value != value else str(value)
+
+
+def _image_table(instances: pd.DataFrame) -> pd.DataFrame:
+    """The catalog rows that hold an image (Pixel Data with Rows and Columns), in path order
+    within each series."""
+    keep = instances["has_pixels"].fillna(False).astype(bool) if "has_pixels" in instances \
+        else instances["Rows"].notna()
+    keep &= instances["Rows"].notna() & instances["Columns"].notna()
+    return instances[keep.to_numpy()].reset_index(drop=True)
+
+
+def _read_frames(row: pd.Series, frames: list[int]) -> np.ndarray:
+    """Stored values of ``frames`` of the image of a catalog row: ``(frames, rows, columns)``
+    or ``(frames, rows, columns, 3)``; only those frames are read where the file allows
+    (:func:`~dicomml.decode.located.load_frames`)."""
+    from dicomml.decode.frames import load_encoded
+    from dicomml.decode.located import load_frames, location_from_row
+    from dicomml.decode.reader import read_frames
+
+    location = location_from_row(row)
+    encoded = None if location is None else load_frames(location, sorted(set(frames)))
+    if encoded is None:
+        encoded = load_encoded(str(row["path"]))
+    return read_frames(encoded, frames, threads=1)
+
+
+def image_values(stored: np.ndarray, row: Mapping, values: str) -> np.ndarray:
+    """Stored values -> the ``values`` stage, channel first: float32 ``(C, rows, columns)``
+    (grey: C = the frames; colour: R, G, B per frame, frame-major). The one hand-off to the
+    value transforms (:func:`dicomml.loader.values.store`: Rescale Slope / Intercept,
+    MONOCHROME1 mirrored so that higher is brighter; colour takes no rescale)."""
+    from dicomml.loader.values import store
+
+    if stored.ndim == 4:  # colour: (frames, rows, columns, 3) -> (frames * 3, rows, columns)
+        return np.ascontiguousarray(np.moveaxis(stored, -1, 1), dtype=np.float32).reshape(
+            -1, *stored.shape[1:3])
+    plane = {"bits_allocated": row.get("BitsAllocated"), "bits_stored": row.get("BitsStored"),
+             "pixel_representation": row.get("PixelRepresentation"),
+             "photometric": row.get("PhotometricInterpretation"),
+             "slope": _number(row.get("RescaleSlope"), 1.0),
+             "intercept": _number(row.get("RescaleIntercept"), 0.0)}
+    plane = {k: v for k, v in plane.items() if v is not None and v == v}
+    if values == "stored":
+        return stored.astype(np.float32)
+    out = np.empty(stored.shape, np.float32)
+    for k in range(len(stored)):
+        store(stored[k], plane, out[k], np.float32)
+    return out
+
+
+def _number(value, default: float) -> float:
+    return default if value is None or value != value else float(value)
+
+
+def _image_affine(row: Mapping, spacing: list[float]) -> tuple[np.ndarray, str]:
+    """4x4 float64 affine of index (0, row, column, 1): LPS from Image Orientation / Position
+    (Patient) when both are there, else the pixel grid scaled by ``spacing``."""
+    from dicomml.geometry.affine import affine_from_columns
+    from dicomml.geometry.orientation import slice_normal
+
+    iop, ipp = row.get("ImageOrientationPatient"), row.get("ImagePositionPatient")
+    try:
+        iop = np.asarray(iop, dtype=np.float64).reshape(6)
+        ipp = np.asarray(ipp, dtype=np.float64).reshape(3)
+        if np.isfinite(iop).all() and np.isfinite(ipp).all():
+            return affine_from_columns(slice_normal(iop), iop, spacing, ipp), "LPS"
+    except (TypeError, ValueError):
+        pass
+    return np.diag([1.0, spacing[0], spacing[1], 1.0]), "pixel grid (no patient frame)"
+
+
+def _flip(image: np.ndarray, affine: np.ndarray, flips: list[str]):
+    """Flip ``image`` (C, rows, columns) along the named axes; the affine follows (index
+    ``n - 1 - i`` maps where ``i`` did)."""
+    affine = affine.copy()
+    for name in flips:
+        axis = 2 if name == "columns" else 1
+        size = image.shape[axis]
+        image = np.flip(image, axis=axis)
+        affine[:, 3] += affine[:, axis] * (size - 1)
+        affine[:, axis] *= -1
+    return image, affine
+
+
+def _as_2d(sample: dict, label) -> dict:
+    """The transforms' 3D layout (C, 1, rows, columns) back to (C, rows, columns), spacing
+    (row, column)."""
+    out = dict(sample)
+    image = out["image"]
+    out["image"] = image.reshape(-1, *image.shape[-2:])
+    if torch.is_tensor(out.get("spacing")) and out["spacing"].numel() == 3:
+        out["spacing"] = out["spacing"][1:].clone()
+    if label is not None:
+        out["label"] = label
+    return out
