@@ -205,6 +205,7 @@ def test_samples_equal_pydicom_modality_values(mammograms):
     assert [s["frame"] for s in samples["dbt.dcm"]] == list(range(6))
     for sample in samples["dbt.dcm"]:
         np.testing.assert_allclose(sample["image"][0].numpy(), reference[sample["frame"]])
+        assert sample["provenance"]["affine"] == "pixel grid (multi-frame object)"
 
 
 def test_monochrome1_twin_gives_the_same_values(mammograms):
@@ -312,3 +313,20 @@ def test_pydicom_cr_and_colour_files(tmp_path):
     assert [s["frame"] for s in us] == [0, 1] and us[0]["image"].shape[0] == 3
     ref = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm")).pixel_array[1]
     assert np.abs(us[1]["image"].numpy() - np.moveaxis(ref, -1, 0)).max() <= 2  # lossy JPEG
+
+
+def test_single_frame_slices_keep_their_lps_affine_and_values(tmp_path):
+    """Each slice of a synthetic oblique CT series as an image: its affine and values equal
+    the writer's ground truth for that slice."""
+    truth = dicomml.synth.write_series(tmp_path, shape=(4, 12, 10), orientation="oblique")
+    ds = dicomml.DicomImageDataset(tmp_path)
+    assert len(ds) == 4
+    for i in range(len(ds)):
+        sample = ds[i]
+        slices = [k for k in range(4)
+                  if np.allclose(truth.affine @ [k, 0, 0, 1], sample["affine"].numpy()[:, 3])]
+        assert len(slices) == 1 and sample["provenance"]["affine"] == "LPS"
+        k = slices[0]
+        np.testing.assert_allclose(sample["affine"].numpy()[:, 1:3], truth.affine[:, 1:3],
+                                   atol=1e-4)
+        np.testing.assert_allclose(sample["image"][0].numpy(), truth.array[k], atol=1e-3)

@@ -17,9 +17,10 @@ Sample (after the transforms):
   the frames (times 3 for colour) with ``multiframe="channels"``;
 - ``spacing``: float64 ``(2,)`` (row spacing, column spacing) in mm, chosen per PS3.3
   10.7.1.1 (:func:`pixel_spacing`), the rule taken in ``provenance["spacing"]``;
-- ``affine``: float64 4x4 mapping the index ``(0, row, column, 1)`` to mm: LPS when the image
-  has Image Orientation / Position (Patient), else the pixel grid scaled by ``spacing``
-  (``provenance["affine"]`` says which);
+- ``affine``: float64 4x4 mapping the index ``(0, row, column, 1)`` to mm: LPS when a
+  single-frame image has Image Orientation / Position (Patient), else the pixel grid scaled by
+  ``spacing`` (frames of multi-frame objects: ``load_series`` places those;
+  ``provenance["affine"]`` says which);
 - ``orientation``: Patient Orientation after any flip (e.g. ``"A\\R"``; "" when absent);
   ``laterality``: Image Laterality, else Laterality ("" when absent);
 - identifiers (``SOPInstanceUID``, ``series_key``, ``PatientID``, ``StudyInstanceUID``,
@@ -442,10 +443,15 @@ def _number(value, default: float) -> float:
 
 def _image_affine(row: Mapping, spacing: list[float]) -> tuple[np.ndarray, str]:
     """4x4 float64 affine of index (0, row, column, 1): LPS from Image Orientation / Position
-    (Patient) when both are there, else the pixel grid scaled by ``spacing``."""
+    (Patient) when both are there (single-frame objects), else the pixel grid scaled by
+    ``spacing``."""
     from dicomml.geometry.affine import affine_from_columns
     from dicomml.geometry.orientation import slice_normal
 
+    frames = row.get("NumberOfFrames")
+    if frames is not None and frames == frames and int(frames) > 1:
+        # the catalog holds the first frame's position only (load_series places each frame)
+        return np.diag([1.0, spacing[0], spacing[1], 1.0]), "pixel grid (multi-frame object)"
     iop, ipp = row.get("ImageOrientationPatient"), row.get("ImagePositionPatient")
     try:
         iop = np.asarray(iop, dtype=np.float64).reshape(6)
