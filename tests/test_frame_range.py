@@ -169,3 +169,18 @@ def test_changed_file_is_read_the_full_way(tmp_path):
     _write(folder / "a.dcm", truth, RLELossless, "bot")
     assert load_frames(location, [1]) is None
     np.testing.assert_array_equal(read_pixels(folder / "a.dcm", frames=[1]), truth[[1]])
+
+
+def test_many_tiny_fragments_stop_the_index_and_fail_typed(tmp_path):
+    """A hostile object of 3 declared frames in 2,000 tiny fragments: the fragment index gives
+    up after its bound and the full path raises a typed error naming the file."""
+    path = _write(tmp_path / "tiny.dcm", _stored(6)[:3], RLELossless, "nobot")
+    ds = pydicom.dcmread(path)
+    ds.PixelData = encapsulate([b"\0\0"] * 2000, has_bot=False)
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(path)
+    location = locate_file(path)
+    assert location is not None and load_frames(location, [0]) is None
+    with pytest.raises(dicomml.errors.DicommlError) as caught:
+        read_pixels(path, frames=[0])
+    assert "tiny.dcm" in str(caught.value)

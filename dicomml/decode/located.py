@@ -541,6 +541,8 @@ _SEQUENCE_END = 0xE0DDFFFE
 #: fragment indexes kept per process: (path, size, mtime, offset) -> per-frame fragments
 _INDEXES: dict = {}
 _INDEXES_MAX = 256
+#: fragments per frame beyond which the fragment index gives up (the full path decides)
+FRAGMENTS_PER_FRAME_MAX = 64
 
 
 def fragment_index(handle: int, location: Location, file_size: int) -> list | None:
@@ -552,7 +554,8 @@ def fragment_index(handle: int, location: Location, file_size: int) -> list | No
     key = (location.path, file_size, location.mtime_ns, location.offset)
     if key in _INDEXES:
         return _INDEXES[key]
-    items = _item_headers(handle, location.offset, file_size)
+    most = 1 + FRAGMENTS_PER_FRAME_MAX * max(location.info.number_of_frames, 1)
+    items = _item_headers(handle, location.offset, file_size, most)
     index = None if items is None else _frames_of(items, location.info.number_of_frames,
                                                    handle, location.offset)
     if len(_INDEXES) >= _INDEXES_MAX:
@@ -561,11 +564,12 @@ def fragment_index(handle: int, location: Location, file_size: int) -> list | No
     return index
 
 
-def _item_headers(handle: int, pos: int, file_size: int) -> list | None:
+def _item_headers(handle: int, pos: int, file_size: int, most: int) -> list | None:
     """``(value position, length)`` of every item up to the sequence delimiter (the offset
-    table first); None for anything but well-formed items within the file."""
+    table first); None for anything but well-formed items within the file, or more than
+    ``most`` of them (a hostile file of tiny items costs no more than ``most`` reads)."""
     items = []
-    while pos + 8 <= file_size:
+    while pos + 8 <= file_size and len(items) <= most:
         head = os.pread(handle, 8, pos)
         if len(head) < 8:
             return None
