@@ -15,7 +15,8 @@ JPEG 2000 lossless, one fragment per frame with a Basic Offset Table). Then repo
    values only, it has no VOI stage); ratio dicomml / bare (target <= 1.1);
 2. the tomosynthesis object: a 5-frame range (``read_pixels(path, frames=range(20, 25))``) vs
    every frame, and pydicom's every frame;
-3. a 2-worker DataLoader epoch over ``--epoch-images`` (default 200) J2K mammograms (hard links
+3. a 2-worker DataLoader epoch over ``--epoch-images`` (default 200) mammograms
+   (``--epoch-syntax j2k,jpeg-lossless,uncompressed``; default j2k) (hard links
    of one file, so the page cache holds them: a decode benchmark): ``DicomImageDataset`` with
    the window as ``transforms.ClipNormalize`` vs a pydicom Dataset doing the pydicom chain
    above (target >= 3x).
@@ -40,6 +41,8 @@ import time
 import numpy as np
 from bench_decode import bare_loop, read_limit  # the same limits as bench_decode.py
 
+EPOCH_SYNTAXES = {"j2k": "1.2.840.10008.1.2.4.90", "jpeg-lossless": "1.2.840.10008.1.2.4.70",
+                  "uncompressed": "1.2.840.10008.1.2.1"}
 WINDOW = (2048.0, 4096.0)  # centre, width of the written VOI LINEAR window (stored units)
 
 
@@ -187,14 +190,15 @@ def bench_dbt(folder: str, shape: tuple[int, int, int], repeat: int) -> None:
     print(f"  every frame (pydicom pixel_array):    {ms_py:9.1f} ms")
 
 
-def bench_epoch(folder: str, image: np.ndarray, count: int, workers: int) -> None:
+def bench_epoch(folder: str, image: np.ndarray, count: int, workers: int,
+                syntax_name: str) -> None:
     import torch
 
     import dicomml
-    from dicomml import syntaxes as ts
 
-    source = write(os.path.join(folder, "epoch_source.dcm"), image[None], ts.JPEG2000_LOSSLESS)
-    data = os.path.join(folder, "epoch")
+    syntax = EPOCH_SYNTAXES[syntax_name]
+    source = write(os.path.join(folder, f"epoch_{syntax_name}.dcm"), image[None], syntax)
+    data = os.path.join(folder, f"epoch_{syntax_name}")
     os.makedirs(data)
     for k in range(count):
         os.link(source, os.path.join(data, f"{k:04d}.dcm"))
@@ -225,7 +229,7 @@ def bench_epoch(folder: str, image: np.ndarray, count: int, workers: int) -> Non
         n = sum(len(batch["image"] if isinstance(batch, dict) else batch) for batch in loader)
         seconds[name] = time.perf_counter() - start
         assert n == count, (name, n)
-    print(f"\n3. DataLoader epoch, {count} J2K images {image.shape[0]}x{image.shape[1]}, "
+    print(f"\n3. DataLoader epoch, {count} {syntax_name} images {image.shape[0]}x{image.shape[1]}, "
           f"{workers} workers, batch 4")
     for name, value in seconds.items():
         print(f"  {name:8s} {value:8.1f} s  {count / value:6.2f} images/s")
@@ -240,6 +244,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dbt", default="50x1996x2457", help="frames x rows x columns")
     parser.add_argument("--epoch-images", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epoch-syntax", default="j2k",
+                        help=f"comma list of {', '.join(EPOCH_SYNTAXES)} for part 3")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
                         help="1024x832 images, a 10x512x640 object, 40 epoch images")
@@ -257,8 +263,8 @@ def main(argv=None) -> int:
             bench_images(folder, image, args.repeat)
         if "2" not in skip:
             bench_dbt(folder, dbt, args.repeat)
-        if "3" not in skip:
-            bench_epoch(folder, image, args.epoch_images, args.workers)
+        for name in ([] if "3" in skip else args.epoch_syntax.split(",")):
+            bench_epoch(folder, image, args.epoch_images, args.workers, name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\nload average at end: {os.getloadavg()}")
