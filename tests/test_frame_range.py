@@ -184,3 +184,21 @@ def test_many_tiny_fragments_stop_the_index_and_fail_typed(tmp_path):
     with pytest.raises(dicomml.errors.DicommlError) as caught:
         read_pixels(path, frames=[0])
     assert "tiny.dcm" in str(caught.value)
+
+
+def test_dataset_frame_range_reads_only_its_frames(tmp_path):
+    """DicomImageDataset(frames=...) on catalog rows: the frames equal pydicom's and the bytes
+    read are those frames' (not the object's)."""
+    truth = _stored(7)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = _write(folder / "dbt.dcm", truth, RLELossless, "bot")
+    ds = dicomml.DicomImageDataset(folder, frames=(10, 13), multiframe="channels",
+                                   values="stored")
+    ds[0]  # warm up imports and the fragment index
+    before = _rchar()
+    sample = ds[0]
+    used = _rchar() - before
+    np.testing.assert_array_equal(sample["image"].numpy(), pydicom.dcmread(path).pixel_array[10:13])
+    assert sample["frame"] == [10, 11, 12]
+    assert used < 3 * os.path.getsize(path) / FRAMES * 2, (used, os.path.getsize(path))
