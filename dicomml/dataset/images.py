@@ -403,9 +403,11 @@ def _read_frames(row: pd.Series, frames: list[int]) -> np.ndarray:
     or ``(frames, rows, columns, 3)``; only those frames are read where the file allows
     (:func:`~dicomml.decode.located.load_frames`)."""
     from dicomml.decode.frames import load_encoded
-    from dicomml.decode.located import load_frames, location_from_row
+    from dicomml.decode.located import load_frames, local_rows, location_from_row
     from dicomml.decode.reader import read_frames
 
+    if str(row["path"]).startswith(("http://", "https://")):  # DICOMweb: the local store
+        row = local_rows(row.to_frame().T).iloc[0]
     location = location_from_row(row)
     encoded = None if location is None else load_frames(location, sorted(set(frames)))
     if encoded is None:
