@@ -208,10 +208,15 @@ def test_samples_equal_pydicom_modality_values(mammograms):
         assert sample["provenance"]["affine"] == "pixel grid (multi-frame object)"
 
 
-def test_monochrome1_twin_gives_the_same_values(mammograms):
-    samples = _by_file(dicomml.DicomImageDataset(mammograms))
-    np.testing.assert_array_equal(samples["lcc.dcm"][0]["image"],
-                                  samples["lcc_mono1.dcm"][0]["image"])
+def test_monochrome1_twin_gives_the_same_presentation_values(mammograms):
+    samples = _by_file(dicomml.DicomImageDataset(mammograms, values="presentation"))
+    np.testing.assert_allclose(samples["lcc.dcm"][0]["image"],
+                               samples["lcc_mono1.dcm"][0]["image"], atol=1e-6)
+    assert samples["lcc_mono1.dcm"][0]["provenance"]["values"]["stage"] == "presentation"
+    modality = _by_file(dicomml.DicomImageDataset(mammograms))  # the modality stage: as stored
+    ref = pydicom.dcmread(mammograms / "lcc_mono1.dcm")
+    np.testing.assert_array_equal(modality["lcc_mono1.dcm"][0]["image"][0].numpy(),
+                                  apply_modality_lut(ref.pixel_array, ref))
     stored = _by_file(dicomml.DicomImageDataset(mammograms, values="stored"))
     ref = pydicom.dcmread(mammograms / "lcc_mono1.dcm").pixel_array
     np.testing.assert_array_equal(stored["lcc_mono1.dcm"][0]["image"][0].numpy(), ref)
@@ -303,10 +308,8 @@ def test_pydicom_cr_and_colour_files(tmp_path):
     samples = _by_file(ds)
     cr = pydicom.dcmread(get_testdata_file("6154"))
     sample = samples["6154.dcm"][0]
-    assert cr.PhotometricInterpretation == "MONOCHROME1"  # mirrored: higher is brighter
-    modality = apply_modality_lut(cr.pixel_array, cr)
-    lowest, highest = apply_modality_lut(np.array([0, 2 ** cr.BitsStored - 1]), cr)
-    np.testing.assert_allclose(sample["image"][0].numpy(), lowest + highest - modality,
+    assert cr.PhotometricInterpretation == "MONOCHROME1"  # modality values: not inverted
+    np.testing.assert_allclose(sample["image"][0].numpy(), apply_modality_lut(cr.pixel_array, cr),
                                rtol=0, atol=1e-3)
     np.testing.assert_allclose(sample["spacing"].numpy(), [float(v) for v in cr.ImagerPixelSpacing])
     us = samples["examples_ybr_color.dcm.dcm"]
@@ -330,3 +333,22 @@ def test_single_frame_slices_keep_their_lps_affine_and_values(tmp_path):
         np.testing.assert_allclose(sample["affine"].numpy()[:, 1:3], truth.affine[:, 1:3],
                                    atol=1e-4)
         np.testing.assert_allclose(sample["image"][0].numpy(), truth.array[k], atol=1e-3)
+
+
+def test_presentation_window_and_padding_pass_through(tmp_path):
+    """values="presentation" and window= reach decode.stages as read_pixels' do; the padding
+    mask follows the orientation flip."""
+    stored = _image(8)
+    stored[0, :, :3] = 0  # padding along the left edge
+    _write(tmp_path, "w.dcm", stored, orientation=("P", "L"), WindowCenter=[1500, 2000],
+           WindowWidth=[1000, 3000], PixelPaddingValue=0, RescaleSlope=1, RescaleIntercept=0)
+    path = str(tmp_path / "w.dcm")
+    for window in (None, 1, (1800.0, 600.0)):
+        sample = dicomml.DicomImageDataset(tmp_path, values="presentation", window=window)[0]
+        expected = dicomml.read_pixels(path, values="presentation", window=window)
+        np.testing.assert_array_equal(sample["image"].numpy(), expected)
+    flipped = dicomml.DicomImageDataset(tmp_path, values="presentation", orient="A")[0]
+    mask = flipped["padding_mask"]
+    assert mask.shape == (1, ROWS, COLUMNS) and mask.dtype == torch.bool
+    expected_mask = np.flip(stored[0] == 0, axis=-1)
+    np.testing.assert_array_equal(mask[0].numpy(), expected_mask)

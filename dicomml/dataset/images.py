@@ -26,10 +26,15 @@ Sample (after the transforms):
 - identifiers (``SOPInstanceUID``, ``series_key``, ``PatientID``, ``StudyInstanceUID``,
   ``SeriesInstanceUID``, ``AccessionNumber``), ``frame`` (the frame index; a list for
   ``"channels"``), ``metadata`` (catalog columns), ``provenance`` (values stage, spacing
-  rule, flips, frames) and ``label`` when labels are joined.
+  rule, flips, frames), ``padding_mask`` (when the image has padding) and ``label`` when
+  labels are joined.
 
-``values=``: ``"modality"`` (default; Rescale Slope / Intercept, MONOCHROME1 mirrored so that
-higher is brighter) or ``"stored"`` (the stored integers as they are, as float32). ``orient=``: up to two
+``values=``: ``"modality"`` (default), ``"presentation"`` (the VOI window or LUT, then
+MONOCHROME1 / Presentation LUT Shape resolved: [0, 1], higher is brighter; ``window=`` picks a
+window by index or explanation, or gives ``(center, width)``) or ``"stored"``, computed by
+:mod:`dicomml.decode.stages` (the one owner of the value transforms), what was applied in
+``provenance["values"]``; Pixel Padding Value gives ``sample["padding_mask"]`` (bool,
+(C, rows, columns), True on padding) when the image has padding. ``orient=``: up to two
 Patient Orientation letters that the image's rows / columns should point to, e.g. ``"L"``
 (the patient's left on the image's right: the radiological convention of a chest film), ``"A"``
 (mammography: anterior, the nipple, to the right, so the chest wall is always on the left),
@@ -71,7 +76,7 @@ from .series import _check_index, _check_splits, _generator
 
 log = logging.getLogger("dicomml.dataset")
 
-VALUES = ("stored", "modality")
+VALUES = ("stored", "modality", "presentation")
 MULTIFRAME = ("frames", "channels", "skip")
 SPACING_PLANES = ("patient", "detector")
 #: catalog columns in ``sample["metadata"]`` by default
@@ -205,7 +210,8 @@ class DicomImageDataset(torch.utils.data.Dataset):
     def __init__(self, source, *, filter=None, transform=None, labels=None,
                  label_column: str | list[str] = "label", on: str | None = None,
                  keep_unlabeled: bool = False, cache_dir: str | os.PathLike | None = None,
-                 on_error: str = "raise", values: str = "modality", orient: str | None = None,
+                 on_error: str = "raise", values: str = "modality", window=None,
+                 orient: str | None = None,
                  spacing: str = "patient", multiframe: str = "frames", frames=None,
                  metadata: Iterable[str] = IMAGE_METADATA, seed: int | None = None,
                  scan_workers: int | None = None, splits: Mapping | None = None):
@@ -215,7 +221,8 @@ class DicomImageDataset(torch.utils.data.Dataset):
         _check_choice("on_error", on_error, ("raise", "skip"))
         if orient:
             orientation_flips("", orient)  # checks the letters now
-        self.values, self.orient, self.spacing = values, orient or "", spacing
+        self.values, self.window = values, window
+        self.orient, self.spacing = orient or "", spacing
         self.multiframe, self.frames, self.on_error = multiframe, frames, on_error
         self.metadata_keys = tuple(metadata)
         catalog = _source.select(Catalog.open(source, workers=scan_workers), filter)
@@ -310,7 +317,8 @@ class DicomImageDataset(torch.utils.data.Dataset):
             return self._decode(row, self._frames[index])
         key = entry_key([row["path"]], self._prefix_keys, {
             "image": str(row["SOPInstanceUID"]), "frames": self._frames[index],
-            "values": self.values, "orient": self.orient, "spacing": self.spacing,
+            "values": self.values, "window": self.window, "orient": self.orient,
+            "spacing": self.spacing,
             "metadata": list(self.metadata_keys)})
         try:
             sample = self.cache.load(key)
@@ -327,12 +335,15 @@ class DicomImageDataset(torch.utils.data.Dataset):
 
     def _decode(self, row: pd.Series, frames) -> dict:
         wanted = frames if isinstance(frames, list) else [frames]
-        image = image_values(_read_frames(row, wanted), row, self.values)
+        image, record, mask = image_values(_read_frames(row, wanted), row, self.values,
+                                           wanted, self.window)
         spacing, spacing_rule = pixel_spacing(row, self.spacing)
         affine, affine_kind = _image_affine(row, spacing)
         flips, orientation, unknown = orientation_flips(row.get("PatientOrientation"),
                                                         self.orient)
         image, affine = _flip(image, affine, flips)
+        if mask is not None:
+            mask, _ = _flip(mask, affine, flips)
         sample = {
             "image": torch.from_numpy(np.ascontiguousarray(image)[:, None]),
             "affine": torch.from_numpy(affine),
@@ -344,10 +355,12 @@ class DicomImageDataset(torch.utils.data.Dataset):
             "orientation": orientation,
             "laterality": _text(row.get("ImageLaterality")) or _text(row.get("Laterality")),
             "metadata": {k: _source.plain(row.get(k)) for k in self.metadata_keys},
-            "provenance": {"values": self.values, "spacing": spacing_rule,
+            "provenance": {"values": _source.plain_tree(record), "spacing": spacing_rule,
                            "affine": affine_kind, "frames": wanted,
                            "flip": flips + [f"unknown {axis}" for axis in unknown]},
         }
+        if mask is not None:
+            sample["padding_mask"] = torch.from_numpy(np.ascontiguousarray(mask)[:, None])
         return _pipeline.apply_chain(self._prefix, sample)
 
     def _skip(self, index: int, exc: BaseException) -> FailedSample:
@@ -415,32 +428,30 @@ def _read_frames(row: pd.Series, frames: list[int]) -> np.ndarray:
     return read_frames(encoded, frames, threads=1)
 
 
-def image_values(stored: np.ndarray, row: Mapping, values: str) -> np.ndarray:
-    """Stored values -> the ``values`` stage, channel first: float32 ``(C, rows, columns)``
-    (grey: C = the frames; colour: R, G, B per frame, frame-major). The one hand-off to the
-    value transforms (:func:`dicomml.loader.values.store`: Rescale Slope / Intercept,
-    MONOCHROME1 mirrored so that higher is brighter; colour takes no rescale)."""
-    from dicomml.loader.values import store
+def image_values(stored: np.ndarray, row: Mapping, values: str, frames: list[int],
+                 window=None) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """Stored values of ``frames`` of a catalog row's image -> ``(values, record, padding
+    mask)``, channel first: float32 ``(C, rows, columns)`` (grey: C = the frames; colour: R, G,
+    B per frame, frame-major), what was applied, and a bool mask of the same shape (None
+    without padding). The one hand-off to :mod:`dicomml.decode.stages`: parameters from the
+    catalog's columns, or from the header where they cannot describe the stage
+    (:func:`~dicomml.decode.stages.needs_header`: LUT sequences, multi-frame objects)."""
+    from dicomml.decode import stages
+    from dicomml.decode.reader import read_header
 
-    if stored.ndim == 4:  # colour: (frames, rows, columns, 3) -> (frames * 3, rows, columns)
-        return np.ascontiguousarray(np.moveaxis(stored, -1, 1), dtype=np.float32).reshape(
-            -1, *stored.shape[1:3])
-    plane = {"bits_allocated": row.get("BitsAllocated"), "bits_stored": row.get("BitsStored"),
-             "pixel_representation": row.get("PixelRepresentation"),
-             "photometric": row.get("PhotometricInterpretation"),
-             "slope": _number(row.get("RescaleSlope"), 1.0),
-             "intercept": _number(row.get("RescaleIntercept"), 0.0)}
-    plane = {k: v for k, v in plane.items() if v is not None and v == v}
-    if values == "stored":
-        return stored.astype(np.float32)
-    out = np.empty(stored.shape, np.float32)
-    for k in range(len(stored)):
-        store(stored[k], plane, out[k], np.float32)
-    return out
-
-
-def _number(value, default: float) -> float:
-    return default if value is None or value != value else float(value)
+    path = str(row["path"])
+    if stages.needs_header(row, values, window):
+        every = stages.params_from_dataset(read_header(path), path)
+        params = [every[f] for f in frames]
+    else:
+        params = [stages.params_from_row(row, path)] * len(frames)
+    out, record, mask = stages.apply_frames(stored, params, values, window)
+    out = np.asarray(out, dtype=np.float32)
+    if out.ndim == 4:  # colour: (frames, rows, columns, 3) -> (frames * 3, rows, columns)
+        out = np.ascontiguousarray(np.moveaxis(out, -1, 1)).reshape(-1, *out.shape[1:3])
+        if mask is not None:
+            mask = np.repeat(mask, 3, axis=0)
+    return out, record, mask
 
 
 def _image_affine(row: Mapping, spacing: list[float]) -> tuple[np.ndarray, str]:
@@ -479,11 +490,12 @@ def _flip(image: np.ndarray, affine: np.ndarray, flips: list[str]):
 
 
 def _as_2d(sample: dict, label) -> dict:
-    """The transforms' 3D layout (C, 1, rows, columns) back to (C, rows, columns), spacing
-    (row, column)."""
+    """The transforms' 3D layout (C, 1, rows, columns) of the image and the padding mask back
+    to (C, rows, columns), spacing (row, column)."""
     out = dict(sample)
-    image = out["image"]
-    out["image"] = image.reshape(-1, *image.shape[-2:])
+    for key in ("image", "padding_mask"):
+        if torch.is_tensor(out.get(key)) and out[key].dim() == 4:
+            out[key] = out[key].reshape(-1, *out[key].shape[-2:])
     if torch.is_tensor(out.get("spacing")) and out["spacing"].numel() == 3:
         out["spacing"] = out["spacing"][1:].clone()
     if label is not None:
