@@ -15,6 +15,7 @@ from dicomml.decode import syntaxes as ts
 from dicomml.decode.base import Decoder
 from dicomml.decode.codecs_pylibjpeg import planar_to_interleaved
 from dicomml.decode.info import FrameInfo
+from dicomml.decode.threads import default_threads, on_decode_pool
 
 
 class _Imagecodecs(Decoder):
@@ -92,12 +93,26 @@ class ImagecodecsJpeg2k(_Imagecodecs):
     transfer_syntaxes = ts.J2K_FAMILY | ts.HTJ2K_FAMILY
 
     def decode(self, src: bytes, info: FrameInfo) -> np.ndarray:
-        return self.lib.jpeg2k_decode(src, planar=False, numthreads=1)
+        return self.lib.jpeg2k_decode(src, planar=False, numthreads=frame_threads(info))
 
     def decode_into(self, src: bytes, info: FrameInfo, out: np.ndarray) -> np.ndarray:
-        if self.lib.jpeg2k_decode(src, numthreads=1, out=out) is not out:
+        if self.lib.jpeg2k_decode(src, numthreads=frame_threads(info), out=out) is not out:
             raise ValueError(f"{self.name} did not decode into the buffer given")
         return out
+
+
+#: Frames of at least this many pixels (a mammogram, a radiograph) are decoded by OpenJPEG on
+#: several threads when nothing else uses the cores; smaller frames gain nothing from it.
+THREADED_FRAME_PIXELS = 1 << 20
+
+
+def frame_threads(info: FrameInfo) -> int:
+    """Threads OpenJPEG may use inside one frame: 1 for small frames, inside DataLoader
+    workers and on the decode pool's own threads (frames are then decoded side by side);
+    else the cores :func:`~dicomml.decode.threads.default_threads` allows."""
+    if info.rows * info.columns < THREADED_FRAME_PIXELS or on_decode_pool():
+        return 1
+    return default_threads(releases_gil=True)
 
 
 class ImagecodecsHtj2k(_Imagecodecs):

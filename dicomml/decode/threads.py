@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 #: Upper bound of the default pool (more threads than this rarely pays off for one series).
@@ -49,6 +50,15 @@ def default_threads(*, releases_gil: bool, tasks: int | None = None) -> int:
     return max(1, threads)
 
 
+#: Name prefix of every thread that decodes frames side by side (read_many, load_series).
+DECODE_POOL_PREFIX = "dicomml-decode"
+
+
+def on_decode_pool() -> bool:
+    """True on a thread of :func:`run_each`'s pool (frames are already decoded in parallel)."""
+    return threading.current_thread().name.startswith(DECODE_POOL_PREFIX)
+
+
 def run_each(work, items, threads: int) -> None:
     """``work(item)`` for every item, on ``threads`` threads (inline when 1 or one item);
     the first exception is raised."""
@@ -57,6 +67,6 @@ def run_each(work, items, threads: int) -> None:
         for item in items:
             work(item)
         return
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dicomml-decode") as pool:
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=DECODE_POOL_PREFIX) as pool:
         for future in [pool.submit(work, item) for item in items]:
             future.result()

@@ -46,6 +46,7 @@ from dicomml._columns import absent, column_list
 from dicomml.decode.frames import EncodedPixels
 from dicomml.decode.located import Location, direct_layout, locations_from_columns
 from dicomml.decode.stored import Request, fill
+from dicomml.decode.threads import DECODE_POOL_PREFIX
 from dicomml.errors import (
     DecodeError,
     InvalidDicomError,
@@ -118,7 +119,7 @@ def read_stack(planes: pd.DataFrame, order: np.ndarray, *, dtype="float32",
     else:  # contiguous runs of files per task: each thread fills its own output pages
         size = max(1, math.ceil(len(jobs) / (workers * RUNS_PER_THREAD)))
         runs = [jobs[start:start + size] for start in range(0, len(jobs), size)]
-        with ThreadPoolExecutor(workers) as pool:
+        with ThreadPoolExecutor(workers, thread_name_prefix=DECODE_POOL_PREFIX) as pool:
             list(pool.map(lambda run: _read_files(run, flat, dtype, values), runs))
     return out
 
