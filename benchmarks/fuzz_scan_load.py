@@ -49,6 +49,12 @@ LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN"
             b"UV"}
 SHORT_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO",
              b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
+#: outcome labels that count as findings (:func:`classify`)
+FINDINGS = ("untyped", "crash", "hang", "memory", "shape")
+#: MiB a call may touch beyond twice its file size and its output: the interpreter's own
+#: churn (pandas frames of a catalog, decoder tables); a lie that makes a call allocate by a
+#: header value shows as tens of MiB to GiB
+SLACK_MB = 48
 INTERESTING_32 = [0, 1, 0x7F, 0xFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFF0, 0xFFFFFFFE,
                   0xFFFFFFFF]
 PYDICOM_SEEDS = ["CT_small.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm",
@@ -61,40 +67,168 @@ import json, os, resource, sys, time, traceback, warnings
 warnings.simplefilter("ignore")
 limit = int(sys.argv[3]) * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import numpy as np
+import pydicom
 import dicomml
+from dicomml.dataset import DicomSeriesDataset
 from dicomml.errors import DicommlError
-folder, log_path = sys.argv[1], sys.argv[2]
-names = sys.argv[4:]
+folder, log_path, slack = sys.argv[1], sys.argv[2], int(sys.argv[4]) * 2**20
+names = sys.argv[5:]
 scan_first = not (names and names[0] == "--no-scan")
 names = names if scan_first else names[1:]
+with_loader = not (names and names[0] == "--no-loader")
+names = names if with_loader else names[1:]
 log = open(log_path, "a", buffering=1)
+selftest = os.environ.get("DICOMML_FUZZ_SELFTEST") == "1"
 
-def outcome(call):
+
+def rss_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak():  # Linux: VmHWM := VmRSS (the per-call peak resident set)
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def nbytes(found):
+    if isinstance(found, dict):
+        return sum(nbytes(v) for v in found.values())
+    if isinstance(found, (list, tuple)):
+        return sum(nbytes(v) for v in found)
+    return int(getattr(found, "nbytes", 0) or 0)
+
+
+def shape_of(found):
+    for name in ("array", "image"):
+        found = found.get(name, found) if isinstance(found, dict) else \
+            getattr(found, name, found)
+    return tuple(int(n) for n in getattr(found, "shape", ()))
+
+
+def outcome(call, file_bytes=0, expect=None):
+    # "ok" | "E:<typed>" | "X:<untyped>" | "M:<peak beyond the bound>" | "S:<wrong shape>"
+    reset_peak()
+    base = rss_kib("VmRSS")
     try:
-        call()
-        return "ok"
+        found = call()
     except DicommlError as exc:
-        return "E:" + type(exc).__name__
+        found, result = None, "E:" + type(exc).__name__
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return f"X:{type(exc).__name__}: {str(exc)[:160]} @ {where.filename}:{where.lineno}"
+    else:
+        result = "ok"
+    peak = (rss_kib("VmHWM") - base) * 1024
+    allowed = 2 * file_bytes + 2 * nbytes(found) + slack
+    if peak > allowed:
+        return f"M:peak {peak} bytes > {allowed} (2 x file {file_bytes} + 2 x output " \
+               f"{nbytes(found)} + slack) after {result}"
+    if found is not None and expect is not None:
+        got = shape_of(found)
+        bad = expect(got)
+        if bad:
+            return f"S:shape {got}, the headers declare {bad}"
+    return result
+
+
+def declared(path):
+    # (frames, rows, columns, samples) from pydicom's reading of the header, or None
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if "NumberOfImagesInMosaic" in ds or "PixelData" not in \
+                pydicom.dcmread(path, force=True, defer_size=64):
+            return None
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        if str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR":
+            samples = 3
+        return (int(ds.get("NumberOfFrames", 1) or 1), int(ds.Rows), int(ds.Columns), samples)
+    except Exception:
+        return None
+
+
+def frames_shape(facts, copies):
+    if facts is None:
+        return lambda got: None
+    frames, rows, columns, samples = facts
+    want = (copies * frames, rows, columns) + ((samples,) if samples > 1 else ())
+    return lambda got: None if got == want else want
+
+
+def volume_shape(facts):  # load_series / dataset items: rows x columns planes, any layout
+    if facts is None:
+        return lambda got: None
+    frames, rows, columns, samples = facts
+    total = frames * rows * columns * samples
+    return lambda got: None if int(np.prod(got)) == total and rows in got and columns in got \
+        else f"{total} values of {rows} x {columns} planes"
+
+
+def loader_outcome(sample):
+    record = getattr(sample, "record", None)
+    if record is None:
+        return "ok"
+    kind = record["error_type"]
+    return "E:" + kind if kind in typed else \
+        f"X:{kind}: {str(record['message'])[:160]} @ DataLoader worker (skipped series)"
+
+
+def _loader_outcomes(loader, keys, position):
+    # yields once per series (None after an exception, which ends the loader's iterator)
+    it = iter(loader)
+    while position < len(keys):
+        first = files_of.get(keys[position], ["?"])[0]
+        log.write(f"start\tloader:{first}\n")
+        try:
+            got, ended = loader_outcome(next(it)), False
+        except StopIteration:
+            return
+        except DicommlError as exc:
+            got, ended = "E:" + type(exc).__name__, True
+        except Exception as exc:
+            got, ended = f"X:{type(exc).__name__}: {str(exc)[:160]} @ DataLoader", True
+        log.write(f"end\tloader:{first}\t" + json.dumps({"loader": got}) + "\n")
+        position += 1
+        yield None if ended else got
+        if ended:
+            return
+
 
 catalogs = []
 if scan_first:
     log.write("start\tscan\n")
     log.write("end\tscan\t" + json.dumps({"scan": outcome(
         lambda: catalogs.append(dicomml.scan(folder, workers=1, progress=False)))}) + "\n")
-rows_of, recorded = {}, {}
+rows_of, recorded, series_of, files_of = {}, {}, {}, {}
+typed = {n for n in dir(dicomml.errors) if n.endswith("Error")} | {
+    "DICOMDIR", "OSError", "WorkerCrash"}
 if catalogs:
     found = catalogs[0].instances
-    rows_of = {os.path.basename(p): found.iloc[[i]] for i, p in enumerate(found["path"])}
-    typed = {n for n in dir(dicomml.errors) if n.endswith("Error")} | {
-        "DICOMDIR", "OSError", "WorkerCrash"}
+    for i, (p, key) in enumerate(zip(found["path"], found["series_key"])):
+        rows_of[os.path.basename(p)] = found.iloc[[i]]
+        series_of[os.path.basename(p)] = key
+        files_of.setdefault(key, []).append(os.path.basename(p))
     for bad in catalogs[0].errors.itertuples():  # the scan's error record of each file
         kind = bad.error_type
         recorded[os.path.basename(bad.path)] = ("E:" + kind) if kind in typed else \
             f"X:{kind}: {str(bad.reason)[:160]} @ scan error record"
-selftest = os.environ.get("DICOMML_FUZZ_SELFTEST") == "1"
+items = {}  # series key -> outcome of its DicomSeriesDataset item in this process
+
+
+def item(name, facts):
+    key = series_of[name]
+    if key not in items:
+        single = facts if len(files_of[key]) == 1 else None
+        items[key] = outcome(
+            lambda: DicomSeriesDataset(catalogs[0], filter=[key])[0],
+            sum(os.path.getsize(folder + "/" + n) for n in files_of[key]), volume_shape(single))
+    return items[key]
+
+
 for name in names:
     path = folder + "/" + name
     log.write(f"start\t{name}\n")
@@ -104,14 +238,43 @@ for name in names:
             os.abort()
         if head == b"HANG!":
             time.sleep(3600)
-    result = {"pixels": outcome(lambda: dicomml.read_pixels(path)),
-              "load": outcome(lambda: dicomml.load_series(path)),
-              "many": outcome(lambda: dicomml.read_many([path, path], threads=1))}
+    size, facts = os.path.getsize(path), declared(path)
+    result = {"pixels": outcome(lambda: dicomml.read_pixels(path), size,
+                                frames_shape(facts, 1)),
+              "load": outcome(lambda: dicomml.load_series(path), size, volume_shape(facts)),
+              "many": outcome(lambda: dicomml.read_many([path, path], threads=1), 2 * size,
+                              frames_shape(facts, 2))}
     if name in rows_of:  # the catalog row's offsets and values (no header walked again)
-        result["rows"] = outcome(lambda: dicomml.read_many(rows_of[name], threads=1))
+        result["rows"] = outcome(lambda: dicomml.read_many(rows_of[name], threads=1), size,
+                                 frames_shape(facts, 1))
+        result["item"] = item(name, facts)
     if name in recorded:  # an untyped exception recorded by the scan is a finding too
         result["scan_record"] = recorded[name]
     log.write(f"end\t{name}\t{json.dumps(result)}\n")
+
+if catalogs and with_loader and len(catalogs[0].series):
+    # every series of the batch as a DicomSeriesDataset item (on_error="skip", as in
+    # training) in one DataLoader worker; an error type outside dicomml.errors in a skipped
+    # series' record, an exception that escapes, or a worker that dies or stalls is pinned
+    # on the series' first file (logged as "loader:<file>")
+    import logging
+    import torch.utils.data
+
+    logging.disable(logging.WARNING)
+    dataset = DicomSeriesDataset(catalogs[0], on_error="skip")
+    keys = dataset.series_keys
+    position = 0
+    while position < len(keys):
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(dataset, range(position, len(keys))), batch_size=None,
+            num_workers=1, timeout=float(os.environ.get("FUZZ_TIMEOUT", 30)))
+        for sample in _loader_outcomes(loader, keys, position):
+            position += 1
+            if sample is None:
+                break  # the loader ended with an exception: a fresh one goes on
+        del loader
+
+
 """
 
 
@@ -197,7 +360,8 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, list[str]]:
 
 
 # --- running batches in a child -------------------------------------------------------------------------
-def run_batch(folder: Path, names: list[str], *, timeout: float, memory_mb: int) -> dict:
+def run_batch(folder: Path, names: list[str], *, timeout: float, memory_mb: int,
+              slack_mb: int = SLACK_MB) -> dict:
     """Run the child on ``names``; return {name: outcome | "crash:..." | "hang"}, plus the
     batch scan's outcome under "scan".
 
@@ -205,21 +369,29 @@ def run_batch(folder: Path, names: list[str], *, timeout: float, memory_mb: int)
     folder scan once that crashed: each file's ``load_series`` scans it alone anyway).
     """
     results: dict[str, object] = {}
-    pending, with_scan = list(names), True
+    pending, with_scan, with_loader = list(names), True, True
     while pending:
-        status, started = _run_child(folder, pending if with_scan else ["--no-scan", *pending],
-                                     results, timeout=timeout, memory_mb=memory_mb)
+        args = pending if with_scan else ["--no-scan", *pending]
+        status, started = _run_child(folder, args if with_loader else ["--no-loader", *args],
+                                     results, timeout=timeout, memory_mb=memory_mb,
+                                     slack_mb=slack_mb)
         if status is None:
             break
         culprit = started or "scan"
-        results[culprit] = status
+        if culprit == "scan":
+            results["scan"] = status
+        elif culprit.startswith("loader:"):  # a DataLoader pass that hung or took the child
+            results.setdefault(culprit[7:], {})["loader"] = status
+        else:
+            results[culprit] = {"child": status}
         with_scan = with_scan and culprit != "scan"
+        with_loader = with_loader and not culprit.startswith("loader:")
         pending = [n for n in pending if n not in results]
     return results
 
 
 def _run_child(folder: Path, args: list[str], results: dict, *, timeout: float,
-               memory_mb: int):
+               memory_mb: int, slack_mb: int):
     """One child run; fills ``results`` from its log; returns (status, file in progress).
 
     ``timeout`` is per input: the child is killed as hung when one input (or the folder scan,
@@ -227,11 +399,11 @@ def _run_child(folder: Path, args: list[str], results: dict, *, timeout: float,
     """
     log_path = folder.parent / f"{folder.name}.log"
     log_path.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    env = {**os.environ, "FUZZ_TIMEOUT": str(timeout), "PYTHONPATH": os.pathsep.join(
         [str(REPO), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(log_path),
-                                 str(memory_mb), *args], stdout=subprocess.DEVNULL,
+                                 str(memory_mb), str(slack_mb), *args], stdout=subprocess.DEVNULL,
                                 stderr=stderr, env=env)
         status = _wait(proc, log_path, timeout)
         if status is None and proc.returncode != 0:
@@ -246,7 +418,12 @@ def _run_child(folder: Path, args: list[str], results: dict, *, timeout: float,
             started = parts[1]
         elif parts[0] == "end" and len(parts) == 3:
             value = json.loads(parts[2])
-            results[parts[1]] = value["scan"] if parts[1] == "scan" else value
+            if parts[1] == "scan":
+                results["scan"] = value["scan"]
+            elif parts[1].startswith("loader:"):  # the batch's DataLoader pass, per series
+                results.setdefault(parts[1][7:], {}).update(value)
+            else:
+                results.setdefault(parts[1], {}).update(value)
             started = None
     log_path.unlink(missing_ok=True)
     return status, started
@@ -271,10 +448,14 @@ def _wait(proc, log_path: Path, timeout: float):
 
 
 def classify(outcome) -> list[str]:
-    """Labels of one input's outcome: "ok", "typed", "untyped", "crash", "hang"."""
+    """Labels of one input's outcome: "ok", "typed", "untyped", "crash", "hang", "memory"
+    (a call's peak resident memory beyond twice the file size plus the output and the slack),
+    "shape" (a result whose shape is not the one the headers declare)."""
     if isinstance(outcome, str):
         return ["hang" if outcome == "hang" else "crash" if outcome.startswith("crash")
                 else "untyped" if outcome.startswith("X:") else
+                "memory" if outcome.startswith("M:") else
+                "shape" if outcome.startswith("S:") else
                 "typed" if outcome.startswith("E:") else "ok"]
     return [classify(v)[0] for v in outcome.values()]
 
@@ -322,7 +503,7 @@ def run_inputs(generate, n_inputs: int, work: Path, *, seed: int, batch_size: in
         for name, outcome in results.items():
             labels = classify(outcome)
             counts.update(f"{name == 'scan' and 'scan_' or ''}{label}" for label in labels)
-            if any(label in ("untyped", "crash", "hang") for label in labels):
+            if any(label in FINDINGS for label in labels):
                 findings.append(_finding(batch, name, outcome, recipes.get(name), out))
         done += len(recipes)
         shutil.rmtree(batch)
@@ -330,7 +511,10 @@ def run_inputs(generate, n_inputs: int, work: Path, *, seed: int, batch_size: in
             "outcomes": dict(counts), "findings": findings,
             "n_crashes": sum("crash" in classify(f["outcome"]) for f in findings),
             "n_hangs": sum("hang" in classify(f["outcome"]) for f in findings),
-            "n_untyped": sum("untyped" in classify(f["outcome"]) for f in findings)}
+            "n_untyped": sum("untyped" in classify(f["outcome"]) for f in findings),
+            "n_memory": sum("memory" in classify(f["outcome"]) for f in findings),
+            "n_shape": sum("shape" in classify(f["outcome"]) for f in findings),
+            "inputs_per_second": round(n_inputs / max(time.perf_counter() - started, 1e-9), 2)}
 
 
 def _finding(batch: Path, name: str, outcome, recipe, out: Path | None) -> dict:

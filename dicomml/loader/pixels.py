@@ -163,8 +163,7 @@ def palette_lut(header, path: str) -> tuple[np.ndarray, int]:
         if data not in header and f"Segmented{data}" not in header:
             raise MissingTagError("a PALETTE COLOR image needs its lookup tables",
                                   path=path, tag=data)
-    entries, first, _ = header.RedPaletteColorLookupTableDescriptor
-    entries = entries or 65536
+    entries, first = _palette_range(header, path)
     indices = np.arange(first, first + entries, dtype=np.uint16 if first + entries > 256
                         else np.uint8)  # every index the table covers, in order
     try:
@@ -173,6 +172,22 @@ def palette_lut(header, path: str) -> tuple[np.ndarray, int]:
         raise InvalidTagError(f"unusable palette lookup table: {exc}", path=path,
                               tag="RedPaletteColorLookupTableData") from exc
     return table, int(first)
+
+
+def _palette_range(header, path: str) -> tuple[int, int]:
+    """``(entries, first)`` of the red descriptor (0 entries means 65536); InvalidTagError
+    unless it holds three numbers and maps indices within 0..65535 (stored values of at most
+    16 bits)."""
+    tag = "RedPaletteColorLookupTableDescriptor"
+    try:
+        entries, first, _ = (int(v) for v in header[tag].value)
+    except Exception as exc:  # noqa: BLE001 - wrong count, VR or value of the descriptor
+        raise InvalidTagError(f"unusable palette descriptor: {exc}", path=path, tag=tag) from exc
+    entries = entries or 65536
+    if not (0 <= first and 0 < entries and first + entries <= 65536):
+        raise InvalidTagError(f"the palette descriptor maps indices {first} to "
+                              f"{first + entries - 1}, beyond 0..65535", path=path, tag=tag)
+    return entries, first
 
 
 def _read_colour_file(where: Location, items, flat: np.ndarray, lut) -> None:

@@ -30,8 +30,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from dicomml import syntaxes as ts
 from dicomml._columns import absent
-from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError
+from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError, TruncatedFileError
 from dicomml.geometry.planes import DEFAULTS, normalise, plane_table
 
 from ._util import column, value
@@ -64,7 +65,9 @@ def build_planes(instances: pd.DataFrame) -> pd.DataFrame:
     if len(single):
         parts.append(_single_frame_planes(single))
     for index in instances.index[~plain]:
-        parts.append(_header_planes(instances.loc[index].to_dict(), special[index]))
+        row = instances.loc[index].to_dict()
+        check_frames_fit(row)
+        parts.append(_header_planes(row, special[index]))
     planes = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     planes = normalise(planes)
     check_planes(planes)
@@ -263,6 +266,51 @@ def _header_number(ds, name: str, path: str) -> float:
 
 
 # ------------------------------------------------------------------------------ checks
+def check_frames_fit(row: dict) -> None:
+    """Refuse a NumberOfFrames that the file cannot hold, from its catalog row, before a plane
+    (and a pydicom item walk) per declared frame is made: native data need
+    ``ceil(frames x Rows x Columns x SamplesPerPixel x BitsAllocated / 8)`` bytes of Pixel
+    Data; encapsulated data at least one 8-byte item header per frame before the end of the
+    file. TruncatedFileError names PixelData and both sizes. Values that are absent or not
+    numbers are left to the later checks (:func:`check_count`, the decoders).
+
+    >>> check_frames_fit({"path": "a.dcm", "NumberOfFrames": 3, "Rows": 4, "Columns": 4,
+    ...     "BitsAllocated": 16, "TransferSyntaxUID": "1.2.840.10008.1.2.1",
+    ...     "pixel_data_length": 64})
+    Traceback (most recent call last):
+    dicomml.errors.TruncatedFileError: a.dcm: NumberOfFrames 3 x Rows x Columns x bytes need 96 \
+bytes of pixel data, the file holds 64 [tag PixelData]
+    """
+    numbers = {}
+    for name in ("NumberOfFrames", "Rows", "Columns", "BitsAllocated", "SamplesPerPixel",
+                 "pixel_data_length", "pixel_data_offset", "file_size"):
+        found = value(row, name)
+        try:
+            numbers[name] = float(found)
+        except (TypeError, ValueError):
+            numbers[name] = math.nan
+    frames, syntax = numbers["NumberOfFrames"], str(value(row, "TransferSyntaxUID", ""))
+    if not math.isfinite(frames) or frames <= 1:
+        return
+    if syntax in ts.NATIVE and syntax != ts.DEFLATED_EXPLICIT_VR_LE:
+        bits = numbers["Rows"] * numbers["Columns"] * numbers["BitsAllocated"] * \
+            (1 if math.isnan(numbers["SamplesPerPixel"]) else numbers["SamplesPerPixel"])
+        held = numbers["pixel_data_length"]
+        if math.isfinite(bits) and bits > 0 and math.isfinite(held) and held >= 0 \
+                and math.ceil(frames * bits / 8) > held:
+            raise TruncatedFileError(
+                f"NumberOfFrames {int(frames)} x Rows x Columns x bytes need "
+                f"{math.ceil(frames * bits / 8)} bytes of pixel data, the file holds "
+                f"{int(held)}", path=row.get("path"), tag="PixelData")
+    elif syntax in ts.ENCAPSULATED:
+        room = numbers["file_size"] - numbers["pixel_data_offset"]
+        if math.isfinite(room) and frames * 8 > room:
+            raise TruncatedFileError(
+                f"NumberOfFrames {int(frames)} needs at least {int(frames) * 8} bytes of "
+                f"fragment items, the file holds {int(max(room, 0))} after the Pixel Data "
+                f"offset", path=row.get("path"), tag="PixelData")
+
+
 def check_count(number, *, path: str, tag: str, low: int = 1, high: int) -> int:
     """``number`` as an int in ``[low, high]``; MissingTagError when NaN/None, InvalidTagError
     when not a whole number or out of range."""
