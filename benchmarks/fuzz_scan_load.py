@@ -212,6 +212,7 @@ if catalogs:
         rows_of[os.path.basename(p)] = found.iloc[[i]]
         series_of[os.path.basename(p)] = key
         files_of.setdefault(key, []).append(os.path.basename(p))
+    series_keys = set(catalogs[0].series["series_key"])
     for bad in catalogs[0].errors.itertuples():  # the scan's error record of each file
         kind = bad.error_type
         recorded[os.path.basename(bad.path)] = ("E:" + kind) if kind in typed else \
@@ -247,7 +248,8 @@ for name in names:
     if name in rows_of:  # the catalog row's offsets and values (no header walked again)
         result["rows"] = outcome(lambda: dicomml.read_many(rows_of[name], threads=1), size,
                                  frames_shape(facts, 1))
-        result["item"] = item(name, facts)
+        if series_of[name] in series_keys:  # files without pixels form no series
+            result["item"] = item(name, facts)
     if name in recorded:  # an untyped exception recorded by the scan is a finding too
         result["scan_record"] = recorded[name]
     log.write(f"end\t{name}\t{json.dumps(result)}\n")
@@ -461,7 +463,8 @@ def classify(outcome) -> list[str]:
 
 
 def fuzz(n_inputs: int, *, seed: int = 0, batch_size: int = 50, timeout: float = 30.0,
-         memory_mb: int = 3072, out: Path | None = None, work: Path | None = None) -> dict:
+         memory_mb: int = 3072, out: Path | None = None, work: Path | None = None,
+         stop_at: float | None = None) -> dict:
     """Run ``n_inputs`` mutated inputs; return the summary dict (see the module docstring)."""
     own_work = work is None
     work = Path(tempfile.mkdtemp(prefix="dicomml_fuzz_")) if own_work else Path(work)
@@ -474,14 +477,15 @@ def fuzz(n_inputs: int, *, seed: int = 0, batch_size: int = 50, timeout: float =
             return data, f"seed {which}: {', '.join(recipe)}"
 
         return run_inputs(generate, n_inputs, work, seed=seed, batch_size=batch_size,
-                          timeout=timeout, memory_mb=memory_mb, out=out)
+                          timeout=timeout, memory_mb=memory_mb, out=out, stop_at=stop_at)
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
 
 
 def run_inputs(generate, n_inputs: int, work: Path, *, seed: int, batch_size: int,
-               timeout: float, memory_mb: int, out: Path | None) -> dict:
+               timeout: float, memory_mb: int, out: Path | None,
+               stop_at: float | None = None) -> dict:
     """Run ``n_inputs`` files made by ``generate(rng) -> (bytes, recipe)`` through the
     child harness in batches under ``work``; return the summary dict (module docstring).
     The fuzzers differ only in ``generate`` (this one's mutations, fuzz_structured's lies)."""
@@ -490,7 +494,7 @@ def run_inputs(generate, n_inputs: int, work: Path, *, seed: int, batch_size: in
     counts: Counter = Counter()
     findings = []
     done = 0
-    while done < n_inputs:
+    while done < n_inputs and (stop_at is None or time.time() < stop_at):
         batch = work / f"batch{done:07d}"
         batch.mkdir(parents=True)
         recipes = {}
@@ -507,14 +511,17 @@ def run_inputs(generate, n_inputs: int, work: Path, *, seed: int, batch_size: in
                 findings.append(_finding(batch, name, outcome, recipes.get(name), out))
         done += len(recipes)
         shutil.rmtree(batch)
-    return {"inputs": n_inputs, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
+        print(json.dumps({"done": done, "seconds": round(time.perf_counter() - started, 1),
+                          "findings": len(findings), "outcomes": dict(counts)}),
+              file=sys.stderr, flush=True)
+    return {"inputs": done, "inputs_asked": n_inputs, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
             "outcomes": dict(counts), "findings": findings,
             "n_crashes": sum("crash" in classify(f["outcome"]) for f in findings),
             "n_hangs": sum("hang" in classify(f["outcome"]) for f in findings),
             "n_untyped": sum("untyped" in classify(f["outcome"]) for f in findings),
             "n_memory": sum("memory" in classify(f["outcome"]) for f in findings),
             "n_shape": sum("shape" in classify(f["outcome"]) for f in findings),
-            "inputs_per_second": round(n_inputs / max(time.perf_counter() - started, 1e-9), 2)}
+            "inputs_per_second": round(done / max(time.perf_counter() - started, 1e-9), 2)}
 
 
 def _finding(batch: Path, name: str, outcome, recipe, out: Path | None) -> dict:
@@ -541,17 +548,32 @@ def cli(fuzz_function, argv, *, description: str, inputs: int, batch_size: int,
                         help="address-space limit of the child (MiB)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder to copy crashing/hanging/untyped inputs to")
+    parser.add_argument("--stop-at", default=None,
+                        help="UTC time (HH:MM, today) after which no new batch starts; the "
+                             "summary counts the inputs that ran")
     args = parser.parse_args(argv)
     summary = fuzz_function(args.inputs, seed=args.seed, batch_size=args.batch_size,
-                            timeout=args.timeout, memory_mb=args.memory_mb, out=args.out)
+                            timeout=args.timeout, memory_mb=args.memory_mb, out=args.out,
+                            stop_at=_epoch(args.stop_at))
     summary["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     print(json.dumps(summary, indent=2))
     return 0
 
 
+def _epoch(hh_mm: str | None) -> float | None:
+    """Seconds since the epoch of ``HH:MM`` UTC today (None stays None)."""
+    if hh_mm is None:
+        return None
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hours, minutes = map(int, hh_mm.split(":"))
+    return now.replace(hour=hours, minute=minutes, second=0, microsecond=0).timestamp()
+
+
 def main(argv=None) -> int:
     return cli(fuzz, argv, description=__doc__.split("\n\n")[0], inputs=2000,
-               batch_size=100, memory_mb=3072)
+               batch_size=500, memory_mb=4096)
 
 
 if __name__ == "__main__":

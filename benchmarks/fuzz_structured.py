@@ -505,12 +505,13 @@ FAMILY_MAKERS = {"codec": codec_case, "encaps": encaps_case, "geometry": geometr
 
 
 def fuzz(n_inputs: int, *, seed: int = 0, batch_size: int = 50, timeout: float = 30.0,
-         memory_mb: int = 4096, out: Path | None = None) -> dict:
+         memory_mb: int = 4096, out: Path | None = None, stop_at: float | None = None) -> dict:
     """Run ``n_inputs`` hostile files; the summary of :func:`fuzz_scan_load.fuzz`."""
     work = Path(tempfile.mkdtemp(prefix="dicomml_structured_"))
     try:
         return harness.run_inputs(_generate, n_inputs, work, seed=seed, batch_size=batch_size,
-                                  timeout=timeout, memory_mb=memory_mb, out=out)
+                                  timeout=timeout, memory_mb=memory_mb, out=out,
+                                  stop_at=stop_at)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -523,7 +524,7 @@ def _generate(rng: random.Random) -> tuple[bytes, str]:
 
 def main(argv=None) -> int:
     return harness.cli(fuzz, argv, description=__doc__.split("\n\n")[0], inputs=300,
-                       batch_size=50, memory_mb=4096)
+                       batch_size=500, memory_mb=4096)
 
 
 if __name__ == "__main__":
