@@ -133,6 +133,10 @@ def outcome(call, file_bytes=0, expect=None):
         bad = expect(got)
         if bad:
             return f"S:shape {got}, the headers declare {bad}"
+        affine = found.get("affine") if isinstance(found, dict) else \
+            getattr(found, "affine", None)
+        if affine is not None and not np.isfinite(np.asarray(affine, dtype=float)).all():
+            return f"S:affine not finite {np.asarray(affine).tolist()}"
     return result
 
 
@@ -452,7 +456,8 @@ def _wait(proc, log_path: Path, timeout: float):
 def classify(outcome) -> list[str]:
     """Labels of one input's outcome: "ok", "typed", "untyped", "crash", "hang", "memory"
     (a call's peak resident memory beyond twice the file size plus the output and the slack),
-    "shape" (a result whose shape is not the one the headers declare)."""
+    "shape" (a result whose shape is not the one the headers declare, or a volume whose
+    affine is not finite)."""
     if isinstance(outcome, str):
         return ["hang" if outcome == "hang" else "crash" if outcome.startswith("crash")
                 else "untyped" if outcome.startswith("X:") else
@@ -549,7 +554,7 @@ def cli(fuzz_function, argv, *, description: str, inputs: int, batch_size: int,
     parser.add_argument("--out", type=Path, default=None,
                         help="folder to copy crashing/hanging/untyped inputs to")
     parser.add_argument("--stop-at", default=None,
-                        help="UTC time (HH:MM, today) after which no new batch starts; the "
+                        help="UTC time (HH:MM, the next one) after which no new batch starts; the "
                              "summary counts the inputs that ran")
     args = parser.parse_args(argv)
     summary = fuzz_function(args.inputs, seed=args.seed, batch_size=args.batch_size,
@@ -568,7 +573,10 @@ def _epoch(hh_mm: str | None) -> float | None:
 
     now = datetime.datetime.now(datetime.timezone.utc)
     hours, minutes = map(int, hh_mm.split(":"))
-    return now.replace(hour=hours, minute=minutes, second=0, microsecond=0).timestamp()
+    target = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    if target <= now:  # past today: the next one (a run started before midnight)
+        target += datetime.timedelta(days=1)
+    return target.timestamp()
 
 
 def main(argv=None) -> int:

@@ -98,16 +98,55 @@ def read_dataset(path, *, max_inflated_bytes: int = MAX_INFLATED_BYTES):
     except (FileNotFoundError, IsADirectoryError, PermissionError, DicommlError):
         raise  # ours (the bounded inflation's) name the file already
     except PydicomInvalidDicomError as exc:
+        found = _read_as_catalog(path)
+        if found is not None:
+            return found
         raise _without_pixels(path) or NotDicomError(f"not a DICOM file: {exc}",
                                                      path=path) from exc
     except EOFError as exc:
         raise TruncatedFileError(f"file ends inside its header: {exc}", path=path) from exc
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on broken headers
-        raise InvalidDicomError(f"header cannot be parsed: {type(exc).__name__}: {exc}",
-                                path=path) from exc
+        # an element running past the end of the file is the parser's TruncatedFileError
+        # (what scan records for it), else pydicom's failure
+        raise _truncation(path, None) or InvalidDicomError(
+            f"header cannot be parsed: {type(exc).__name__}: {exc}", path=path) from exc
     if not syntax:
         raise MissingTagError("file meta has no TransferSyntaxUID", path=path,
                               tag="TransferSyntaxUID")
+    return ds, syntax
+
+
+def _read_as_catalog(path: str):
+    """``(dataset, transfer syntax UID)`` of an image that pydicom reads only with
+    ``force=True`` (no preamble, no ``DICM`` prefix, or a bare data set) but the catalog's
+    parser reads: ``scan``, ``load_series``, ``read_pixels`` and ``read_many`` then all read
+    it (what pydicom's ``dcmread(force=True)`` reads, the meta group found where the parser
+    found it, the transfer syntax the parser found or guessed). None when the parser refuses
+    the file, finds no Pixel Data, or it is deflated."""
+    from dicomml.catalog.header import parse_file, row_as_dict
+
+    try:
+        row = row_as_dict(parse_file(path))
+    except Exception:  # noqa: BLE001 - not DICOM to the parser either: the caller's error
+        return None
+    syntax, offset = row.get("TransferSyntaxUID"), row.get("pixel_data_offset")
+    if syntax in ts.DEFLATED_DATA_SET or offset is None or offset < 0:
+        return None
+    with open(path, "rb") as fp:
+        data = fp.read()
+    if data[:4] == b"DICM":  # the meta group after a DICM prefix without the preamble
+        data = bytes(128) + data
+    elif data[:2] == b"\x02\x00":  # the meta group first
+        data = bytes(128) + b"DICM" + data
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    except Exception:  # noqa: BLE001 - pydicom cannot read it even so
+        return None
+    if not str(ds.file_meta.get("TransferSyntaxUID", "") or ""):
+        implicit, little = getattr(ds, "original_encoding", (True, True))
+        syntax = syntax or (ts.IMPLICIT_VR_LE if implicit else ts.EXPLICIT_VR_LE if little
+                            else ts.EXPLICIT_VR_BE)
+        ds.file_meta.TransferSyntaxUID = syntax
     return ds, syntax
 
 

@@ -243,10 +243,17 @@ def output_photometric(info: FrameInfo, header: dict | None) -> str:
     return pi
 
 
-def to_rgb(arr: np.ndarray, photometric: str) -> np.ndarray:
-    """YBR_FULL / YBR_FULL_422 -> RGB with pydicom's own conversion; others unchanged."""
+def to_rgb(arr: np.ndarray, photometric: str, info: FrameInfo | None = None) -> np.ndarray:
+    """YBR_FULL / YBR_FULL_422 -> RGB with pydicom's own conversion; others unchanged.
+    DecodeError (naming BitsAllocated) when the samples are not 8-bit: the conversion is
+    defined for 8-bit YCbCr only (a 16-bit header over an 8-bit JPEG stream)."""
     if photometric in ("YBR_FULL", "YBR_FULL_422") and arr.ndim == 3 and arr.shape[-1] == 3:
         from pydicom.pixels.processing import convert_color_space
+
+        if arr.dtype.itemsize != 1:
+            raise DecodeError(f"{photometric} samples must be 8-bit to convert to RGB, the "
+                              f"frame decodes to {arr.dtype}",
+                              path=None if info is None else info.path, tag="BitsAllocated")
 
         return convert_color_space(arr, "YBR_FULL", "RGB")
     return arr
@@ -279,7 +286,7 @@ def decode_frame(src, info: FrameInfo, decoders: list[Decoder] | None = None, *,
         np.copyto(out, arr.view(out.dtype))
         correct_bits(out, info, header, out)
         return out
-    arr = to_rgb(correct_bits(arr, info, header, out), output_photometric(info, header))
+    arr = to_rgb(correct_bits(arr, info, header, out), output_photometric(info, header), info)
     if out is None:
         return arr if arr.flags.writeable else arr.copy()
     if not _same_buffer(arr, out):

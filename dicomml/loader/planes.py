@@ -8,7 +8,8 @@ Single-frame files are described column-wise from the catalog; enhanced multi-fr
 Every header value used as a size or cast to an integer is checked here, before any pixel is
 read or any array allocated: Rows / Columns (1..65535, the range of their US VR), Bits
 Allocated (1..64), Bits Stored (1..Bits Allocated), Pixel Representation (0 or 1), Pixel
-Spacing (finite, > 0 mm), Rescale Slope / Intercept (finite). A missing required tag raises
+Spacing (finite, > 0 mm), Rescale Slope / Intercept (finite), Image Orientation (Patient) (two
+non-zero, non-parallel vectors). A missing required tag raises
 :class:`~dicomml.errors.MissingTagError`, an unusable one
 :class:`~dicomml.errors.InvalidTagError`, both naming the file and the tag.
 
@@ -340,6 +341,30 @@ def check_records(planes: pd.DataFrame) -> None:
         _check_format(record)
     for record in _distinct(planes, ["path", "pixel_spacing", "slope", "intercept"]):
         _check_scale(record)
+    if "orientation" in planes.columns:
+        for record in _distinct(planes, ["path", "orientation"]):
+            if not _orientations_valid([record["orientation"]]):
+                raise InvalidTagError(
+                    "ImageOrientationPatient must hold two non-zero, non-parallel direction "
+                    f"vectors, got {record['orientation']!r}", path=record["path"],
+                    tag="ImageOrientationPatient")
+
+
+def _orientations_valid(orientations: list) -> bool:
+    """True when every 6-value orientation has finite row and column vectors of non-zero
+    length whose angle's sine is at least 1e-3 (not parallel): a degenerate one makes the
+    slice normal, and so the affine, NaN."""
+    try:
+        values = np.asarray(orientations, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    if values.ndim != 2 or values.shape[1] != 6 or not np.isfinite(values).all():
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        row, col = values[:, :3], values[:, 3:]
+        lengths = np.linalg.norm(row, axis=1) * np.linalg.norm(col, axis=1)
+        sine = np.linalg.norm(np.cross(row, col), axis=1) / lengths
+    return bool((np.isfinite(lengths) & (lengths > 1e-12) & (sine >= 1e-3)).all())
 
 
 def _plainly_valid(planes: pd.DataFrame) -> bool:
@@ -373,7 +398,10 @@ def _plainly_valid(planes: pd.DataFrame) -> bool:
         spacing = np.asarray(column(planes, "pixel_spacing").tolist(), dtype=np.float64)
     except (TypeError, ValueError):
         return False
-    return spacing.ndim == 2 and bool((np.isfinite(spacing) & (spacing > 0)).all())
+    if not (spacing.ndim == 2 and bool((np.isfinite(spacing) & (spacing > 0)).all())):
+        return False
+    return "orientation" not in planes.columns or \
+        _orientations_valid(column(planes, "orientation").tolist())
 
 
 def _distinct(planes: pd.DataFrame, names: list[str]) -> list[dict]:
