@@ -186,7 +186,7 @@ def _loader_outcomes(loader, keys, position):
     it = iter(loader)
     while position < len(keys):
         first = files_of.get(keys[position], ["?"])[0]
-        log.write(f"start\tloader:{first}\n")
+        log.write(f"start\tloader:{first}\t{len(files_of.get(keys[position], [1]))}\n")
         try:
             got, ended = loader_outcome(next(it)), False
         except StopIteration:
@@ -204,7 +204,7 @@ def _loader_outcomes(loader, keys, position):
 
 catalogs = []
 if scan_first:
-    log.write("start\tscan\n")
+    log.write(f"start\tscan\t{1 + len(names) / 20}\n")  # time allowed: see _wait
     log.write("end\tscan\t" + json.dumps({"scan": outcome(
         lambda: catalogs.append(dicomml.scan(folder, workers=1, progress=False)))}) + "\n")
 rows_of, recorded, series_of, files_of = {}, {}, {}, {}
@@ -436,7 +436,9 @@ def _run_child(folder: Path, args: list[str], results: dict, *, timeout: float,
 
 
 def _wait(proc, log_path: Path, timeout: float):
-    """Wait for the child; kill it and return "hang" when one input runs over ``timeout``."""
+    """Wait for the child; kill it and return "hang" when one input runs over ``timeout``
+    (a step that covers several inputs — the batch scan, a DataLoader item of a series of
+    several files — logs its weight as a third field: it is allowed that many timeouts)."""
     last_size, since = -1, time.monotonic()
     allowed = 3 * timeout  # start-up (imports) may take longer than one input
     while proc.poll() is None:
@@ -444,13 +446,25 @@ def _wait(proc, log_path: Path, timeout: float):
         size = log_path.stat().st_size if log_path.exists() else 0
         if size != last_size:
             if last_size >= 0 or size > 0:
-                allowed = timeout
+                allowed = timeout * _weight(log_path)
             last_size, since = size, time.monotonic()
         elif time.monotonic() - since > allowed:
             proc.kill()
             proc.wait()
             return "hang"
     return None
+
+
+def _weight(log_path: Path) -> float:
+    """The weight of the step in progress (the last log line's third field; 1 when none)."""
+    with open(log_path, "rb") as log:
+        log.seek(max(0, log_path.stat().st_size - 512))
+        last = log.read().decode(errors="replace").rstrip("\n").rsplit("\n", 1)[-1]
+    parts = last.split("\t")
+    try:
+        return max(1.0, float(parts[2])) if parts[0] == "start" and len(parts) == 3 else 1.0
+    except ValueError:
+        return 1.0
 
 
 def classify(outcome) -> list[str]:

@@ -175,19 +175,19 @@ def palette_lut(header, path: str) -> tuple[np.ndarray, int]:
 
 
 def _palette_range(header, path: str) -> tuple[int, int]:
-    """``(entries, first)`` of the red descriptor (0 entries means 65536); InvalidTagError
-    unless it holds three numbers and maps indices within 0..65535 (stored values of at most
-    16 bits)."""
+    """``(entries, first)`` of the red descriptor (0 entries means 65536), the entries cut to
+    the indices a stored value of at most 16 bits can take (``first + entries <= 65536``: the
+    rest are unreachable, and ``read_pixels``, through pydicom, ignores them too);
+    InvalidTagError unless it holds three numbers with ``0 <= first <= 65535``."""
     tag = "RedPaletteColorLookupTableDescriptor"
     try:
         entries, first, _ = (int(v) for v in header[tag].value)
     except Exception as exc:  # noqa: BLE001 - wrong count, VR or value of the descriptor
         raise InvalidTagError(f"unusable palette descriptor: {exc}", path=path, tag=tag) from exc
-    entries = entries or 65536
-    if not (0 <= first and 0 < entries and first + entries <= 65536):
-        raise InvalidTagError(f"the palette descriptor maps indices {first} to "
-                              f"{first + entries - 1}, beyond 0..65535", path=path, tag=tag)
-    return entries, first
+    if not 0 <= first <= 65535:
+        raise InvalidTagError(f"the palette descriptor's first mapped value {first} is not "
+                              "in 0..65535", path=path, tag=tag)
+    return min(entries or 65536, 65536 - first), first
 
 
 def _read_colour_file(where: Location, items, flat: np.ndarray, lut) -> None:
