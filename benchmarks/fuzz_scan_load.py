@@ -202,6 +202,33 @@ def _loader_outcomes(loader, keys, position):
             return
 
 
+def warm_up():
+    # every entry point once on pydicom's files of each codec, so that the first hostile
+    # input of a child does not pay (in its peak memory) for lazy imports and decoder tables
+    import shutil, tempfile
+    from pydicom.data import get_testdata_file
+
+    for name in WARM_FILES:
+        try:
+            source = get_testdata_file(name)
+            dicomml.read_pixels(source)
+            dicomml.read_many([source, source], threads=1)
+        except Exception:
+            pass
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(get_testdata_file("CT_small.dcm"), folder)
+        warm = dicomml.scan(folder, workers=1, progress=False)
+        dicomml.load_series(folder + "/CT_small.dcm")
+        dicomml.read_many(warm.instances, threads=1)
+        DicomSeriesDataset(warm)[0]
+
+
+WARM_FILES = ["CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_rle.dcm", "JPEG-lossy.dcm",
+              "SC_rgb_jpeg.dcm", "SC_rgb_jpeg_gdcm.dcm", "MR_small_jpeg_ls_lossless.dcm",
+              "JPEGLSNearLossless_08.dcm", "MR_small_jp2klossless.dcm", "JPEG2000.dcm",
+              "examples_palette.dcm", "image_dfl.dcm", "ExplVR_BigEnd.dcm", "emri_small.dcm",
+              "SC_rgb_small_odd_jpeg.dcm", "rtdose_rle_1frame.dcm", "JPEGLSNearLossless_16.dcm"]
+warm_up()
 catalogs = []
 if scan_first:
     log.write(f"start\tscan\t{1 + len(names) / 20}\n")  # time allowed: see _wait
@@ -405,7 +432,10 @@ def _run_child(folder: Path, args: list[str], results: dict, *, timeout: float,
     """
     log_path = folder.parent / f"{folder.name}.log"
     log_path.unlink(missing_ok=True)
-    env = {**os.environ, "FUZZ_TIMEOUT": str(timeout), "PYTHONPATH": os.pathsep.join(
+    # RUST_BACKTRACE=0: a Rust decoder's panic (caught, a DecodeError) would otherwise
+    # symbolise a backtrace, ~50 MB of debug info read once per process: not the library's
+    env = {**os.environ, "FUZZ_TIMEOUT": str(timeout), "RUST_BACKTRACE": "0",
+           "PYTHONPATH": os.pathsep.join(
         [str(REPO), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(log_path),

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -169,3 +170,164 @@ def test_structured_fuzzer_short_run_is_clean():
     assert (summary["n_crashes"], summary["n_hangs"], summary["n_untyped"]) == (0, 0, 0), \
         summary["findings"][:3]
     assert summary["outcomes"].get("typed", 0) > summary["outcomes"].get("ok", 0)
+
+
+# --- classes found by benchmarks/fuzz_structured.py's families (issue 25, second part) -----------
+def _raw_element(tag: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian element written as it is (no validation)."""
+    if vr in (b"OB", b"OW", b"OF", b"OD", b"OV", b"SQ", b"UN", b"UT"):
+        return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr + b"\0\0" + \
+            struct.pack("<I", len(value)) + value
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr + struct.pack("<H", len(value)) + \
+        value
+
+
+def _with_raw(data: bytes, tag: int, element: bytes) -> bytes:
+    """``data`` (a file from :func:`_header_bytes`) with ``element`` (tag ``tag``) inserted
+    in tag order among the top-level elements after the meta group."""
+    pos = 132
+    while pos + 8 <= len(data):
+        group, elem = struct.unpack_from("<HH", data, pos)
+        vr = data[pos + 4:pos + 6]
+        if group > 2 and (group << 16 | elem) > tag:
+            return data[:pos] + element + data[pos:]
+        if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT"):
+            pos += 12 + struct.unpack_from("<I", data, pos + 8)[0]
+        else:
+            pos += 8 + struct.unpack_from("<H", data, pos + 6)[0]
+    return data + element
+
+
+@pytest.mark.parametrize("orientation", [b"1\\1\\1\\1\\1\\1 ", b"1\\0\\0\\1\\0\\0 ", b"0\\0\\0\\0\\1\\0 "])
+def test_degenerate_orientation_is_refused_not_a_nan_affine(tmp_path, orientation):
+    """ImageOrientationPatient with parallel or zero row / column vectors: load_series and the
+    Dataset used to return a volume whose affine held NaN; now InvalidTagError names the tag.
+    read_pixels does not place pixels, so it still reads them."""
+    data = _header_bytes()
+    at = data.index(struct.pack("<HH", 0x0020, 0x0037))
+    length = struct.unpack_from("<H", data, at + 6)[0]
+    data = data[:at] + _raw_element(0x00200037, b"DS", orientation) + data[at + 8 + length:]
+    path = tmp_path / "iop.dcm"
+    path.write_bytes(data + _pixel_element(32, bytes(32)))
+    result = _run(path)
+    assert result["read_pixels"] == ["ok", [1, 4, 4]]
+    for name in ("load_series", "dataset"):
+        assert result[name][:2] == ["typed", "InvalidTagError"], (name, result[name])
+        assert result[name][2].endswith("[tag ImageOrientationPatient]"), result[name]
+
+
+def test_palette_descriptor_past_16_bits_reads_as_read_pixels_does(tmp_path):
+    """A palette whose descriptor maps indices past 65535 (4096 entries from 65535): the
+    loader's index table overflowed uint16 (OverflowError, untyped); now the unreachable
+    entries are cut, and load_series gives read_pixels' (pydicom's) colours."""
+    import dicomml
+
+    data = _header_bytes(PhotometricInterpretation="PALETTE COLOR")
+    for i in range(3):
+        data = _with_raw(data, 0x00281101 + i, _raw_element(
+            0x00281101 + i, b"US", struct.pack("<3H", 4096, 65535, 16)))
+        data = _with_raw(data, 0x00281201 + i, _raw_element(
+            0x00281201 + i, b"OW", bytes(range(256)) * 32))
+    path = tmp_path / "palette.dcm"
+    path.write_bytes(data + _pixel_element(32, bytes(range(32))))
+    expected = dicomml.read_pixels(path)
+    volume = dicomml.load_series(path)
+    assert np.array_equal(np.asarray(volume.array).reshape(expected.shape), expected)
+    result = _run(path)
+    assert all(outcome[0] == "ok" for name, outcome in result.items() if name != "scan"), \
+        result
+
+
+def test_frame_count_lie_is_refused_before_a_plane_per_frame(tmp_path):
+    """NumberOfFrames 65535 over 32 bytes of native pixels: load_series built 65535 planes
+    (~140 MB, seconds) before the pixel check refused the file; now the catalog row's sizes
+    refuse it first, naming NumberOfFrames and both sizes, with a small peak memory."""
+    path = tmp_path / "frames.dcm"
+    path.write_bytes(_header_bytes(NumberOfFrames=65535) + _pixel_element(32, bytes(32)))
+    code = ("import sys, dicomml\n"
+            "def rss(f):\n"
+            "    return int(next(l for l in open('/proc/self/status') if l.startswith(f))"
+            ".split()[1])\n"
+            "for _ in range(2):  # the first call's lazy imports are not the file's cost\n"
+            "    open('/proc/self/clear_refs', 'w').write('5'); base = rss('VmRSS')\n"
+            "    try:\n        dicomml.load_series(sys.argv[1])\n"
+            "    except dicomml.errors.DicommlError as exc:\n"
+            "        print(type(exc).__name__, exc)\n"
+            "    print(rss('VmHWM') - base)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path), ""], capture_output=True,
+                          text=True, timeout=300, cwd=REPO,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("TruncatedFileError"), done.stdout + done.stderr[-2000:]
+    assert "NumberOfFrames 65535" in lines[0]
+    assert "2097120" in lines[0] and "holds 32" in lines[0]
+    assert int(lines[-1]) < 32 * 1024, f"peak {lines[-1]} KiB"
+
+
+@pytest.mark.parametrize("cut", ["no_preamble", "meta_first", "bare_data_set"])
+def test_files_without_preamble_read_alike_everywhere(tmp_path, cut):
+    """A file with its meta group but no preamble (DICM first, or the meta group first) or a
+    bare data set: read_pixels and read_many raised NotDicomError (pydicom's strict reading)
+    while scan and load_series read it (the catalog parser, pydicom's force=True reading);
+    now every entry point reads it, with the Part 10 file's pixels."""
+    import dicomml
+
+    full = _header_bytes() + _pixel_element(32, bytes(range(32)))
+    if cut == "no_preamble":
+        data = full[128:]
+    elif cut == "meta_first":
+        data = full[132:]
+    else:  # the data set alone: skip the meta group (explicit VR little endian)
+        meta_end = 132 + 12 + struct.unpack_from("<I", full, 140)[0]
+        data = full[meta_end:]
+    (tmp_path / "part10").mkdir()
+    (tmp_path / "part10" / "full.dcm").write_bytes(full)
+    (tmp_path / "case").mkdir()
+    path = tmp_path / "case" / f"{cut}.dcm"
+    path.write_bytes(data)
+    result = _run(path)
+    for name, outcome in result.items():
+        if name != "scan":
+            assert outcome[0] == "ok", (name, outcome)
+    assert result["scan"] == "ok"
+    expected = dicomml.read_pixels(tmp_path / "part10" / "full.dcm")
+    assert np.array_equal(dicomml.read_pixels(path), expected)
+    assert np.array_equal(dicomml.read_many([path]), expected)
+
+
+def test_functional_group_item_past_the_end_is_the_same_error_everywhere(tmp_path):
+    """A Per-frame Functional Groups item whose length runs past the end of the file: scan and
+    load_series said TruncatedFileError, read_pixels / read_many InvalidDicomError (pydicom's
+    failure); now all say TruncatedFileError."""
+    group = struct.pack("<HH", 0x5200, 0x9230) + b"SQ\0\0\xff\xff\xff\xff" + \
+        b"\xfe\xff\x00\xe0" + struct.pack("<I", 4096)
+    path = tmp_path / "group.dcm"
+    path.write_bytes(_header_bytes(SOPClassUID="1.2.840.10008.5.1.4.1.1.2.1",
+                                   NumberOfFrames=2) + group + _pixel_element(64, bytes(64)))
+    result = _run(path)
+    assert result["scan"] == ["TruncatedFileError"]
+    for name in ("read_pixels", "read_many", "load_series"):
+        assert result[name][:2] == ["typed", "TruncatedFileError"], (name, result[name])
+
+
+def test_ybr_jpeg_under_a_16_bit_header_is_a_decode_error(tmp_path):
+    """An 8-bit YBR JPEG baseline stream under BitsAllocated 16: pydicom's colour conversion
+    raised ValueError (untyped) in every entry point; now DecodeError naming BitsAllocated."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import encapsulate, generate_frames
+
+    source = pydicom.dcmread(get_testdata_file("SC_rgb_small_odd_jpeg.dcm"))
+    frame = next(generate_frames(source.PixelData, number_of_frames=1))
+    ds = pydicom.dcmread(io.BytesIO(_header_bytes(
+        Rows=source.Rows, Columns=source.Columns, SamplesPerPixel=3, PlanarConfiguration=0,
+        PhotometricInterpretation="YBR_FULL_422")), force=True)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.50"
+    ds.PixelData = encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    path = tmp_path / "ybr16.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    result = _run(path)
+    for name in ("read_pixels", "read_many", "read_many_rows", "load_series", "dataset"):
+        assert result[name][:2] == ["typed", "DecodeError"], (name, result[name])
+        assert result[name][2].endswith("[tag BitsAllocated]"), result[name]
