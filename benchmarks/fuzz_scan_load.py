@@ -470,7 +470,7 @@ def _wait(proc, log_path: Path, timeout: float):
     (a step that covers several inputs — the batch scan, a DataLoader item of a series of
     several files — logs its weight as a third field: it is allowed that many timeouts)."""
     last_size, since = -1, time.monotonic()
-    allowed = 3 * timeout  # start-up (imports) may take longer than one input
+    allowed = 10 * timeout  # start-up (imports, warm-up) under a loaded machine's nice 19
     while proc.poll() is None:
         time.sleep(0.1)
         size = log_path.stat().st_size if log_path.exists() else 0
