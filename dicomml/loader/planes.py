@@ -27,13 +27,20 @@ Example
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 
 from dicomml import syntaxes as ts
 from dicomml._columns import absent
-from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError, TruncatedFileError
+from dicomml.errors import (
+    DicommlError,
+    InvalidDicomError,
+    InvalidTagError,
+    MissingTagError,
+    TruncatedFileError,
+)
 from dicomml.geometry.planes import DEFAULTS, normalise, plane_table
 
 from ._util import column, value
@@ -231,24 +238,48 @@ def _header_planes(row, kind: str) -> pd.DataFrame:
         raise InvalidDicomError(f"header unreadable: {exc}", path=path) from exc
     for name in ("Rows", "Columns"):  # the header readers cast these without checking
         check_count(_header_number(ds, name, path), path=path, tag=name, high=MAX_MATRIX)
-    if kind == "mosaic":
-        from dicomml.geometry import mosaic
-
-        planes = mosaic.mosaic_planes(ds, path)
-    elif kind == "classic" or not _enhanced(ds):  # classic multi-frame: no functional groups
-        from dicomml.geometry import classic
-
-        planes = plane_table(classic.classic_rows(ds, path))
-    else:
-        from dicomml.geometry import enhanced
-
-        planes = enhanced.frame_planes(ds, path)
+    try:
+        planes = _read_planes(ds, path, kind)
+    except DicommlError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom converts elements when they are read
+        raise _unreadable(exc, path) from exc
     for name, found in _file_columns(row).items():
         planes[name] = [found] * len(planes)
     for name, tag in (("acquisition", "AcquisitionNumber"), ("instance", "InstanceNumber")):
         if planes[name].isna().all():
             planes[name] = value(row, tag, np.nan)
     return planes
+
+
+def _read_planes(ds, path: str, kind: str) -> pd.DataFrame:
+    """The plane table of a mosaic, classic multi-frame or enhanced header (pydicom)."""
+    if kind == "mosaic":
+        from dicomml.geometry import mosaic
+
+        return mosaic.mosaic_planes(ds, path)
+    if kind == "classic" or not _enhanced(ds):  # classic multi-frame: no functional groups
+        from dicomml.geometry import classic
+
+        return plane_table(classic.classic_rows(ds, path))
+    from dicomml.geometry import enhanced
+
+    return enhanced.frame_planes(ds, path)
+
+
+def _unreadable(exc: Exception, path: str) -> InvalidDicomError | InvalidTagError:
+    """The typed error of a header element that pydicom cannot convert when a geometry
+    reader reads it (a wrong VR or value length: BytesLengthException, ValueError, ...):
+    InvalidTagError naming the element when pydicom's message does, else InvalidDicomError."""
+    found = re.search(r"\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)", str(exc))
+    text = f"header element unreadable: {type(exc).__name__}: {exc}"
+    if found is None:
+        return InvalidDicomError(text, path=path)
+    from pydicom.datadict import keyword_for_tag
+
+    tag = int(found.group(1) + found.group(2), 16)
+    return InvalidTagError(text, path=path, tag=keyword_for_tag(tag) or
+                           f"({found.group(1)},{found.group(2)})")
 
 
 def _enhanced(ds) -> bool:
