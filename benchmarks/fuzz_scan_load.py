@@ -10,12 +10,22 @@ Rust panic) or a hang (timeout) is pinned on one input and the fuzzer goes on wi
 
 Per input the child runs ``dicomml.scan(batch folder)`` once (the file's record in the
 catalog's ``errors`` counts as an outcome: a type outside :mod:`dicomml.errors` is
-``untyped``), then ``read_pixels(file)``,
-``load_series(file)``, ``read_many([file, file])`` (the second read after a header prefix walk
-where the data are uncompressed) and ``read_many`` of the file's catalog row. Outcomes:
-``ok``, a :mod:`dicomml.errors` error (expected), or a finding: another exception type
-(``untyped``), a crash, a hang. The address space of the child is limited (``--memory-mb``)
-so a runaway allocation shows as MemoryError.
+``untyped``), then ``read_pixels(file)``, ``load_series(file)``, ``read_many([file, file])``,
+``read_many`` of the file's catalog row and the ``DicomSeriesDataset`` item of the file's
+series (in process); after the inputs, one ``DataLoader`` worker loads every series of the
+batch (``on_error="skip"``, as in training: a skipped series' error type is checked too).
+Outcomes: ``ok``, a :mod:`dicomml.errors` error (expected), or a finding: another exception
+type (``untyped``), a crash, a hang, ``memory`` (the call's peak resident memory — Linux
+``VmHWM`` after ``clear_refs`` — above twice the file size plus twice the output plus
+:data:`SLACK_MB`), ``shape`` (an ``ok`` result whose shape is not the one the headers declare
+as pydicom reads them, or a volume whose affine is not finite). The address space of the
+child is limited (``--memory-mb``, 4 GiB) so a runaway allocation shows as MemoryError.
+
+Speed: one child per batch (``--batch-size``, 500 by default) that imports the library and
+warms every entry point once; a crash or hang ends the child, is pinned on the input in
+progress (the child logs each step before and after it) and a fresh child goes on with the
+rest. A step is allowed ``--timeout`` seconds per input it covers. ``--stop-at HH:MM`` (UTC)
+stops starting batches at that time; the summary then counts the inputs that ran.
 
 Usage::
 

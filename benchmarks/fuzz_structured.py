@@ -52,7 +52,8 @@ LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN"
             b"UV"}
 BIG = [0, 1, 2, 3, 4, 255, 256, 65535, 1_000_001, 2**31 - 1, 2**32 - 1]
 LIES = ["Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "length",
-        "second_pixel", "vr", "nested", "cut_group"]
+        "second_pixel", "vr", "nested", "cut_group", "BitsStored", "PlanarConfiguration",
+        "PixelRepresentation"]
 
 
 def _element(group: int, elem: int, vr: bytes, value: bytes, length: int | None = None) -> bytes:
@@ -134,6 +135,16 @@ def hostile(rng: random.Random) -> tuple[bytes, list[str]]:
                          PhotometricInterpretation="RGB")
         elif lie == "BitsAllocated":
             attrs["BitsAllocated"] = rng.choice([1, 8, 12, 32, 64])
+        elif lie == "BitsStored":  # beyond Bits Allocated, zero, or a High Bit that lies
+            attrs["BitsStored"] = rng.choice([0, 17, 64, 255])
+            attrs["HighBit"] = rng.choice([attrs["BitsStored"] - 1, 15, 0, 40]) % 65536
+        elif lie == "PlanarConfiguration":
+            attrs.update(PlanarConfiguration=rng.choice([1, 2, 255]),
+                         SamplesPerPixel=rng.choice([1, 3]))
+            if attrs["SamplesPerPixel"] == 3:
+                attrs["PhotometricInterpretation"] = "RGB"
+        elif lie == "PixelRepresentation":
+            attrs["PixelRepresentation"] = rng.choice([2, 255, 65535])
         elif lie == "length":
             length = rng.choice([len(data) + 1, len(data) * 2, 0xFFFFFFF0, 0xFFFFFFFE])
         elif lie == "second_pixel":
