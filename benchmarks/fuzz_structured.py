@@ -26,7 +26,9 @@ Further families (one per input, drawn at random; ``FAMILIES``):
 - ``wrong_vr``: Rows, Columns, BitsAllocated, NumberOfFrames, SamplesPerPixel and the
   geometry tags written with another VR or a value of the wrong size;
 - ``file``: file meta without the 128-byte preamble, a functional-group item longer than
-  the file.
+  the file;
+- ``enhanced``: an enhanced CT whose functional groups are missing, short, long, empty, or
+  hold missing, non-finite or degenerate positions, orientations and spacings.
 
 Usage::
 
@@ -65,7 +67,8 @@ def _element(group: int, elem: int, vr: bytes, value: bytes, length: int | None 
     return struct.pack("<HH", group, elem) + vr + struct.pack("<H", n & 0xFFFF) + value
 
 
-def _header(attrs: dict, raw: dict | None = None, syntax: str | None = None) -> bytes:
+def _header(attrs: dict, raw: dict | None = None, syntax: str | None = None,
+            sequences: bool = False) -> bytes:
     """A Part 10 file's bytes up to Pixel Data: ``attrs`` set through pydicom, ``raw``
     {tag: (VR, value bytes)} written as they are (no validation), ``syntax`` the Transfer
     Syntax UID of the meta header (the data set is always explicit VR little endian)."""
@@ -93,6 +96,8 @@ def _header(attrs: dict, raw: dict | None = None, syntax: str | None = None) -> 
             del ds[tag]
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
+    if sequences:  # pydicom wrote the sequences; raw elements are not spliced in then
+        return buf.getvalue()
     return _insert_raw(buf.getvalue(), raw or {})
 
 
@@ -184,7 +189,7 @@ STREAM_FILES = {"jpeg": "SC_rgb_small_odd_jpeg.dcm", "jpeg12": "JPEG-lossy.dcm",
                 "rle_rgb": "SC_rgb_rle.dcm"}
 _STREAMS: dict = {}
 FAMILIES = ["header", "codec", "codec", "encaps", "encaps", "geometry", "palette", "csa",
-            "float", "wrong_vr", "file"]
+            "float", "wrong_vr", "file", "enhanced"]
 NASTY_DS = [b"nan", b"NaN", b"inf", b"-inf", b"1e400", b"-1e400", b"0", b"", b"abc", b"1e-400",
             b"1" * 16, b"+-1", b"0x10"]
 
@@ -510,7 +515,66 @@ def file_case(rng: random.Random) -> tuple[bytes, list[str]]:
         [f"functional group item length {length}"]
 
 
-FAMILY_MAKERS = {"codec": codec_case, "encaps": encaps_case, "geometry": geometry_case,
+def enhanced_case(rng: random.Random) -> tuple[bytes, list[str]]:
+    """An enhanced CT of ``frames`` frames whose functional groups are missing, short, long,
+    or hold missing / non-finite / degenerate plane position, orientation and spacing."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    frames = rng.choice([2, 3])
+    lie = rng.choice(["no_per_frame", "short", "long", "no_shared", "no_position",
+                      "nan_position", "degenerate_orientation", "zero_spacing",
+                      "empty_items", "orientation_per_frame_only", "mixed_orientation"])
+
+    def item(position=(0, 0, 0), orientation=(1, 0, 0, 0, 1, 0), spacing=(1, 1)):
+        group = Dataset()
+        if position is not None:
+            plane = Dataset()
+            plane.ImagePositionPatient = list(position)
+            group.PlanePositionSequence = Sequence([plane])
+        if orientation is not None:
+            orient = Dataset()
+            orient.ImageOrientationPatient = list(orientation)
+            group.PlaneOrientationSequence = Sequence([orient])
+        if spacing is not None:
+            measures = Dataset()
+            measures.PixelSpacing, measures.SliceThickness = list(spacing), 1
+            group.PixelMeasuresSequence = Sequence([measures])
+        return group
+
+    per_frame = [item((0, 0, i), None, None) for i in range(frames)]
+    shared = item(None)
+    count = {"short": frames - 1, "long": frames + 2}.get(lie, frames)
+    per_frame = (per_frame * 3)[:count]
+    if lie == "no_position":
+        per_frame[rng.randrange(len(per_frame))] = item(None, None, None)
+    elif lie == "nan_position":
+        per_frame[0] = item((float("nan"), 0, float("inf")), None, None)
+    elif lie == "degenerate_orientation":
+        shared = item(None, rng.choice([(1, 0, 0, 1, 0, 0), (0,) * 6, (1,) * 6]))
+    elif lie == "zero_spacing":
+        shared = item(None, spacing=rng.choice([(0, 0), (-1, 1), (float("nan"), 1)]))
+    elif lie == "empty_items":
+        per_frame = [Dataset() for _ in range(frames)]
+    elif lie == "orientation_per_frame_only":
+        shared = item(None, None)
+        per_frame = [item((0, 0, i)) for i in range(frames)]
+    elif lie == "mixed_orientation":
+        per_frame = [item((0, 0, i), (1, 0, 0, 0, 1, 0) if i % 2 else (0, 1, 0, 0, 0, 1))
+                     for i in range(frames)]
+        shared = item(None, None)
+    attrs = {"SOPClassUID": ENHANCED_CT, "Rows": 4, "Columns": 4, "SamplesPerPixel": 1,
+             "BitsAllocated": 16, "NumberOfFrames": frames}
+    if lie != "no_per_frame":
+        attrs["PerFrameFunctionalGroupsSequence"] = Sequence(per_frame)
+    if lie != "no_shared":
+        attrs["SharedFunctionalGroupsSequence"] = Sequence([shared])
+    header = _header(attrs, sequences=True)
+    return header + _element(0x7FE0, 0x0010, b"OW", bytes(32 * frames)), \
+        [f"{lie}, {frames} frames, {count} per-frame items"]
+
+
+FAMILY_MAKERS = {"enhanced": enhanced_case, "codec": codec_case, "encaps": encaps_case, "geometry": geometry_case,
                  "palette": palette_case, "csa": csa_case, "float": float_case,
                  "wrong_vr": wrong_vr_case, "file": file_case}
 
