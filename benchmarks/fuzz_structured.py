@@ -55,7 +55,7 @@ LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN"
 BIG = [0, 1, 2, 3, 4, 255, 256, 65535, 1_000_001, 2**31 - 1, 2**32 - 1]
 LIES = ["Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "length",
         "second_pixel", "vr", "nested", "cut_group", "BitsStored", "PlanarConfiguration",
-        "PixelRepresentation"]
+        "PixelRepresentation", "frames_text"]
 
 
 def _element(group: int, elem: int, vr: bytes, value: bytes, length: int | None = None) -> bytes:
@@ -130,7 +130,7 @@ def hostile(rng: random.Random) -> tuple[bytes, list[str]]:
              "NumberOfFrames": frames, "SamplesPerPixel": 1, "BitsAllocated": 16}
     data = bytes(rng.randrange(256) for _ in range(rows * cols * frames * spp * 2))
     lies = rng.sample(LIES, rng.choice([1, 1, 2]))
-    groups, length, tail = b"", None, b""
+    groups, length, tail, raw_frames = b"", None, b"", None
     for lie in lies:
         if lie in ("Rows", "Columns", "NumberOfFrames"):
             attrs[lie] = max(1, rng.choice(BIG)) if lie == "NumberOfFrames" else \
@@ -148,6 +148,9 @@ def hostile(rng: random.Random) -> tuple[bytes, list[str]]:
                          SamplesPerPixel=rng.choice([1, 3]))
             if attrs["SamplesPerPixel"] == 3:
                 attrs["PhotometricInterpretation"] = "RGB"
+        elif lie == "frames_text":  # NumberOfFrames (IS) text that is not a count
+            raw_frames = rng.choice([b"0 ", b"-1", b"1.5 ", b"1e3 ", b"+2", b"", b"2\\3 ",
+                                     b" 2", b"0x2 ", b"99999999999 "])
         elif lie == "PixelRepresentation":
             attrs["PixelRepresentation"] = rng.choice([2, 255, 65535])
         elif lie == "length":
@@ -162,6 +165,10 @@ def hostile(rng: random.Random) -> tuple[bytes, list[str]]:
             groups = _groups(rng, cut=lie == "cut_group")
     vr = rng.choice([b"LO", b"UT", b"SQ", b"US", b"OB"]) if "vr" in lies else b"OW"
     pixel = _element(0x7FE0, 0x0010, vr, data, length)
+    if raw_frames is not None:
+        attrs.pop("NumberOfFrames", None)
+        raw = {0x00280008: ("IS", raw_frames + b" " * (len(raw_frames) % 2))}
+        return _header(attrs, raw) + groups + pixel + tail, lies + [f"{raw_frames!r}"]
     return _header(attrs) + groups + pixel + tail, lies
 
 

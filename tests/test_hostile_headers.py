@@ -351,3 +351,4 @@ def test_geometry_tag_with_a_wrong_vr_is_named(tmp_path):
             assert result[name][:2] == ["typed", "InvalidTagError"], (name, result[name])
             assert result[name][2].endswith("[tag ImagePositionPatient]"), result[name]
     assert "load_series" in result
+
