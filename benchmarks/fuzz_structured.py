@@ -73,13 +73,16 @@ def _header(attrs: dict, raw: dict | None = None, syntax: str | None = None,
     {tag: (VR, value bytes)} written as they are (no validation), ``syntax`` the Transfer
     Syntax UID of the meta header (the data set is always explicit VR little endian)."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = attrs.pop("SOPClassUID")
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
+    written = syntax or ExplicitVRLittleEndian
+    if not UID(written).is_transfer_syntax:  # unknown to pydicom (e.g. 1.2.840.10008.1.2.8.1)
+        written = _STAND_IN[(len(written) + 1) // 2 * 2]
+    ds.file_meta.TransferSyntaxUID = written
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality, ds.PatientID = \
         "1.2.3", "1.2.3.4", "CT", "p"
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
@@ -95,10 +98,19 @@ def _header(attrs: dict, raw: dict | None = None, syntax: str | None = None,
         if tag in ds:
             del ds[tag]
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    ds.save_as(buf, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    data = buf.getvalue()
+    if syntax and written != syntax:  # the stand-in's value swapped for the real UID
+        pad = lambda uid: uid.encode() + b"\0" * (len(uid) % 2)  # noqa: E731
+        data = data.replace(pad(written), pad(syntax), 1)
     if sequences:  # pydicom wrote the sequences; raw elements are not spliced in then
-        return buf.getvalue()
-    return _insert_raw(buf.getvalue(), raw or {})
+        return data
+    return _insert_raw(data, raw or {})
+
+
+#: known transfer syntaxes written in place of one pydicom does not know, by padded length
+_STAND_IN = {20: "1.2.840.10008.1.2.1", 22: "1.2.840.10008.1.2.4.50",
+             24: "1.2.840.10008.1.2.4.201"}
 
 
 def _insert_raw(data: bytes, raw: dict) -> bytes:
