@@ -193,6 +193,7 @@ def loader_outcome(sample):
 
 def _loader_outcomes(loader, keys, position):
     # yields once per series (None after an exception, which ends the loader's iterator)
+    log.write("start\tloader:setup\t10\n")  # a worker starts: up to 10 timeouts
     it = iter(loader)
     while position < len(keys):
         first = files_of.get(keys[position], ["?"])[0]
@@ -304,13 +305,14 @@ if catalogs and with_loader and len(catalogs[0].series):
     import torch.utils.data
 
     logging.disable(logging.WARNING)
+    log.write(f"start\tloader:setup\t{10 + len(catalogs[0].series) / 20}\n")
     dataset = DicomSeriesDataset(catalogs[0], on_error="skip")
     keys = dataset.series_keys
     position = 0
     while position < len(keys):
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(dataset, range(position, len(keys))), batch_size=None,
-            num_workers=1, timeout=float(os.environ.get("FUZZ_TIMEOUT", 30)))
+            num_workers=1)  # no timeout here: the parent's (per step, weighted) applies
         for sample in _loader_outcomes(loader, keys, position):
             position += 1
             if sample is None:
@@ -444,7 +446,7 @@ def _run_child(folder: Path, args: list[str], results: dict, *, timeout: float,
     log_path.unlink(missing_ok=True)
     # RUST_BACKTRACE=0: a Rust decoder's panic (caught, a DecodeError) would otherwise
     # symbolise a backtrace, ~50 MB of debug info read once per process: not the library's
-    env = {**os.environ, "FUZZ_TIMEOUT": str(timeout), "RUST_BACKTRACE": "0",
+    env = {**os.environ, "RUST_BACKTRACE": "0",
            "PYTHONPATH": os.pathsep.join(
         [str(REPO), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryFile() as stderr:
