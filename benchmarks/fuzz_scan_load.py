@@ -151,12 +151,17 @@ def outcome(call, file_bytes=0, expect=None):
 
 
 def declared(path):
-    # (frames, rows, columns, samples) from pydicom's reading of the header, or None
+    # (frames, rows, columns, samples) from pydicom's reading of the header, or None (also
+    # when one of them has another VR than the standard's: NumberOfFrames written as FL
+    # reads as 1.7e22 frames, which no reader can be held to)
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         if "NumberOfImagesInMosaic" in ds or "PixelData" not in \
                 pydicom.dcmread(path, force=True, defer_size=64):
             return None
+        for keyword in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"):
+            if keyword in ds and ds[keyword].VR != pydicom.datadict.dictionary_VR(keyword):
+                return None  # another VR: pydicom's reading of it declares nothing
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         if str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR":
             samples = 3
