@@ -352,3 +352,27 @@ def test_geometry_tag_with_a_wrong_vr_is_named(tmp_path):
             assert result[name][2].endswith("[tag ImagePositionPatient]"), result[name]
     assert "load_series" in result
 
+
+
+@pytest.mark.parametrize("value", [b"\x01\x00", bytes(32)])
+def test_pixel_data_with_a_numeric_vr_is_named(tmp_path, value):
+    """Pixel Data written with VR US after sequences nested 65 deep (so the pixels are read
+    through pydicom's data set, not the bounded header parser): pydicom reads an int (or a list of them), and the
+    native frame split raised TypeError (untyped); now InvalidTagError names PixelData."""
+    rows = 1 if len(value) == 2 else 4
+    def sq(group, element):
+        return struct.pack("<HH", group, element) + b"SQ\0\0\xff\xff\xff\xff"
+
+    item, end = b"\xfe\xff\x00\xe0\xff\xff\xff\xff", b"\xfe\xff\x0d\xe0\0\0\0\0"
+    group = sq(0x5200, 0x9230) + item + (sq(0x0020, 0x9116) + item) * 64 + \
+        (end + b"\xfe\xff\xdd\xe0\0\0\0\0") * 65  # deeper than the fast parser goes
+    path = tmp_path / "us.dcm"
+    path.write_bytes(_header_bytes(Rows=rows, Columns=rows) + group
+                     + _raw_element(0x7FE00010, b"US", value))
+    result = _run(path)
+    for name, outcome in result.items():
+        if name != "scan":
+            assert outcome[0] == "typed", (name, outcome)
+    for name in ("read_pixels", "read_many"):
+        assert result[name][:2] == ["typed", "InvalidTagError"], (name, result[name])
+        assert result[name][2].endswith("[tag PixelData]"), result[name]

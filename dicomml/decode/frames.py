@@ -37,6 +37,7 @@ from dicomml.errors import (
     DecodeError,
     DicommlError,
     InvalidDicomError,
+    InvalidTagError,
     MissingTagError,
     NoPixelDataError,
     NotDicomError,
@@ -328,6 +329,10 @@ def _from_dataset(path: str, max_inflated_bytes: int,
     buf = element.value
     if buf is None:
         raise MissingTagError(f"{element.keyword} is empty", path=path, tag=element.keyword)
+    if not isinstance(buf, (bytes, bytearray, memoryview)):  # a VR that is not OB/OW/OF/...
+        raise InvalidTagError(f"{element.keyword} has VR {element.VR}: pydicom reads it as "
+                              f"{type(buf).__name__}, not pixel bytes", path=path,
+                              tag=element.keyword)
     if info.float_data and syntax not in ts.NATIVE:
         raise DecodeError(f"{element.keyword} must be stored uncompressed, not in "
                           f"{ts.describe(syntax)}", path=path, tag=element.keyword)
