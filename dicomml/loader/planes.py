@@ -304,11 +304,12 @@ def check_frames_fit(row: dict) -> None:
     ``ceil(frames x Rows x Columns x SamplesPerPixel x BitsAllocated / 8)`` bytes of Pixel
     Data; encapsulated data at least one 8-byte item header per frame before the end of the
     file. TruncatedFileError names PixelData and both sizes. Values that are absent or not
-    numbers are left to the later checks (:func:`check_count`, the decoders).
+    numbers, and Pixel Data the catalog did not locate (offset -1), are left to the later
+    checks (:func:`check_count`, the decoders).
 
     >>> check_frames_fit({"path": "a.dcm", "NumberOfFrames": 3, "Rows": 4, "Columns": 4,
     ...     "BitsAllocated": 16, "TransferSyntaxUID": "1.2.840.10008.1.2.1",
-    ...     "pixel_data_length": 64})
+    ...     "pixel_data_offset": 600, "pixel_data_length": 64})
     Traceback (most recent call last):
     dicomml.errors.TruncatedFileError: a.dcm: NumberOfFrames 3 x Rows x Columns x bytes need 96 \
 bytes of pixel data, the file holds 64 [tag PixelData]
@@ -327,8 +328,9 @@ bytes of pixel data, the file holds 64 [tag PixelData]
     if syntax in ts.NATIVE and syntax != ts.DEFLATED_EXPLICIT_VR_LE:
         bits = numbers["Rows"] * numbers["Columns"] * numbers["BitsAllocated"] * \
             (1 if math.isnan(numbers["SamplesPerPixel"]) else numbers["SamplesPerPixel"])
-        held = numbers["pixel_data_length"]
-        if math.isfinite(bits) and bits > 0 and math.isfinite(held) and held >= 0 \
+        held = numbers["pixel_data_length"]  # meaningful only where the catalog located it
+        if numbers["pixel_data_offset"] >= 0 and math.isfinite(bits) and bits > 0 \
+                and math.isfinite(held) and held >= 0 \
                 and math.ceil(frames * bits / 8) > held:
             raise TruncatedFileError(
                 f"NumberOfFrames {int(frames)} x Rows x Columns x bytes need "
