@@ -69,4 +69,6 @@ def test_random_label_crop_uses_the_segmentation_label(labelled):
     assert all(int(batch["label"].sum()) > 0 for batch in crops)
     background = dicomml.DicomSeriesDataset(
         root, segmentation="catalog", transform=T.RandomLabelCrop(PATCH, pos_fraction=0.0))
-    assert all(int(background[0]["label"].sum()) < mask.sum() for _ in range(4))
+    # background-centred crops mostly miss the small box (about 1 in 20 touches it, so a
+    # fixed count of crops without any box voxel is not flaky); foreground ones never do
+    assert sum(int(background[0]["label"].sum()) == 0 for _ in range(16)) >= 8
