@@ -192,6 +192,8 @@ def open_catalog(path):
     partitioned = os.path.isdir(path)
     if not partitioned and not os.path.isfile(path):
         raise CatalogError("catalog file not found", path=path)
+    if partitioned and not is_catalog_dir(path):
+        raise CatalogError(f"not a dicomml catalog directory (no {META_FILE})", path=path)
     try:
         if partitioned:
             with pq.ParquetFile(os.path.join(path, META_FILE)) as head:

@@ -150,7 +150,8 @@ class _Run:
             max_retries=engine.max_retries, retry_exceptions=False, num_cpus=engine.num_cpus)
 
     def stats(self) -> dict:
-        return {"tasks": self.tasks, "batch_size": self.size, "cpus": self.cpus,
+        return {"files": len(self.items), "tasks": self.tasks, "batch_size": self.size,
+                "cpus": self.cpus,
                 "seconds_per_file": self.per_file, "retried_batches": self.retried}
 
     def _batch_size(self) -> int:
