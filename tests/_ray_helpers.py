@@ -1,7 +1,10 @@
 """What tests/test_ray.py and tests/test_ray_cluster.py share: Ray kept on loopback, with its
 session files under a pytest folder, and the comparisons of catalogs and cache folders.
 
-``tests/`` is not a package: the Ray test modules put it on ``sys.path`` first.
+``tests/`` is not a package: the Ray test modules put it on ``sys.path`` and import this
+module *before* ``ray``: Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when it is first
+imported (``ray._private.ray_constants.ENABLE_RAY_CLUSTER``); set to 0, every address Ray picks
+for itself is 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -12,9 +15,18 @@ from pathlib import Path
 
 import pandas as pd
 
-#: every Ray process on 127.0.0.1 (see issue 18): set before any node starts
+#: every Ray process on 127.0.0.1 (see issue 18): set before ray is imported
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 LOOPBACK = "127.0.0.1"
+os.environ.update(LOOPBACK_ENV)  # inherited by every Ray process the tests start
+
+
+def require_loopback(ray) -> None:
+    """Fail when Ray was imported before this module (it would bind the interface address)."""
+    from ray._private import ray_constants
+
+    assert not ray_constants.ENABLE_RAY_CLUSTER, \
+        "ray was imported before tests/_ray_helpers.py: Ray would leave loopback"
 
 
 def assert_same_catalog(a, b) -> None:

@@ -15,18 +15,25 @@ import pandas as pd
 import pytest
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _ray_helpers import (  # noqa: E402
+    LOOPBACK,
+    assert_same_cache,
+    assert_same_catalog,
+    cache_files,
+    require_loopback,
+)
+
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.timeout(180)  # a Ray hang fails the test instead of stalling CI
+
+from badfiles import build_corpus  # noqa: E402
 
 import dicomml  # noqa: E402
 from dicomml import transforms as T  # noqa: E402
 from dicomml.catalog import store  # noqa: E402
 from dicomml.cluster import RayEngine  # noqa: E402
 from dicomml.dataset import DicomSeriesDataset, VolumeCache  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _ray_helpers import (LOOPBACK, LOOPBACK_ENV, assert_same_cache,  # noqa: E402
-                          assert_same_catalog, cache_files)
-from badfiles import build_corpus  # noqa: E402
 
 CHAIN = T.Compose([T.ResizeTo((4, 16, 16)), T.ClipNormalize(-1000, 1000)])
 
@@ -35,15 +42,13 @@ CHAIN = T.Compose([T.ResizeTo((4, 16, 16)), T.ClipNormalize(-1000, 1000)])
 def local_ray(tmp_path_factory):
     """One local Ray instance for the module (2 CPUs, no dashboard, loopback), shut down at
     the end."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in LOOPBACK_ENV.items():
-            patch.setenv(name, value)
-        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address=LOOPBACK,
-                 _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
+    require_loopback(ray)
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address=LOOPBACK,
+             _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +170,7 @@ def test_a_file_that_crashes_or_hangs_the_parser_is_recorded(local_ray, tmp_path
     paths = sorted(local.instances["path"])
     hang, crash, stuck = paths[3], paths[10], paths[17]
     engine = RayEngine(parse=_faulty_parser(hang, crash, stuck), batch_size=4,
-                       file_timeout=1.0, task_timeout=8.0, max_retries=0)
+                       file_timeout=1.0, task_timeout=5.0, max_retries=0)
     cat = dicomml.scan(data, engine=engine, progress=False)
     errors = dict(zip(cat.errors["path"], cat.errors["error_type"]))
     assert errors == {hang: "ParseTimeout", crash: "WorkerCrash", stuck: "ParseTimeout"}

@@ -19,7 +19,8 @@
 - **Crashes.** A task whose worker died (a segfault, ``os._exit``, the OOM killer, a lost
   node) is retried by Ray (``max_retries``); if it still fails, its batch is bisected and
   retried until the one file that fails alone is recorded (``WorkerCrash``, as the local
-  engine records it); the rest of the scan goes on.
+  engine records it); the rest of the scan goes on. A batch killed at its deadline is
+  retried one file per task instead (one more deadline finds the stuck file).
 
 Example
 -------
@@ -208,13 +209,17 @@ class _Run:
 
     def _failed(self, batch: list, exc: Exception, bar) -> None:
         self.retried += 1
+        killed = isinstance(exc, self.ray.exceptions.TaskCancelledError)
         if len(batch) > 1:
+            # a crash is found by bisection (fast); a task killed at its deadline is retried
+            # one file per task, so that finding the stuck file costs one more deadline
             half = len(batch) // 2
-            self.retry.extendleft([batch[half:], batch[:half]])
+            parts = [[item] for item in batch] if killed else [batch[:half], batch[half:]]
+            self.retry.extendleft(reversed(parts))
             return
         path, size, mtime_ns = batch[0]
         error = CRASH
-        if isinstance(exc, self.ray.exceptions.TaskCancelledError):
+        if killed:
             error = ("ParseTimeout", "the parsing task gave no answer in time and was killed",
                      None)
         self.failed.append((path, size, mtime_ns, error))
