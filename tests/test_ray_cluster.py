@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _ray_helpers import LOOPBACK, assert_same_cache, assert_same_catalog, require_loopback  # noqa: E402
+from _ray_helpers import (  # noqa: E402
+    LOOPBACK,
+    assert_same_cache,
+    assert_same_catalog,
+    require_loopback,
+)
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.timeout(180)  # a Ray hang fails the test instead of stalling CI

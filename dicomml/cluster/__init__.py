@@ -17,10 +17,10 @@ Ray is imported when a function here runs (``dicomml._optional.require``), never
 
 Example
 -------
->>> import dicomml                                                     # doctest: +SKIP
->>> cat = dicomml.scan("/shared/archive", engine="ray", catalog="/shared/cat/")
->>> dicomml.build_cache(cat, "/shared/cache", transform=prefix, engine="ray")
->>> ds = dicomml.to_ray_dataset(cat, cache_dir="/shared/cache", transform=prefix)
+>>> import dicomml  # doctest: +SKIP
+>>> cat = dicomml.scan("/data", engine="ray", catalog="cat/")  # doctest: +SKIP
+>>> dicomml.build_cache(cat, "/cache", transform=prefix, engine="ray")  # doctest: +SKIP
+>>> ds = dicomml.to_ray_dataset(cat, cache_dir="/cache", transform=prefix)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Example
 -------
->>> ray = ensure_ray()                                                 # doctest: +SKIP
->>> ray.is_initialized()                                               # doctest: +SKIP
+>>> ray = ensure_ray()  # doctest: +SKIP
+>>> ray.is_initialized()  # doctest: +SKIP
 True
 """
 

@@ -11,8 +11,8 @@ still fails is reported with its error, never fatal to the build.
 
 Example
 -------
->>> import dicomml                                                     # doctest: +SKIP
->>> dicomml.build_cache("cat/", "/shared/cache", transform=prefix, engine="ray")
+>>> import dicomml  # doctest: +SKIP
+>>> dicomml.build_cache("cat/", "/cache", transform=prefix, engine="ray")  # doctest: +SKIP
 {'cached': 120, 'present': 0, 'failed': 1, 'errors': {'1.2.3': 'DecodeError: ...'}}
 """
 

@@ -17,9 +17,9 @@ Series that fail to load are dropped with ``on_error="skip"`` (the default here)
 
 Example
 -------
->>> import dicomml                                                      # doctest: +SKIP
->>> ds = dicomml.to_ray_dataset("cat/", cache_dir="/shared/cache", transform=chain)
->>> for batch in ds.iter_torch_batches(batch_size=4):                   # doctest: +SKIP
+>>> import dicomml  # doctest: +SKIP
+>>> ds = dicomml.to_ray_dataset("cat/", cache_dir="/cache", transform=chain)  # doctest: +SKIP
+>>> for batch in ds.iter_torch_batches(batch_size=4):  # doctest: +SKIP
 ...     batch["image"].shape                  # (4, 1, slices, rows, columns)
 """
 

@@ -24,10 +24,10 @@
 
 Example
 -------
->>> import dicomml, ray                                                 # doctest: +SKIP
->>> ray.init(address="auto")                                           # doctest: +SKIP
->>> cat = dicomml.scan("/shared/archive", engine="ray", catalog="/shared/cat/")
->>> cat = dicomml.scan("/shared/archive", engine=RayEngine(file_timeout=10))  # doctest: +SKIP
+>>> import dicomml, ray  # doctest: +SKIP
+>>> ray.init(address="auto")  # doctest: +SKIP
+>>> cat = dicomml.scan("/data", engine="ray", catalog="cat/")  # doctest: +SKIP
+>>> cat = dicomml.scan("/data", engine=RayEngine(file_timeout=10))  # doctest: +SKIP
 """
 
 from __future__ import annotations
