@@ -35,10 +35,12 @@ def warm_batch(source, indices: list[int]) -> list[tuple[str, str, str]]:
 
 
 def warm_cache_ray(source, *, progress: bool = True, series_per_task: int | None = None,
-                   max_retries: int = 3, address: str | None = None) -> dict:
+                   max_retries: int = 3, address: str | None = None,
+                   num_cpus: float = 1) -> dict:
     """Fill every cache entry of ``source`` (a SeriesSource with a cache) with Ray tasks.
 
     ``series_per_task``: None = enough tasks for four per CPU, at most 16 series each.
+    ``num_cpus``: Ray CPUs per task.
     Returns what :func:`dicomml.dataset.cli.warm_cache` returns: ``{"cached", "present",
     "failed", "errors": {series_key: text}}``.
     """
@@ -50,7 +52,8 @@ def warm_cache_ray(source, *, progress: bool = True, series_per_task: int | None
     n = len(source)
     size = series_per_task or max(1, min(16, n // (4 * total_cpus(ray)) or 1))
     shared = ray.put(source)
-    task = ray.remote(warm_batch).options(max_retries=max_retries, retry_exceptions=False)
+    task = ray.remote(warm_batch).options(max_retries=max_retries, retry_exceptions=False,
+                                          num_cpus=num_cpus)
     batches = {task.remote(shared, list(range(i, min(n, i + size)))): range(i, min(n, i + size))
                for i in range(0, n, size)}
     counts = {"cached": 0, "present": 0, "failed": 0}
