@@ -18,13 +18,32 @@ Example
 
 from __future__ import annotations
 
+import uuid
+
 from ._ray import ensure_ray, total_cpus
 
+#: SeriesSource objects already read in this worker process, by the token of their build
+_SOURCES: dict = {}
 
-def warm_batch(source, indices: list[int]) -> list[tuple[str, str, str]]:
+
+def _source_of(token: str, boxed: list):
+    """The build's SeriesSource, read from the object store once per worker process (the
+    reference travels inside a list, so Ray does not resolve it for every task): unpickling a
+    catalog of many files costs more than decoding a small series."""
+    source = _SOURCES.get(token)
+    if source is None:
+        import ray
+
+        _SOURCES.clear()  # one build at a time per worker
+        source = _SOURCES[token] = ray.get(boxed[0])
+    return source
+
+
+def warm_batch(token: str, boxed: list, indices: list[int]) -> list[tuple[str, str, str]]:
     """One task: ``(series_key, "cached" | "present" | "failed", error text)`` per index."""
     from dicomml.dataset._core import SERIES_ERRORS
 
+    source = _source_of(token, boxed)
     out = []
     for index in indices:
         try:
@@ -51,11 +70,11 @@ def warm_cache_ray(source, *, progress: bool = True, series_per_task: int | None
     ray = ensure_ray(address)
     n = len(source)
     size = series_per_task or max(1, min(16, n // (4 * total_cpus(ray)) or 1))
-    shared = ray.put(source)
+    shared, token = [ray.put(source)], uuid.uuid4().hex
     task = ray.remote(warm_batch).options(max_retries=max_retries, retry_exceptions=False,
                                           num_cpus=num_cpus)
-    batches = {task.remote(shared, list(range(i, min(n, i + size)))): range(i, min(n, i + size))
-               for i in range(0, n, size)}
+    batches = {task.remote(token, shared, list(range(i, min(n, i + size)))):
+               range(i, min(n, i + size)) for i in range(0, n, size)}
     counts = {"cached": 0, "present": 0, "failed": 0}
     errors: dict = {}
     with tqdm(total=n, unit="series", disable=not progress) as bar:
