@@ -29,6 +29,43 @@ def require_loopback(ray) -> None:
         "ray was imported before tests/_ray_helpers.py: Ray would leave loopback"
 
 
+def reap(temp_dir, grace: float = 5.0) -> list[int]:
+    """After a shutdown: end the Ray processes still running from ``temp_dir`` (a worker whose
+    raylet was killed, or that was starting when its node went down, lingers for up to ~30 s
+    before it notices). Only processes whose command line names this test's own temporary
+    folder are touched. Returns their ids."""
+    import signal
+    import time
+
+    folder = os.fspath(temp_dir).rstrip("/").encode()
+    markers = (folder + b"/", folder + b"\0")  # the folder itself, not .../ray10 for .../ray1
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    line = f.read() + b"\0"
+                    if any(m in line for m in markers):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = []
+        for pid in found:
+            try:
+                os.kill(pid, sig)
+                alive.append(pid)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if os.path.exists(f"/proc/{p}")]
+            time.sleep(0.1)
+        if not alive:
+            break
+    return found
+
+
 def assert_same_catalog(a, b) -> None:
     """Identical rows, series keys and errors (frames equal, dtypes included)."""
     pd.testing.assert_frame_equal(a.instances, b.instances)

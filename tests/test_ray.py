@@ -21,6 +21,7 @@ from _ray_helpers import (  # noqa: E402
     assert_same_cache,
     assert_same_catalog,
     cache_files,
+    reap,
     require_loopback,
 )
 
@@ -43,12 +44,14 @@ def local_ray(tmp_path_factory):
     """One local Ray instance for the module (2 CPUs, no dashboard, loopback), shut down at
     the end."""
     require_loopback(ray)
+    temp = tmp_path_factory.mktemp("ray")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address=LOOPBACK,
-             _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
+             _temp_dir=str(temp), log_to_driver=False)
     try:
         yield ray
     finally:
         ray.shutdown()
+        reap(temp)
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +86,16 @@ def test_ray_scan_equals_the_local_scan_with_bad_files(local_ray, corpus):
         {k: sorted(v.series.series_key) for k, v in b.items()}
 
 
-def test_ray_scan_of_real_data_equals_the_local_scan(local_ray, shared_data):
+def test_ray_scan_and_cache_of_real_data_equal_the_local_ones(local_ray, shared_data,
+                                                              tmp_path):
     for name in ("dcm_qa_ts", "dcm_qa_ge"):
         folder = shared_data / name
         assert_same_catalog(_local(folder), dicomml.scan(folder, progress=False, engine="ray"))
+    cat = _local(shared_data / "dcm_qa_ts")
+    results = [dicomml.build_cache(cat, tmp_path / engine, engine=engine, workers=0,
+                                   progress=False) for engine in ("ray", "local")]
+    assert results[0] == results[1] and results[0]["cached"] >= 5
+    assert_same_cache(tmp_path / "ray", tmp_path / "local")
 
 
 def test_measured_batches_and_the_string_engine(local_ray, corpus):
@@ -143,6 +152,15 @@ def test_incremental_rescan_parses_only_what_changed(local_ray, tmp_path):
     assert_same_catalog(second, dicomml.Catalog.load(folder))
 
 
+def test_a_catalog_directory_inside_the_scanned_folder_is_not_indexed(local_ray, tmp_path):
+    data = tmp_path / "data"
+    dicomml.synth.write_series(data / "s0", shape=(3, 8, 8), seed=0)
+    first = dicomml.scan(data, engine="ray", catalog=f"{data / 'catalog'}/", progress=False)
+    second = dicomml.scan(data, engine="ray", catalog=f"{data / 'catalog'}/", progress=False)
+    assert len(first.instances) == 3 and first.errors.empty
+    assert_same_catalog(first, second)
+
+
 def _faulty_parser(hang: str, crash: str, stuck: str):
     """The real parser, except: ``hang`` sleeps (Python, interrupted by the per-file bound),
     ``crash`` kills the worker, ``stuck`` sleeps with SIGALRM blocked (only the task
@@ -170,7 +188,7 @@ def test_a_file_that_crashes_or_hangs_the_parser_is_recorded(local_ray, tmp_path
     paths = sorted(local.instances["path"])
     hang, crash, stuck = paths[3], paths[10], paths[17]
     engine = RayEngine(parse=_faulty_parser(hang, crash, stuck), batch_size=4,
-                       file_timeout=1.0, task_timeout=5.0, max_retries=0)
+                       file_timeout=1.0, task_timeout=3.0, max_retries=0)
     cat = dicomml.scan(data, engine=engine, progress=False)
     errors = dict(zip(cat.errors["path"], cat.errors["error_type"]))
     assert errors == {hang: "ParseTimeout", crash: "WorkerCrash", stuck: "ParseTimeout"}

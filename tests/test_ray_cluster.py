@@ -17,6 +17,7 @@ from _ray_helpers import (  # noqa: E402
     LOOPBACK,
     assert_same_cache,
     assert_same_catalog,
+    reap,
     require_loopback,
 )
 
@@ -39,9 +40,10 @@ def cluster(tmp_path_factory):
     from ray.cluster_utils import Cluster
 
     require_loopback(ray)
+    temp = tmp_path_factory.mktemp("ray")
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 0, "node_ip_address": LOOPBACK, "include_dashboard": False,
-        "temp_dir": str(tmp_path_factory.mktemp("ray")), "_system_config": FAST_FAILURE})
+        "temp_dir": str(temp), "_system_config": FAST_FAILURE})
     try:
         for _ in range(2):
             cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
@@ -51,6 +53,7 @@ def cluster(tmp_path_factory):
     finally:
         ray.shutdown()
         cluster.shutdown()
+        reap(temp)
 
 
 @pytest.fixture(scope="module")
