@@ -187,13 +187,26 @@ def test_a_file_that_crashes_or_hangs_the_parser_is_recorded(local_ray, tmp_path
     local = _local(data)
     paths = sorted(local.instances["path"])
     hang, crash, stuck = paths[3], paths[10], paths[17]
-    engine = RayEngine(parse=_faulty_parser(hang, crash, stuck), batch_size=4,
-                       file_timeout=1.0, task_timeout=3.0, max_retries=0)
+    # batches of 4: the crash is found by bisection, the hang by the per-file bound
+    engine = RayEngine(parse=_faulty_parser(hang, crash, None), batch_size=4,
+                       file_timeout=1.0, max_retries=0)
     cat = dicomml.scan(data, engine=engine, progress=False)
     errors = dict(zip(cat.errors["path"], cat.errors["error_type"]))
-    assert errors == {hang: "ParseTimeout", crash: "WorkerCrash", stuck: "ParseTimeout"}
+    assert errors == {hang: "ParseTimeout", crash: "WorkerCrash"}
     assert "1 s" in cat.errors.set_index("path").loc[hang, "reason"]
-    good = local.instances[~local.instances["path"].isin(errors)].reset_index(drop=True)
+    _assert_rest_equal(cat, local, errors)
+    # a hang the alarm cannot end: the task is killed at its deadline (one file per task
+    # here, so the test waits for one deadline only)
+    engine = RayEngine(parse=_faulty_parser(None, None, stuck), batch_size=1,
+                       file_timeout=1.0, task_timeout=6.0, max_retries=0)
+    cat = dicomml.scan(data, engine=engine, progress=False)
+    assert list(zip(cat.errors["path"], cat.errors["error_type"])) == [(stuck, "ParseTimeout")]
+    _assert_rest_equal(cat, local, {stuck})
+
+
+def _assert_rest_equal(cat, local, left_out) -> None:
+    """``cat``'s rows are ``local``'s without the files ``left_out`` (series keys aside)."""
+    good = local.instances[~local.instances["path"].isin(left_out)].reset_index(drop=True)
     pd.testing.assert_frame_equal(
         cat.instances.drop(columns=["series_key", "split_reason"]),
         good.drop(columns=["series_key", "split_reason"]))

@@ -94,8 +94,9 @@ class RayEngine:
 
     ``batch_size``: files per task (None: measured). ``target_seconds``: parse time per task
     when measured. ``file_timeout``: seconds one file may take (None: unbounded).
-    ``task_timeout``: seconds a task may run before it is killed (None: ``4 * file_timeout``
-    plus 20 times its measured parse time, at least 60 s). ``max_retries``: Ray's retries of
+    ``task_timeout``: seconds a task may run before it is killed, counted from when it is sent
+    (one task per CPU is in flight; None: ``4 * file_timeout`` plus 20 times its measured
+    parse time, at least 60 s; the first task of a fresh worker also pays its start-up). ``max_retries``: Ray's retries of
     a task whose worker or node died. ``address``: the cluster for ``ray.init`` when Ray is
     not initialised yet. ``parse``: the per-file parser ``(path, size) -> (row, error)``
     (default: :func:`dicomml.catalog.header.parse_file_safe`; a test injects faults here).
@@ -185,7 +186,9 @@ class _Run:
 
     def loop(self, bar) -> None:
         while True:
-            while len(self.flight) < 2 * self.cpus and self._submit():
+            # one task per CPU in flight: a task starts when it is sent, so its deadline
+            # does not run while it waits in a queue
+            while len(self.flight) < self.cpus and self._submit():
                 pass
             if not self.flight:
                 return
