@@ -308,3 +308,19 @@ def test_to_ray_dataset_reads_the_cache(local_ray, corpus, tmp_path):
     row = next(r for r in rows if r["index"] == 0)
     assert (row["image"] == 123.0).all()
     assert len(VolumeCache(tmp_path / "cache").keys()) == len(cat.series)
+
+
+def test_without_ray_the_error_names_the_extra(tmp_path):
+    """``import dicomml`` never needs Ray; the Ray engine says which extra to install."""
+    import subprocess
+
+    dicomml.synth.write_series(tmp_path / "s", shape=(2, 4, 4))
+    script = ("import sys\nsys.modules['ray'] = None\nimport dicomml\n"
+              f"dicomml.scan({str(tmp_path)!r}, progress=False)\n"
+              "try:\n"
+              f"    dicomml.scan({str(tmp_path)!r}, engine='ray', progress=False)\n"
+              "except ImportError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(dicomml.__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "dicomml.cluster needs ray: pip install 'dicomml[ray]'"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 
-from ._ray import ensure_ray, total_cpus
+from ._ray import ensure_ray, ray_module, total_cpus
 
 #: SeriesSource objects already read in this worker process, by the token of their build
 _SOURCES: dict = {}
@@ -32,10 +32,8 @@ def _source_of(token: str, boxed: list):
     catalog of many files costs more than decoding a small series."""
     source = _SOURCES.get(token)
     if source is None:
-        import ray
-
         _SOURCES.clear()  # one build at a time per worker
-        source = _SOURCES[token] = ray.get(boxed[0])
+        source = _SOURCES[token] = ray_module().get(boxed[0])
     return source
 
 
