@@ -39,6 +39,8 @@ _EXPORTS = {
     "PatchSampler": "dicomml.dataset",
     "collate": "dicomml.dataset",
     "FailedSample": "dicomml.dataset",
+    "build_cache": "dicomml.dataset.cli",
+    "to_ray_dataset": "dicomml.cluster.data",
     "synth": "dicomml.synth",
     "transforms": "dicomml.transforms",
     "interop": "dicomml.interop",

@@ -22,13 +22,15 @@ DOC = ROOT.parent / "docs" / "architecture.md"
 RANKS = {
     "errors": 0, "_lazy": 0, "_optional": 0, "_columns": 0, "syntaxes": 0,
     "synth": 1, "catalog": 1, "web": 1.5, "decode": 2, "geometry": 3, "volume": 4, "loader": 5,
-    "labels": 6, "dataset": 7, "transforms": 8, "interop": 9, "viz": 10,
-    "convert": 11, "conformance": 11, "demo": 11, "cli": 11, "__main__": 12,
+    "labels": 6, "dataset": 7, "cluster": 8, "transforms": 9, "interop": 10, "viz": 11,
+    "convert": 12, "conformance": 12, "demo": 12, "cli": 12, "__main__": 13,
 }
-#: upward imports made at call time by convenience methods (named in the doc)
+#: upward imports made at call time by convenience methods and engine hooks (named in the doc)
 ALLOWED_UPWARD = {("dicomml.volume", "interop"),
                   # scan(url) and `dicomml scan URL` hand a DICOMweb server to dicomml.web
-                  ("dicomml.catalog.scanner", "web"), ("dicomml.catalog.cli", "web")}
+                  ("dicomml.catalog.scanner", "web"), ("dicomml.catalog.cli", "web"),
+                  # scan(engine="ray") and build_cache(engine="ray") hand the loop to Ray
+                  ("dicomml.catalog.scanner", "cluster"), ("dicomml.dataset.cli", "cluster")}
 
 
 def _module_name(path: pathlib.Path) -> str:

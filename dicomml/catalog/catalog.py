@@ -159,13 +159,14 @@ class Catalog:
 
     # --- persistence ---
     def save(self, path) -> None:
-        """Write the catalog (every object kind) to the Parquet file ``path`` (see
-        :mod:`.store` for the layout)."""
+        """Write the catalog (every object kind) to the Parquet file ``path``, or to a
+        partitioned Parquet directory when ``path`` ends with ``/`` (see :mod:`.store`)."""
         store.save_tables(path, self.instances, self._objects, self.errors, self.root)
 
     @classmethod
     def load(cls, path) -> Catalog:
-        """Read a catalog written by :meth:`save` (``CatalogError`` if missing/unreadable).
+        """Read a catalog written by :meth:`save`, a file or a partitioned directory
+        (``CatalogError`` if missing/unreadable).
 
         The series and errors tables are read at once; the instances table on first use of
         :attr:`instances` (from this version of the file, even if it is replaced meanwhile).
@@ -207,7 +208,7 @@ class Catalog:
         path = Path(source)
         if not path.exists():
             raise CatalogError("no such folder or catalog file", path=path)
-        if path.is_file():
+        if path.is_file() or store.is_catalog_dir(path):
             return cls.load(path)
         return scan(path, workers=workers, progress=False)
 

@@ -10,6 +10,15 @@ Example
 >>> import dicomml
 >>> cat = dicomml.scan("/data", catalog="/tmp/data.parquet", progress=False)  # doctest: +SKIP
 >>> cat = dicomml.scan("/data", catalog="/tmp/data.parquet")  # doctest: +SKIP
+>>> cat = dicomml.scan("/data", engine="ray", catalog="/tmp/data-catalog/")  # doctest: +SKIP
+
+Engines: ``engine="local"`` (default) parses in a local process pool
+(:func:`.parallel.parse_to_frames`); ``engine="ray"`` spreads the parsing as Ray tasks over a
+cluster (:class:`dicomml.cluster.RayEngine`, the ``ray`` extra; imported only then). Any
+object with a ``parse_to_frames(items, progress=...)`` method returning the ``(instances,
+errors)`` DataFrames of those files (e.g. ``RayEngine(file_timeout=5)``)
+is used as given. Walking, incremental reuse, series splitting and saving stay here, so every
+engine gives the same Catalog.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from . import store
 from .catalog import Catalog
 from .parallel import parse_to_frames
 from .split import assign_series, summarize_series
@@ -28,13 +38,15 @@ from .walk import walk_files
 
 
 def scan(root, *, catalog=None, workers: int | None = None, progress: bool = True,
-         query: dict | None = None) -> Catalog:
+         query: dict | None = None, engine="local") -> Catalog:
     """Index every DICOM file under ``root``: a folder (searched recursively), one file, or a
     list of files and folders (``Catalog.root`` is then their common folder).
 
     ``catalog``: path of a Parquet catalog to update incrementally and save to (created when
-    absent). ``workers``: parser processes (None: all cores; 1: in this process).
-    ``progress``: show a tqdm bar. Unreadable files never raise: they land in ``errors``.
+    absent; a path ending with ``/`` is a partitioned Parquet directory, see :mod:`.store`).
+    ``workers``: parser processes (None: all cores; 1: in this process; local engine only).
+    ``progress``: show a tqdm bar. ``engine``: ``"local"``, ``"ray"`` or an engine object
+    (module docstring). Unreadable files never raise: they land in ``errors``.
     Returns a :class:`Catalog`.
 
     ``root`` may also be a DICOMweb server, an ``http(s)://`` URL or a
@@ -50,8 +62,23 @@ def scan(root, *, catalog=None, workers: int | None = None, progress: bool = Tru
         roots = [os.path.abspath(os.fspath(root))]
     else:
         roots = sorted({os.path.abspath(os.fspath(r)) for r in root})
+    parse = _engine(engine, workers)
     with _gc_paused():
-        return _scan(roots, catalog, workers, progress)
+        return _scan(roots, catalog, parse, progress)
+
+
+def _engine(engine, workers):
+    """``parse(items, progress)`` of an engine name or object."""
+    if engine == "local":
+        return lambda items, progress: parse_to_frames(items, workers=workers, progress=progress)
+    if engine == "ray":  # a call-time import of a higher layer (docs/architecture.md)
+        from dicomml.cluster.scan import RayEngine
+
+        engine = RayEngine()
+    if not callable(getattr(engine, "parse_to_frames", None)):
+        raise ValueError(f"engine must be 'local', 'ray' or an object with parse_to_frames(), "
+                         f"got {engine!r}")
+    return engine.parse_to_frames
 
 
 @contextlib.contextmanager
@@ -77,21 +104,23 @@ def _walk_all(roots: list[str], skip: frozenset) -> list:
     return found
 
 
-def _scan(roots: list[str], catalog, workers, progress) -> Catalog:
+def _scan(roots: list[str], catalog, parse, progress) -> Catalog:
     if len(roots) == 1:
         root = roots[0]
     else:
         root = os.path.commonpath(roots) if roots else None
     cat_path = None if catalog is None else os.path.abspath(os.fspath(catalog))
+    if cat_path and store.is_partitioned(catalog):
+        cat_path += os.sep  # saved as a directory, skipped by the walk
     previous = Catalog.load(cat_path) if cat_path and os.path.exists(cat_path) else None
-    found = _walk_all(roots, frozenset([cat_path]) if cat_path else frozenset())
+    found = _walk_all(roots, frozenset([cat_path.rstrip(os.sep)]) if cat_path else frozenset())
     kept_instances, kept_errors, todo = _reuse(previous, found)
     if kept_instances is _UNCHANGED and previous.root == root:
         return previous  # nothing changed: no parsing, no rewrite
     if kept_instances is _UNCHANGED:  # same files, scanned under another root name
         kept_instances = previous.instances.drop(columns=["series_key", "split_reason"])
         kept_errors = previous.errors
-    fresh, bad = parse_to_frames(todo, workers=workers, progress=progress)
+    fresh, bad = parse(todo, progress=progress)
     instances = _by_path(_concat(kept_instances, fresh), kept_instances)
     errors = _by_path(_concat(kept_errors, bad), kept_errors)
     instances = assign_series(instances)

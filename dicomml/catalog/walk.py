@@ -26,8 +26,9 @@ from dicomml.errors import DicommlError
 def walk_files(root, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, int, int]]:
     """Yield ``(path, size in bytes, mtime in ns)`` for each file under ``root``, recursively.
 
-    ``root`` may also be a single file. ``skip`` holds absolute paths to leave out (e.g. the
-    catalog file itself when the user stores it inside the scanned folder). Paths are absolute,
+    ``root`` may also be a single file. ``skip`` holds absolute paths of files or folders to
+    leave out (e.g. the catalog file or partitioned catalog folder itself when the user stores
+    it inside the scanned folder). Paths are absolute,
     in directory order (sort them when order matters; ``scan`` sorts by path).
     """
     root = os.path.abspath(os.fspath(root))
@@ -45,7 +46,8 @@ def walk_files(root, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, 
                 entries = [e for e in listing if not e.name.startswith(".")]
         except OSError:
             continue  # unreadable folder: nothing to index there
-        subfolders = sorted((e.path for e in entries if _is_dir(e)), reverse=True)
+        subfolders = sorted((e.path for e in entries if _is_dir(e) and e.path not in skip),
+                            reverse=True)
         yield from _stat_files([e for e in entries if _is_file(e) and e.path not in skip])
         stack.extend(subfolders)
 

@@ -9,6 +9,11 @@ Example::
 ``--transform package.module:NAME`` caches the volumes after the deterministic prefix of that
 transform (the same object the training script passes as ``transform=``), so the keys match.
 ``--prune`` then deletes entries no longer referenced (changed files or transforms).
+``--engine ray`` spreads the work over a Ray cluster (the ``ray`` extra; ``--ray-address``,
+else ``RAY_ADDRESS`` or a local instance): the same entries, written atomically, so many nodes
+can share one cache folder; a rerun fills only what is missing.
+
+The same from Python: :func:`build_cache`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import sys
 import torch
 
 from ._core import SERIES_ERRORS, SeriesSource
+
+ENGINES = ("local", "ray")
 
 
 def register(subparsers) -> None:
@@ -42,6 +49,11 @@ def register(subparsers) -> None:
     parser.add_argument("--prune", action="store_true",
                         help="delete cache entries not used by this catalog and transform")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local worker processes (default) or Ray tasks on a cluster")
+    parser.add_argument("--ray-address", default=None,
+                        help="Ray cluster address for --engine ray (default: RAY_ADDRESS, "
+                             "else a local instance)")
     parser.set_defaults(func=run)
 
 
@@ -94,6 +106,50 @@ def warm_cache(source: SeriesSource, *, workers: int = 0, progress: bool = True)
     return {**counts, "errors": errors}
 
 
+def build_cache(catalog, cache_dir, *, transform=None, engine: str = "local",
+                workers: int | None = None, progress: bool = True, address: str | None = None,
+                **options) -> dict:
+    """Decode every image series of ``catalog`` (a Catalog, a saved catalog or a folder) into
+    ``cache_dir``, after the deterministic prefix of ``transform``: the entries that
+    ``DicomSeriesDataset(catalog, cache_dir=cache_dir, transform=transform, **options)``
+    reads (same keys, byte-identical files). Idempotent and resumable: present entries are
+    kept, only missing ones are written (atomically).
+
+    ``engine``: ``"local"`` (``workers`` DataLoader processes: None = CPU count, at most 8;
+    0 = in this process) or ``"ray"`` (Ray tasks; ``address`` of the cluster, see
+    :mod:`dicomml.cluster`). ``options``: the other ``SeriesSource`` parameters
+    (``filter``, ``loader_options``, ``metadata``...). Returns ``{"cached": n, "present": n,
+    "failed": n, "errors": {series_key: "ErrorType: message"}}``.
+
+    Example
+    -------
+    >>> import tempfile, dicomml
+    >>> folder, cache = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> _ = dicomml.synth.write_series(folder, shape=(2, 4, 4))
+    >>> build_cache(folder, cache, workers=0, progress=False)["cached"]
+    1
+    >>> build_cache(folder, cache, workers=0, progress=False)["present"]
+    1
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    source = SeriesSource(catalog, transform=transform, cache_dir=cache_dir, **options)
+    return fill_cache(source, engine, workers=workers, progress=progress, address=address)
+
+
+def fill_cache(source: SeriesSource, engine: str = "local", *, workers: int | None = None,
+               progress: bool = True, address: str | None = None) -> dict:
+    """Fill ``source``'s cache with the ``engine`` (see :func:`build_cache`)."""
+    import os
+
+    if engine == "ray":  # call-time import of the layer above (docs/architecture.md)
+        from dicomml.cluster.cache import warm_cache_ray
+
+        return warm_cache_ray(source, progress=progress, address=address)
+    workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    return warm_cache(source, workers=workers, progress=progress)
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``cache`` command: exit 0 when every series is cached, 1 when any failed, 2 on a
     bad argument."""
@@ -102,16 +158,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         transform = load_object(args.transform) if args.transform else None
         catalog = args.catalog
-        if os.path.isdir(catalog):  # a folder: scan it with a progress bar on stderr
+        if os.path.isdir(catalog) and not _is_catalog_dir(catalog):  # a folder: scan it
             from dicomml.catalog import scan
 
             catalog = scan(catalog, progress=not args.no_progress)
         source = SeriesSource(catalog, transform=transform, cache_dir=args.cache_dir)
+        result = fill_cache(source, args.engine, workers=args.workers,
+                            progress=not args.no_progress, address=args.ray_address)
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"dicomml cache: error: {exc}", file=sys.stderr)
         return 2
-    workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
-    result = warm_cache(source, workers=workers, progress=not args.no_progress)
     for key, error in sorted(result["errors"].items()):
         print(f"failed: {key}: {error}", file=sys.stderr)
     removed = 0
@@ -128,3 +184,9 @@ def run(args: argparse.Namespace) -> int:
           f"{result['failed']} failed, {removed} stale removed; "
           f"{args.cache_dir}: {size_mb:.1f} MB")
     return 1 if result["failed"] else 0
+
+
+def _is_catalog_dir(path) -> bool:
+    from dicomml.catalog.store import is_catalog_dir
+
+    return is_catalog_dir(path)
