@@ -32,6 +32,7 @@ from dicomml.decode.located import (
     locations_from_frame,
     readable,
 )
+from dicomml.decode.palette import apply_palette, palette_lut
 from dicomml.decode.registry import decoders_for
 from dicomml.decode.stages import (
     apply_frames,
@@ -77,13 +78,7 @@ def _is_palette(encoded: EncodedPixels) -> bool:
 
 
 def _apply_palette(arr: np.ndarray, encoded: EncodedPixels) -> np.ndarray:
-    from pydicom.pixels.processing import apply_color_lut
-
-    try:
-        return apply_color_lut(arr, encoded.dataset)
-    except Exception as exc:  # noqa: BLE001 - missing/broken LUT descriptors
-        raise DecodeError(f"palette color lookup failed: {exc}", path=encoded.info.path,
-                          tag="RedPaletteColorLookupTableData") from exc
+    return apply_palette(arr, palette_lut(encoded.dataset, encoded.info.path))
 
 
 def read_frames(encoded: EncodedPixels, frames=None, *, out: np.ndarray | None = None,

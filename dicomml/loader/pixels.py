@@ -45,13 +45,13 @@ import pandas as pd
 from dicomml._columns import absent, column_list
 from dicomml.decode.frames import EncodedPixels
 from dicomml.decode.located import Location, direct_layout, locations_from_columns
+from dicomml.decode.palette import apply_palette, palette_lut
 from dicomml.decode.stored import Request, fill
 from dicomml.decode.threads import DECODE_POOL_PREFIX
 from dicomml.errors import (
     DecodeError,
     InvalidDicomError,
     InvalidTagError,
-    MissingTagError,
     TruncatedFileError,
 )
 
@@ -146,50 +146,6 @@ def _palettes(where: dict[str, Location]) -> dict[str, tuple]:
     return luts
 
 
-def palette_lut(header, path: str) -> tuple[np.ndarray, int]:
-    """``(table, first)``: the (entries, 3) RGB table of a PALETTE COLOR header (uint8 or
-    uint16, by the LUTs' bits) and the first index it maps; index ``i`` maps to row
-    ``clip(i - first, 0, entries - 1)`` (PS3.3 C.7.6.3.1.5; the table is built by pydicom's
-    ``apply_color_lut``). MissingTagError naming the file and the descriptor or data element
-    when the header lacks one."""
-    from pydicom.pixels.processing import apply_color_lut
-
-    for colour in ("Red", "Green", "Blue"):
-        descriptor = f"{colour}PaletteColorLookupTableDescriptor"
-        if descriptor not in header:
-            raise MissingTagError("a PALETTE COLOR image needs its lookup tables",
-                                  path=path, tag=descriptor)
-        data = f"{colour}PaletteColorLookupTableData"
-        if data not in header and f"Segmented{data}" not in header:
-            raise MissingTagError("a PALETTE COLOR image needs its lookup tables",
-                                  path=path, tag=data)
-    entries, first = _palette_range(header, path)
-    indices = np.arange(first, first + entries, dtype=np.uint16 if first + entries > 256
-                        else np.uint8)  # every index the table covers, in order
-    try:
-        table = apply_color_lut(indices, header)
-    except Exception as exc:  # noqa: BLE001 - a malformed table, named by file and tag
-        raise InvalidTagError(f"unusable palette lookup table: {exc}", path=path,
-                              tag="RedPaletteColorLookupTableData") from exc
-    return table, int(first)
-
-
-def _palette_range(header, path: str) -> tuple[int, int]:
-    """``(entries, first)`` of the red descriptor (0 entries means 65536), the entries cut to
-    the indices a stored value of at most 16 bits can take (``first + entries <= 65536``: the
-    rest are unreachable, and ``read_pixels``, through pydicom, ignores them too);
-    InvalidTagError unless it holds three numbers with ``0 <= first <= 65535``."""
-    tag = "RedPaletteColorLookupTableDescriptor"
-    try:
-        entries, first, _ = (int(v) for v in header[tag].value)
-    except Exception as exc:  # noqa: BLE001 - wrong count, VR or value of the descriptor
-        raise InvalidTagError(f"unusable palette descriptor: {exc}", path=path, tag=tag) from exc
-    if not 0 <= first <= 65535:
-        raise InvalidTagError(f"the palette descriptor's first mapped value {first} is not "
-                              "in 0..65535", path=path, tag=tag)
-    return min(entries or 65536, 65536 - first), first
-
-
 def _read_colour_file(where: Location, items, flat: np.ndarray, lut) -> None:
     """Read the colour planes ``items`` [(output slot, plane record)] of one file into
     ``flat[slot]`` (rows, columns, 3): RGB as decoded (YBR converted, planar configuration
@@ -202,8 +158,7 @@ def _read_colour_file(where: Location, items, flat: np.ndarray, lut) -> None:
     for slot, plane in items:
         image = images[int(plane["frame"])]
         if lut is not None:
-            table, first = lut
-            image = table[np.clip(image.astype(np.int64) - first, 0, len(table) - 1)]
+            image = apply_palette(image, lut)
         np.copyto(flat[slot], image, casting="unsafe")
 
 
