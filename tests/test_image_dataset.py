@@ -15,6 +15,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+from test_decode_pydicom import JPEG_LOSSY_TOLERANCE
 
 import dicomml
 from dicomml.catalog.header import parse_file, row_as_dict
@@ -315,7 +316,9 @@ def test_pydicom_cr_and_colour_files(tmp_path):
     us = samples["examples_ybr_color.dcm.dcm"]
     assert [s["frame"] for s in us] == [0, 1] and us[0]["image"].shape[0] == 3
     ref = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm")).pixel_array[1]
-    assert np.abs(us[1]["image"].numpy() - np.moveaxis(ref, -1, 0)).max() <= 2  # lossy JPEG
+    # lossy JPEG: the decoder pydicom picks depends on what is installed (the same bound as
+    # test_decode_pydicom's)
+    assert np.abs(us[1]["image"].numpy() - np.moveaxis(ref, -1, 0)).max() <= JPEG_LOSSY_TOLERANCE
 
 
 def test_single_frame_slices_keep_their_lps_affine_and_values(tmp_path):
