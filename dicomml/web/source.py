@@ -145,7 +145,7 @@ class DicomWebSource:
         web = require("dicomweb_client", extra="web", needed_by="dicomml.web")
         import requests
 
-        session = requests.Session()
+        session = _session_class(requests)()
         session.verify = self.verify
         if self._auth:
             session.auth = tuple(self._auth)
@@ -248,3 +248,17 @@ def source_for(url: str) -> DicomWebSource:
         raise DicomWebError("no DicomWebSource for this URL in this process: create "
                             "dicomml.web.DicomWebSource(<server URL>, auth=...) first", path=url)
     return max(found, key=lambda s: len(s.url))
+
+
+def _session_class(requests):
+    """A ``requests.Session`` whose own ``verify`` holds for every request. A plain session's
+    ``verify=False`` or CA bundle is replaced by ``$REQUESTS_CA_BUNDLE`` / ``$CURL_CA_BUNDLE``
+    when either is set (requests merges the environment over session settings), so a source's
+    ``verify=`` was silently ignored on such machines."""
+
+    class VerifyingSession(requests.Session):
+        def request(self, method, url, **kwargs):
+            kwargs.setdefault("verify", self.verify)
+            return super().request(method, url, **kwargs)
+
+    return VerifyingSession
