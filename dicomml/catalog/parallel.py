@@ -45,12 +45,6 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def parse_chunk(items: list) -> list:
-    """``[(path, size, mtime_ns)]`` -> ``[(path, size, mtime_ns, row | None, error | None)]``."""
-    return [(path, size, mtime_ns, *parse_file_safe(path, size))
-            for path, size, mtime_ns in items]
-
-
 def _parse_rows(items: list) -> list:
     """A worker's share: ``[(row | None, error | None)]`` in the order of ``items`` (what the
     calling process does not already know; it adds path, size and mtime back)."""
@@ -102,15 +96,18 @@ def parse_to_frames(items: list, *, workers: int | None = None,
         failed.extend(errors)
 
     _run(items, workers, progress, "process",
-         _Job(_parse_typed, take, lambda item, error: failed.append((*item, error))))
+         _Job(typed_batch, take, lambda item, error: failed.append((*item, error))))
     return table.frame(), errors_frame(sorted(failed, key=_first))
 
 
-def _parse_typed(items: list) -> tuple[list, list]:
-    """A worker's share for :func:`parse_to_frames`: (typed column batches, error records)."""
+def typed_batch(items: list, parse=None) -> tuple[list, list]:
+    """A worker's share for :func:`parse_to_frames` (and a Ray task's): ``(typed column
+    batches, error records)`` of ``(path, size, mtime_ns)`` items, each parsed by
+    ``parse(path, size) -> (row, error)`` (default: :func:`parse_file_safe`)."""
+    parse = parse_file_safe if parse is None else parse
     table, ok, failed = InstanceColumns(), [], []
     for path, size, mtime_ns in items:
-        row, error = parse_file_safe(path, size)
+        row, error = parse(path, size)
         if error is None:
             ok.append((path, size, mtime_ns, row))
         else:

@@ -38,7 +38,7 @@ import threading
 import time
 
 from dicomml.catalog.header import parse_file_safe
-from dicomml.catalog.parallel import _progress
+from dicomml.catalog.parallel import _progress, typed_batch
 from dicomml.catalog.table import InstanceColumns, errors_frame
 
 from ._ray import ensure_ray, total_cpus
@@ -77,16 +77,9 @@ def parse_batch(items: list, timeout: float | None = None, parse=None) -> tuple:
     """One task: ``(typed column batches, error records, seconds spent parsing)``."""
     parse = parse_file_safe if parse is None else parse
     start = time.perf_counter()
-    table, ok, failed = InstanceColumns(), [], []
-    for path, size, mtime_ns in items:
-        row, error = _parse_one(parse, path, size, timeout)
-        if error is None:
-            ok.append((path, size, mtime_ns, row))
-        else:
-            failed.append((path, size, mtime_ns, error))
-    seconds = time.perf_counter() - start
-    table.add(ok)
-    return table.batches, failed, seconds
+    batches, failed = typed_batch(items, lambda path, size: _parse_one(parse, path, size,
+                                                                       timeout))
+    return batches, failed, time.perf_counter() - start
 
 
 class RayEngine:
