@@ -20,7 +20,7 @@ DOC = ROOT.parent / "docs" / "architecture.md"
 
 #: the rows of the table in docs/architecture.md: a unit imports only units of lower rank
 RANKS = {
-    "errors": 0, "_lazy": 0, "_optional": 0, "_columns": 0, "syntaxes": 0,
+    "errors": 0, "_lazy": 0, "_optional": 0, "_columns": 0, "_numbers": 0, "syntaxes": 0,
     "synth": 1, "catalog": 1, "web": 1.5, "decode": 2, "geometry": 3, "volume": 4, "loader": 5,
     "labels": 6, "dataset": 7, "cluster": 8, "transforms": 9, "interop": 10, "viz": 11,
     "convert": 12, "conformance": 12, "demo": 12, "cli": 12, "__main__": 13,

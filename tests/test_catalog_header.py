@@ -136,6 +136,10 @@ def test_pydicom_test_files(path):
                 "1.2.840.10008.1.3.10"
         elif err[0] == "TruncatedFileError":
             assert "truncated" in os.path.basename(path).lower()
+        elif err[0] == "InvalidTagError":  # e.g. badVR.dcm's NumberOfFrames '1A'
+            value = pydicom.dcmread(path, force=True)[err[2]].value
+            with pytest.raises(ValueError):
+                int(value)
         else:
             assert err[0] == "NotDicomError" and not readable, err
 

@@ -376,3 +376,31 @@ def test_pixel_data_with_a_numeric_vr_is_named(tmp_path, value):
     for name in ("read_pixels", "read_many"):
         assert result[name][:2] == ["typed", "InvalidTagError"], (name, result[name])
         assert result[name][2].endswith("[tag PixelData]"), result[name]
+
+
+@pytest.mark.parametrize("text, frames", [(b"2.0 ", 2), (b"0 ", 1), (b"1e1 ", None),
+                                          (b"1.5 ", None), (b"-3", None)])
+def test_number_of_frames_text_is_read_alike_everywhere(tmp_path, text, frames):
+    """NumberOfFrames "1.5" over 3 frames: the catalog truncated it to 1 frame (so a read of
+    its rows gave 1 frame) while read_pixels refused it, and "2.0" loaded in load_series but
+    was refused by read_pixels. Now one Integer String rule (dicomml._numbers, pydicom's IS
+    leniency, dicomml._numbers.declared_frames) decides: a whole number in any form is the
+    frame count everywhere, 0 reads as 1 (as pydicom reads it; load_series refused it, the
+    catalog split it as 1); a fraction or a negative count is an InvalidTagError naming
+    NumberOfFrames at every entry point, the scan's error record included."""
+    data = _with_raw(_header_bytes(), 0x00280008, _raw_element(0x00280008, b"IS", text))
+    path = tmp_path / "frames.dcm"
+    path.write_bytes(data + _pixel_element(96, bytes(range(96))))
+    result = _run(path)
+    if frames is None and text != b"1e1 ":
+        assert result["scan"] == ["InvalidTagError"]
+        _check_typed(result, "NumberOfFrames", ())
+        return
+    if frames is None:  # 10 frames over 3 frames' bytes: the size check, not the text
+        assert result["scan"] == "ok"
+        _check_typed(result, "PixelData", ("96",), entry_points=("read_pixels", "read_many"))
+        return
+    assert result["scan"] == "ok"
+    assert result["read_many"] == ["ok", [2 * frames, 4, 4]]  # the file twice
+    for name in ("read_pixels", "read_many_rows", "load_series"):
+        assert result[name] == ["ok", [frames, 4, 4]], (name, result[name])

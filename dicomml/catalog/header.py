@@ -54,10 +54,13 @@ import zlib
 from dicomml import syntaxes as ts
 from dicomml.errors import (
     InvalidDicomError,
+    InvalidTagError,
     MissingTagError,
     NotDicomError,
     TruncatedFileError,
 )
+
+from dicomml._numbers import declared_frames, integer_string
 
 from . import tags as T
 
@@ -197,6 +200,7 @@ _I_SOURCE = T.INDEX["header_source"]
 _I_FLOAT = T.INDEX["float_pixel_data"]
 _I_MOSAIC = T.INDEX["NumberOfImagesInMosaic"]
 _I_CHARSET = T.INDEX["SpecificCharacterSet"]
+_I_FRAMES = T.INDEX["NumberOfFrames"]
 _I_TS = T.INDEX["TransferSyntaxUID"]
 _I_REPRESENTATION = T.INDEX["PixelRepresentation"]
 _I_PADDING = (T.INDEX["PixelPaddingValue"], T.INDEX["PixelPaddingRangeLimit"])
@@ -361,10 +365,7 @@ def _number(text: str, kind: int):
     if not first:
         return None
     if kind == T.INT:
-        try:
-            return int(first)
-        except ValueError:
-            return int(float(first))
+        return integer_string(first)
     return float(first)
 
 
@@ -406,6 +407,7 @@ class _Parser:
         self.values: dict = {}
         self.pixel = None  # (value offset, length or None: undefined, VR text)
         self.fallback = self.unsupported = self.skipping = False
+        self.bad_frames: str | None = None  # a Number of Frames value that is not one
         self.actions = actions or (_DECODE_ACTIONS if decode else _ACTIONS)
         self.set_encoding(explicit, little)
 
@@ -597,11 +599,24 @@ class _Parser:
         else:
             value = _decode(raw, kind, self.structs, self.charset)
         if top:
+            if index == _I_FRAMES:
+                value = self._frames(raw)
             self.row[index] = value
             if index == _I_CHARSET and value and value not in ("ISO_IR 100", "ISO_IR 6"):
                 self.charset = value
         elif from_groups and value is not None:
             self.nested.setdefault(index, value)
+
+    def _frames(self, raw) -> int | None:
+        """Number of Frames: the one rule of :func:`dicomml._numbers.declared_frames`; a
+        value it refuses is kept for :meth:`finish` to name (after the walk, so a file cut
+        short is reported as such first, as the decode profile reports it)."""
+        text = bytes(raw).split(b"\\", 1)[0].decode("latin-1")
+        try:
+            return declared_frames(text)
+        except ValueError:
+            self.bad_frames = text.strip(" \x00")
+            return None
 
     def _value_bytes(self, vpos: int, length: int, most: int = 256) -> bytes | None:
         if length > most or self.src.load(vpos, length) < length:
@@ -755,6 +770,9 @@ class _Parser:
     def finish(self) -> list:
         """Fill values absent at the top level from the functional groups; return the row."""
         row = self.row
+        if self.bad_frames is not None:
+            raise InvalidTagError(f"NumberOfFrames must be a whole number, got "
+                                  f"{self.bad_frames!r}", path=self.path, tag="NumberOfFrames")
         if self.nested:
             used = False
             for index, value in self.nested.items():
@@ -942,7 +960,7 @@ def parse_file_safe(path: str, size: int | None = None):
         return parse_file(path, size), None
     except DicomdirSkipped as exc:
         return None, ("DICOMDIR", str(exc), None)
-    except (InvalidDicomError, MissingTagError) as exc:
+    except (InvalidDicomError, MissingTagError, InvalidTagError) as exc:
         return None, (type(exc).__name__, exc.message, exc.tag)
     except OSError as exc:
         return None, ("OSError", f"cannot read: {exc.strerror or exc}", None)

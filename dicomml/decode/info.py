@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from dicomml._numbers import declared_frames, integer_string
 from dicomml.errors import InvalidDicomError, InvalidTagError, MissingTagError
 
 _REQUIRED = ("Rows", "Columns", "BitsAllocated")
@@ -127,10 +128,19 @@ def _int_value(ds, keyword: str, default, path) -> int:
                                   tag=keyword)
         return default
     try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
+        return integer_string(value)
+    except ValueError as exc:
         raise InvalidTagError(f"{keyword} is not an integer: {value!r}", path=path,
                               tag=keyword) from exc
+
+
+def _frame_count(ds, path) -> int:
+    value = _get(ds, "NumberOfFrames", None, path)
+    try:
+        return declared_frames(value)
+    except ValueError as exc:
+        raise InvalidTagError(f"NumberOfFrames is not a whole number: {value!r}", path=path,
+                              tag="NumberOfFrames") from exc
 
 
 def _float_value(ds, keyword: str, default: float, path) -> float:
@@ -239,7 +249,7 @@ def _build(ds, transfer_syntax: str, path: str | None) -> FrameInfo:
         photometric_interpretation=str(_get(ds, "PhotometricInterpretation", "", path)
                                        or "MONOCHROME2").strip().upper(),
         planar_configuration=_int_value(ds, "PlanarConfiguration", 0, path),
-        number_of_frames=_int_value(ds, "NumberOfFrames", 1, path) or 1,
+        number_of_frames=_frame_count(ds, path),
         rescale_slope=_float_value(ds, "RescaleSlope", 1.0, path),
         rescale_intercept=_float_value(ds, "RescaleIntercept", 0.0, path),
         path=path,

@@ -52,6 +52,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from dicomml._numbers import declared_frames
 from dicomml.errors import InvalidTagError, MissingTagError
 from dicomml.geometry.tagvalues import tag_number, tag_vector
 
@@ -92,18 +93,17 @@ def classic_rows(ds, path) -> list[dict]:
 
 
 def frame_count(ds, path) -> int:
-    """Number of Frames (1 when absent), checked to be a whole number in 1..1,000,000."""
+    """Number of Frames (1 when absent or 0: :func:`dicomml._numbers.declared_frames`), checked
+    to be a whole number in 1..1,000,000."""
     found = ds.get("NumberOfFrames")
-    if found is None or found == "":
-        return 1
     try:
-        frames = float(found)
-    except (TypeError, ValueError):
-        frames = math.nan
-    if not math.isfinite(frames) or frames != int(frames) or not 0 < frames <= _MAX_FRAMES:
+        frames = declared_frames(found)
+    except ValueError:
+        frames = 0
+    if not 0 < frames <= _MAX_FRAMES:
         raise InvalidTagError(f"NumberOfFrames must be a whole number in 1..{_MAX_FRAMES}, "
                               f"got {found!r}", path=path, tag="NumberOfFrames")
-    return int(frames)
+    return frames
 
 
 def _placement(ds, path, frames: int) -> dict:

@@ -45,6 +45,7 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
+from dicomml._numbers import integer_string
 from dicomml.errors import InvalidTagError, MissingTagError
 from dicomml.geometry import philips
 from dicomml.geometry.planes import plane_table
@@ -79,8 +80,8 @@ def number_of_frames(ds, *, path=None) -> int:
         raise MissingTagError("multi-frame object without NumberOfFrames", path=path,
                               tag="NumberOfFrames")
     try:
-        frames = int(value)
-    except (TypeError, ValueError) as err:
+        frames = integer_string(value)
+    except ValueError as err:
         raise InvalidTagError(f"NumberOfFrames is not an integer: {value!r}", path=path,
                               tag="NumberOfFrames") from err
     if not 0 < frames <= _MAX_FRAMES:
