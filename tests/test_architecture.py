@@ -30,7 +30,8 @@ ALLOWED_UPWARD = {("dicomml.volume", "interop"),
                   # scan(url) and `dicomml scan URL` hand a DICOMweb server to dicomml.web
                   ("dicomml.catalog.scanner", "web"), ("dicomml.catalog.cli", "web"),
                   # scan(engine="ray") and build_cache(engine="ray") hand the loop to Ray
-                  ("dicomml.catalog.scanner", "cluster"), ("dicomml.dataset.cli", "cluster")}
+                  ("dicomml.catalog.scanner", "cluster"), ("dicomml.dataset.cli", "cluster"),
+                  ("dicomml.catalog.cli", "cluster")}
 
 
 def _module_name(path: pathlib.Path) -> str:

@@ -277,3 +277,28 @@ def test_cache_command_with_a_transform_matches_the_dataset(data, tmp_path, monk
     assert all(ds.source.cache_key(i) in ds.cache for i in range(len(ds)))
     assert cli_main(["cache", str(folder), "--cache-dir", str(folder / "c")]) == 2
     assert "inside the data folder" in capsys.readouterr().err
+
+
+def test_prune_removes_leftovers_of_killed_writers(tmp_path):
+    """A writer killed mid-write leaves a hidden .tmp file, or arrays without their sidecar
+    (the sidecar is written last): prune removes them once they are older than
+    ``leftovers_after`` and leaves young ones (a writer may still be at work) and complete
+    entries alone."""
+    from dicomml.dataset.cache import VolumeCache
+
+    cache = VolumeCache(tmp_path / "c")
+    cache.store("ab12", {"image": np.zeros((2, 3), np.float32), "n": 1})
+    folder = tmp_path / "c" / "ab"
+    tmp_file = folder / ".cd34.image.npy.4242.deadbeef.tmp"
+    orphan = folder / "cd34.image.npy"
+    young = folder / ".ef56.image.npy.4242.cafef00d.tmp"
+    for path in (tmp_file, orphan, young):
+        path.write_bytes(b"x" * 10)
+    old = os.stat(tmp_file).st_mtime - 7200
+    for path in (tmp_file, orphan):
+        os.utime(path, (old, old))
+    assert cache.prune(["ab12"]) == 0
+    assert not tmp_file.exists() and not orphan.exists() and young.exists()
+    assert cache.keys() == ["ab12"] and cache.load("ab12")["n"] == 1
+    assert cache.prune(["ab12"], leftovers_after=0) == 0 and not young.exists()
+    assert cache.prune([]) == 1 and not list(folder.iterdir())

@@ -271,6 +271,19 @@ def test_cache_command_with_the_ray_engine(local_ray, corpus, tmp_path, capsys):
     assert_same_cache(tmp_path / "ray", tmp_path / "local")
 
 
+def test_scan_command_with_the_ray_engine(local_ray, corpus, tmp_path, capsys):
+    """``dicomml scan DIR -o CATALOG/ --engine ray``: the same catalog as the local engine,
+    written as a partitioned folder; the summary names the series."""
+    from dicomml.cli import main
+
+    root, _ = corpus
+    saved = f"{tmp_path / 'catalog'}/"
+    assert main(["scan", str(root / "good"), "-o", saved, "--engine", "ray",
+                 "--no-progress"]) == 0
+    assert "catalog written to" in capsys.readouterr().out
+    assert_same_catalog(dicomml.Catalog.load(saved), _local(root / "good"))
+
+
 def test_to_ray_dataset_samples_batches_and_epochs(local_ray, corpus, tmp_path):
     root, _ = corpus
     cat = _local(root / "good")

@@ -3,6 +3,7 @@
 Example::
 
     dicomml scan /data/ct -o ct.parquet --workers 4
+    dicomml scan /shared/ct -o /shared/ct-catalog/ --engine ray --ray-address auto
     dicomml info ct.parquet
     DICOMML_WEB_PASSWORD=... dicomml scan http://pacs:8042/dicom-web -o pacs.parquet \
         --user me --query Modality=CT --query StudyDate=20240101-20241231
@@ -34,6 +35,12 @@ def register(subparsers) -> None:
                    help="catalog file to create or update (e.g. catalog.parquet)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="parser processes (default: all cores; 1: no pool)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="parse in local processes (default) or as Ray tasks on a cluster "
+                        "(needs dicomml[ray])")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="Ray cluster address for --engine ray (default: RAY_ADDRESS, else a "
+                        "local instance)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--max-rows", type=int, default=50, metavar="N",
                    help="series rows to print (default 50)")
@@ -94,8 +101,13 @@ def _query(args: argparse.Namespace) -> dict:
 def _scan(args: argparse.Namespace) -> int:
     from .scanner import scan
 
+    engine = args.engine
+    if engine == "ray":  # a call-time import of a higher layer (docs/architecture.md)
+        from dicomml.cluster.scan import RayEngine
+
+        engine = RayEngine(address=args.ray_address)
     cat = scan(_source(args, args.root), catalog=args.output, workers=args.workers,
-               progress=not args.no_progress, query=_query(args) or None)
+               progress=not args.no_progress, query=_query(args) or None, engine=engine)
     print(cat.summary(max_rows=args.max_rows))
     print(f"\ncatalog written to {args.output}")
     if len(cat.instances) == 0:

@@ -47,6 +47,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
@@ -252,13 +253,36 @@ class VolumeCache:
         for path in base.parent.glob(f"{base.name}.*"):
             path.unlink(missing_ok=True)
 
-    def prune(self, keep: Iterable[str]) -> int:
-        """Delete every entry whose key is not in ``keep``; returns how many were removed."""
+    def prune(self, keep: Iterable[str], *, leftovers_after: float = 3600.0) -> int:
+        """Delete every entry whose key is not in ``keep``, and the leftovers of writers that
+        were killed mid-write (hidden ``.tmp`` files, array files without a sidecar) not
+        modified for ``leftovers_after`` seconds (younger ones may belong to a writer still
+        at work, in this or another process); returns how many entries were removed.
+
+        >>> cache = VolumeCache(tempfile.mkdtemp())
+        >>> cache.prune([])
+        0
+        """
         keep = set(keep)
         stale = [k for k in self.keys() if k not in keep]
         for key in stale:
             self.remove(key)
+        self._remove_leftovers(time.time() - leftovers_after)
         return len(stale)
+
+    def _remove_leftovers(self, before: float) -> None:
+        if not self.root.is_dir():
+            return
+        complete = set(self.keys())
+        for path in self.root.glob("??/*"):
+            hidden_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
+            orphan = not hidden_tmp and path.suffix != _SIDECAR and \
+                path.name.split(".", 1)[0] not in complete
+            try:
+                if (hidden_tmp or orphan) and path.is_file() and path.stat().st_mtime < before:
+                    path.unlink()
+            except FileNotFoundError:  # another process removed it first
+                continue
 
     def nbytes(self) -> int:
         """Bytes stored under the cache root."""
