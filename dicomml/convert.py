@@ -293,18 +293,11 @@ def _run(args) -> int:
 
 
 def _open(source: Path, *, progress: bool):
-    """A Catalog from a saved catalog file, or from a folder or DICOM file (scanned, with a
-    progress bar)."""
-    from dicomml.catalog import Catalog, scan
-    from dicomml.errors import CatalogError
+    """A Catalog from a saved catalog (file or partitioned folder), or from a folder or DICOM
+    file (scanned, with a progress bar)."""
+    from dicomml.catalog import Catalog
 
-    if source.is_file():
-        try:
-            return Catalog.load(source)
-        except CatalogError:
-            if source.suffix == ".parquet":
-                raise
-    return scan(source, progress=progress)
+    return Catalog.open(source, progress=progress)
 
 
 def _options(args) -> dict:

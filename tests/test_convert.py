@@ -78,14 +78,22 @@ def test_convert_reports_a_failing_series_and_goes_on(tmp_path, capsys):
     assert len(list((out / "r").glob("*.nii.gz"))) == 2
 
 
-def test_convert_from_a_saved_catalog(tmp_path):
-    from dicomml.catalog import scan
+@pytest.mark.parametrize("saved", ["cat.parquet", "partitioned/"])
+def test_convert_from_a_saved_catalog(tmp_path, saved, monkeypatch):
+    """A catalog file, or a partitioned catalog folder (which the command used to scan as a
+    folder of DICOM files, finding none), is loaded, never rescanned."""
+    from dicomml.catalog import scan, scanner
 
     src = tmp_path / "in"
     truth = synth.write_series(src, shape=(3, 8, 8), seed=6)
-    catalog = tmp_path / "cat.parquet"
+    catalog = f"{tmp_path / saved.rstrip('/')}{'/' if saved.endswith('/') else ''}"
     scan(src, catalog=catalog, progress=False)
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("a saved catalog was scanned")
+
+    monkeypatch.setattr(scanner, "scan", no_scan)
     out = tmp_path / "out"
-    assert main(["convert", str(catalog), "-o", str(out)]) == 0
+    assert main(["convert", catalog, "-o", str(out)]) == 0
     (path,) = out.glob("*.nii.gz")
     assert json.loads(_sidecar_of(path).read_text())["SeriesInstanceUID"] == truth.series_uid

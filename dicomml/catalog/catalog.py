@@ -180,9 +180,11 @@ class Catalog:
         return cat
 
     @classmethod
-    def open(cls, source, *, workers: int | None = None) -> Catalog:
-        """A catalog from ``source``: a Catalog (returned as is), a file saved by :meth:`save`,
-        or a folder of DICOM files (scanned, no progress bar; ``workers`` as in ``scan``).
+    def open(cls, source, *, workers: int | None = None, progress: bool = False) -> Catalog:
+        """A catalog from ``source``: a Catalog (returned as is), a file or partitioned folder
+        saved by :meth:`save`, or a folder of DICOM files or one DICOM file (scanned;
+        ``workers`` and ``progress`` as in ``scan``). The one rule the command-line tools use
+        for their CATALOG_OR_DIR argument.
 
         Raises ``CatalogError`` for a path that does not exist, ``TypeError`` for anything
         else.
@@ -208,9 +210,15 @@ class Catalog:
         path = Path(source)
         if not path.exists():
             raise CatalogError("no such folder or catalog file", path=path)
-        if path.is_file() or store.is_catalog_dir(path):
+        if store.is_catalog_dir(path):
             return cls.load(path)
-        return scan(path, workers=workers, progress=False)
+        if path.is_file():
+            try:
+                return cls.load(path)
+            except CatalogError:
+                if path.suffix == ".parquet":  # a broken catalog, not a DICOM file
+                    raise
+        return scan(path, workers=workers, progress=progress)
 
     # --- per-series access (used by the loader) ---
     def series_instances(self, series_key: str) -> pd.DataFrame:

@@ -24,6 +24,9 @@ import sys
 
 import torch
 
+from dicomml.catalog import Catalog
+from dicomml.errors import CatalogError
+
 from ._core import SERIES_ERRORS, SeriesSource
 
 ENGINES = ("local", "ray")
@@ -153,19 +156,13 @@ def fill_cache(source: SeriesSource, engine: str = "local", *, workers: int | No
 def run(args: argparse.Namespace) -> int:
     """The ``cache`` command: exit 0 when every series is cached, 1 when any failed, 2 on a
     bad argument."""
-    import os
-
     try:
         transform = load_object(args.transform) if args.transform else None
-        catalog = args.catalog
-        if os.path.isdir(catalog) and not _is_catalog_dir(catalog):  # a folder: scan it
-            from dicomml.catalog import scan
-
-            catalog = scan(catalog, progress=not args.no_progress)
+        catalog = Catalog.open(args.catalog, progress=not args.no_progress)
         source = SeriesSource(catalog, transform=transform, cache_dir=args.cache_dir)
         result = fill_cache(source, args.engine, workers=args.workers,
                             progress=not args.no_progress, address=args.ray_address)
-    except (ValueError, ImportError, AttributeError) as exc:
+    except (ValueError, ImportError, AttributeError, CatalogError) as exc:
         print(f"dicomml cache: error: {exc}", file=sys.stderr)
         return 2
     for key, error in sorted(result["errors"].items()):
@@ -185,8 +182,3 @@ def run(args: argparse.Namespace) -> int:
           f"{args.cache_dir}: {size_mb:.1f} MB")
     return 1 if result["failed"] else 0
 
-
-def _is_catalog_dir(path) -> bool:
-    from dicomml.catalog.store import is_catalog_dir
-
-    return is_catalog_dir(path)
