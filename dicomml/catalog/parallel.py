@@ -51,7 +51,9 @@ def _parse_rows(items: list) -> list:
     return [parse_file_safe(path, size) for path, size, _ in items]
 
 
-def _progress(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool):
+    """The scan's tqdm bar over ``total`` files (disabled when not ``enabled``), shared by the
+    local pool and the Ray engine."""
     # tqdm.auto warns in notebooks without ipywidgets: import it only when a bar is shown
     if enabled:
         from tqdm.auto import tqdm
@@ -128,7 +130,7 @@ def _first(item):
 
 def _run(items: list, workers: int | None, progress: bool, kind: str, job: _Job) -> None:
     workers = default_workers() if workers is None else max(1, int(workers))
-    with _progress(len(items), progress) as bar:
+    with progress_bar(len(items), progress) as bar:
         if workers == 1 or len(items) < IN_PROCESS_BELOW:
             _serial(items, bar, job)
         else:

@@ -38,7 +38,7 @@ import threading
 import time
 
 from dicomml.catalog.header import parse_file_safe
-from dicomml.catalog.parallel import _progress, typed_batch
+from dicomml.catalog.parallel import progress_bar, typed_batch
 from dicomml.catalog.table import InstanceColumns, errors_frame
 
 from ._ray import ensure_ray, total_cpus
@@ -117,7 +117,7 @@ class RayEngine:
         if not items:
             return InstanceColumns().frame(), errors_frame([])
         run = _Run(self, ensure_ray(self.address), list(items))
-        with _progress(len(items), progress) as bar:
+        with progress_bar(len(items), progress) as bar:
             run.loop(bar)
         self.stats = run.stats()
         return run.table.frame(), errors_frame(sorted(run.failed, key=_first))
