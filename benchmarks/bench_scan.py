@@ -16,7 +16,8 @@ run and on a warm page cache, reports files/s for:
 - the incremental rescan of the unchanged corpus (``scan(root, catalog=path)`` again);
 
 and prints the ratios against gdcm.Scanner, the pydicom loop and the first scan, and where the
-time of the parallel scan goes (CPU of the calling process and of the workers).
+time of the parallel scan goes (CPU of the calling process and of the workers; wall time of
+each stage of a 1-worker and an all-cores scan, and the speed-up its serial stages allow).
 
 Usage::
 
@@ -194,6 +195,57 @@ def time_parse_only(files, workers: int, kind: str) -> Clock:
     return clock
 
 
+def stage_times(root, workers: int, repeat: int = 3) -> dict[str, float]:
+    """Wall seconds of each stage of ``scan(root, workers=workers)`` (best of ``repeat``):
+    ``walk``, ``parse`` (headers to typed tables: pool start, workers, joining),
+    ``split`` (series assignment), ``summary`` (the series table) and ``other`` (the rest:
+    reuse bookkeeping, the Catalog itself)."""
+    from dicomml.catalog import scanner
+
+    names = {"walk": "_walk_all", "parse": "parse_to_frames", "split": "assign_series",
+             "summary": "summarize_series"}
+    best: dict[str, float] | None = None
+    originals = {stage: getattr(scanner, name) for stage, name in names.items()}
+    try:
+        for _ in range(max(1, repeat)):
+            spent = dict.fromkeys(names, 0.0)
+
+            def timed(stage, function, spent=spent):
+                def run(*args, **kwargs):
+                    start = time.perf_counter()
+                    try:
+                        return function(*args, **kwargs)
+                    finally:
+                        spent[stage] += time.perf_counter() - start
+                return run
+
+            for stage, name in names.items():
+                setattr(scanner, name, timed(stage, originals[stage]))
+            start = time.perf_counter()
+            scanner.scan(root, workers=workers, progress=False)
+            spent["total"] = time.perf_counter() - start
+            spent["other"] = spent["total"] - sum(spent[k] for k in names)
+            if best is None or spent["total"] < best["total"]:
+                best = spent
+    finally:
+        for stage, name in names.items():
+            setattr(scanner, name, originals[stage])
+    return best
+
+
+def _report_stages(root, cores: int, repeat: int) -> None:
+    """Where the time of a 1-worker and a ``cores``-worker scan goes, and the speed-up the
+    serial stages allow (Amdahl: only ``parse`` runs on several cores)."""
+    one, many = stage_times(root, 1, repeat), stage_times(root, cores, repeat)
+    print(f"\nstages (ms, best of {repeat})   {'1 worker':>10s} {f'{cores} workers':>10s}")
+    for stage in ("walk", "parse", "split", "summary", "other", "total"):
+        print(f"  {stage:28s} {one[stage] * 1000:10.1f} {many[stage] * 1000:10.1f}")
+    serial = one["total"] - one["parse"]
+    print(f"  {cores} workers / 1 worker: {one['total'] / many['total']:.2f}x; parse alone "
+          f"{one['parse'] / many['parse']:.2f}x; with a perfect {cores}x parse the serial "
+          f"stages ({serial * 1000:.0f} ms) allow {one['total'] / (serial + one['parse'] / cores):.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20_000)
@@ -220,6 +272,7 @@ def main() -> None:
             if name not in results or clock.wall < results[name][1].wall:
                 results[name] = (count, clock, cpu_ok)
     _report(results, cores)
+    _report_stages(root, cores, max(3, args.repeat))
 
 
 def _round(root, files, cores: int, pydicom_files: int):
