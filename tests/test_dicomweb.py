@@ -191,6 +191,35 @@ def test_dataset_two_workers_fetch_each_instance_once(server, tmp_path, remote, 
         assert torch.equal(second[sample["series_key"]], sample["image"])
 
 
+def test_spawned_workers_find_the_server_without_worker_init_fn(server, tmp_path, local):
+    """A ``spawn`` DataLoader worker starts a fresh interpreter, where no DicomWebSource was
+    created: it used to fail with "no DicomWebSource for this URL in this process" unless the
+    user re-created the source in ``worker_init_fn``. The datasets now carry the sources that
+    serve their URLs (unpickling one registers it), so both read the server's pixels, equal
+    to the files'. (DicomImageDataset also read the headers of multi-frame and LUT images
+    from the URL as if it were a file, in any process: now from the local store.)"""
+    source = _source(server, tmp_path)
+    cat = dicomml.scan(source).filter(Modality="MR", min_slices=3)
+    on_disk = local.filter(Modality="MR", min_slices=3)
+    for kind, key in ((dicomml.DicomSeriesDataset, "series_key"),
+                      (dicomml.DicomImageDataset, "SOPInstanceUID")):
+        disk = kind(on_disk)
+        expected: dict = {}  # a key may come twice (a series' volumes as samples)
+        for i in range(len(disk)):
+            expected.setdefault((disk[i][key], disk[i].get("frame")), []).append(disk[i]["image"])
+        dataset = kind(cat)
+        assert getattr(dataset, "source", dataset).web_sources == (source,)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=1,
+                                             multiprocessing_context="spawn")
+        samples = list(loader)
+        assert len(samples) == len(dataset)
+        seen = {(sample[key], sample.get("frame")) for sample in samples}
+        assert set(expected) <= seen  # (the server may hold series other tests added)
+        for sample in samples:
+            found = expected.get((sample[key], sample.get("frame")), [])
+            assert not found or any(torch.equal(sample["image"], image) for image in found)
+
+
 def test_volume_cache_on_a_dicomweb_catalog(server, tmp_path, remote):
     ds = dicomml.DicomSeriesDataset(remote.filter(Modality="CT"), cache_dir=tmp_path / "cache")
     a = ds[0]["image"]

@@ -52,6 +52,7 @@ import struct
 import zlib
 
 from dicomml import syntaxes as ts
+from dicomml._numbers import declared_frames, integer_string
 from dicomml.errors import (
     InvalidDicomError,
     InvalidTagError,
@@ -59,8 +60,6 @@ from dicomml.errors import (
     NotDicomError,
     TruncatedFileError,
 )
-
-from dicomml._numbers import declared_frames, integer_string
 
 from . import tags as T
 

@@ -73,6 +73,7 @@ class SeriesSource:
         if labels is not None:
             table, catalog = self._join(table, catalog, labels, label_column, on, keep_unlabeled)
         self.catalog = catalog
+        self.web_sources = _source.web_sources(catalog)  # travel to spawned workers
         if volumes == "samples":
             table = _source.expand_volumes(table)
             if self._labels is not None:

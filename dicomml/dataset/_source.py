@@ -43,6 +43,19 @@ def select(catalog, criteria) -> object:
     raise TypeError("filter must be None, a dict, a list of series keys or a callable")
 
 
+def web_sources(catalog) -> tuple:
+    """The :class:`~dicomml.web.DicomWebSource` objects serving the catalog's instance URLs
+    (none for files on disk). A dataset holds them so that a ``spawn`` DataLoader worker,
+    which unpickles the dataset in a fresh interpreter, finds its servers registered."""
+    paths = catalog.instances["path"]
+    urls = paths[paths.astype(str).str.startswith(("http://", "https://"))]
+    if urls.empty:
+        return ()
+    from dicomml.web.source import sources_serving
+
+    return sources_serving(urls.unique().tolist())
+
+
 def _first_per_series(instances: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     present = [c for c in columns if c in instances.columns]
     return instances.groupby("series_key", sort=False)[present].first()

@@ -226,6 +226,7 @@ class DicomImageDataset(torch.utils.data.Dataset):
         self.multiframe, self.frames, self.on_error = multiframe, frames, on_error
         self.metadata_keys = tuple(metadata)
         catalog = _source.select(Catalog.open(source, workers=scan_workers), filter)
+        self.web_sources = _source.web_sources(catalog)  # travel to spawned workers
         self.split = _check_splits(catalog, splits)
         table = _image_table(catalog.instances)
         self.label_report: LabelReport | None = None
@@ -335,8 +336,9 @@ class DicomImageDataset(torch.utils.data.Dataset):
 
     def _decode(self, row: pd.Series, frames) -> dict:
         wanted = frames if isinstance(frames, list) else [frames]
-        image, record, mask = image_values(_read_frames(row, wanted), row, self.values,
-                                           wanted, self.window)
+        stored_at = _stored_row(row)  # a DICOMweb instance: its file in the local store
+        image, record, mask = image_values(_read_frames(stored_at, wanted), stored_at,
+                                           self.values, wanted, self.window)
         spacing, spacing_rule = pixel_spacing(row, self.spacing)
         affine, affine_kind = _image_affine(row, spacing)
         flips, orientation, unknown = orientation_flips(row.get("PatientOrientation"),
@@ -411,16 +413,24 @@ def _image_table(instances: pd.DataFrame) -> pd.DataFrame:
     return instances[keep.to_numpy()].reset_index(drop=True)
 
 
+def _stored_row(row: pd.Series) -> pd.Series:
+    """``row`` itself, or for a DICOMweb instance URL the row of its file in the local store
+    (retrieved first when absent): what the pixel and header reads open."""
+    if not str(row["path"]).startswith(("http://", "https://")):
+        return row
+    from dicomml.decode.located import local_rows
+
+    return local_rows(row.to_frame().T).iloc[0]
+
+
 def _read_frames(row: pd.Series, frames: list[int]) -> np.ndarray:
-    """Stored values of ``frames`` of the image of a catalog row: ``(frames, rows, columns)``
-    or ``(frames, rows, columns, 3)``; only those frames are read where the file allows
-    (:func:`~dicomml.decode.located.load_frames`)."""
+    """Stored values of ``frames`` of the image of a catalog row (a file on disk, see
+    :func:`_stored_row`): ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)``; only
+    those frames are read where the file allows (:func:`~dicomml.decode.located.load_frames`)."""
     from dicomml.decode.frames import load_encoded
-    from dicomml.decode.located import load_frames, local_rows, location_from_row
+    from dicomml.decode.located import load_frames, location_from_row
     from dicomml.decode.reader import read_frames
 
-    if str(row["path"]).startswith(("http://", "https://")):  # DICOMweb: the local store
-        row = local_rows(row.to_frame().T).iloc[0]
     location = location_from_row(row)
     encoded = None if location is None else load_frames(location, sorted(set(frames)))
     if encoded is None:

@@ -250,6 +250,17 @@ def source_for(url: str) -> DicomWebSource:
     return max(found, key=lambda s: len(s.url))
 
 
+def sources_serving(urls) -> tuple[DicomWebSource, ...]:
+    """The registered sources under which any of ``urls`` (strings) lies: what a dataset keeps
+    so that, pickled into spawned DataLoader workers, it brings its servers along (unpickling
+    a source registers it there)."""
+    urls = [u for u in urls if isinstance(u, str)]
+    with _REGISTRY_LOCK:
+        sources = list(_REGISTRY.items())
+    return tuple(source for base, source in sources
+                 if any(u.startswith(base + "/") for u in urls))
+
+
 def _session_class(requests):
     """A ``requests.Session`` whose own ``verify`` holds for every request. A plain session's
     ``verify=False`` or CA bundle is replaced by ``$REQUESTS_CA_BUNDLE`` / ``$CURL_CA_BUNDLE``
