@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from dicomml.catalog.catalog import Catalog
-from dicomml.errors import CacheError, DicommlError, LabelGeometryError
+from dicomml.errors import DicommlError, LabelGeometryError
 
 from . import _pipeline, _shm, _source
 from ._failures import FailedSample, FailureLog, describe, failure_record
-from .cache import VolumeCache, entry_key
+from .cache import VolumeCache, entry_key, load_or_build
 from .labels import LabelReport, join_labels
 
 log = logging.getLogger("dicomml.dataset")
@@ -192,19 +192,8 @@ class SeriesSource:
         then stored when a cache is set). Errors propagate (see :meth:`load_or_skip`)."""
         if self.cache is None:
             return self._decode(index)
-        key = self.cache_key(index)
-        try:
-            sample = self.cache.load(key)
-        except CacheError as exc:
-            log.warning("rebuilding corrupt cache entry for %s: %s", self._keys[index], exc)
-            sample = None
-        if sample is None:
-            sample = self._decode(index)
-            try:
-                self.cache.store(key, sample)
-            except OSError as exc:  # a full or read-only cache must not stop training
-                log.warning("could not write the cache entry of %s: %s", self._keys[index], exc)
-        return sample
+        return load_or_build(self.cache, self.cache_key(index), lambda: self._decode(index),
+                             self._keys[index])
 
     def _decode(self, index: int) -> dict:
         from dicomml.loader import load_series

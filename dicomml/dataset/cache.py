@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -62,6 +63,7 @@ from . import _shm
 
 FORMAT_VERSION = 1
 _SIDECAR = ".json"
+_log = logging.getLogger("dicomml.dataset")
 
 
 def file_fingerprint(paths: Iterable[str | os.PathLike]) -> list[list]:
@@ -289,6 +291,31 @@ class VolumeCache:
         if not self.root.is_dir():
             return 0
         return sum(p.stat().st_size for p in self.root.glob("??/*") if p.is_file())
+
+
+def load_or_build(cache: VolumeCache | None, key: str, build, name: str) -> dict:
+    """The sample of cache entry ``key``, else ``build()`` (then stored under ``key``); just
+    ``build()`` without a cache. A corrupt entry is rebuilt and a failed write is logged
+    (naming ``name``, e.g. the series key): a full or read-only cache never stops training.
+
+    >>> cache = VolumeCache(tempfile.mkdtemp())
+    >>> load_or_build(cache, "k1", lambda: {"n": 1}, "demo"), "k1" in cache
+    ({'n': 1}, True)
+    """
+    if cache is None:
+        return build()
+    try:
+        sample = cache.load(key)
+    except CacheError as exc:
+        _log.warning("rebuilding corrupt cache entry of %s: %s", name, exc)
+        sample = None
+    if sample is None:
+        sample = build()
+        try:
+            cache.store(key, sample)
+        except OSError as exc:
+            _log.warning("could not write the cache entry of %s: %s", name, exc)
+    return sample
 
 
 def _remove_tree(root: str, owner_pid: int) -> None:

@@ -65,12 +65,11 @@ import pandas as pd
 import torch
 
 from dicomml.catalog.catalog import Catalog
-from dicomml.errors import CacheError
 
 from . import _pipeline, _source
 from ._core import SERIES_ERRORS, _label_value, _refuse_inside_data
 from ._failures import FailedSample, FailureLog, describe, failure_record
-from .cache import VolumeCache, entry_key
+from .cache import VolumeCache, entry_key, load_or_build
 from .labels import LabelReport, join_labels
 from .series import _check_index, _check_splits, _generator
 
@@ -321,18 +320,8 @@ class DicomImageDataset(torch.utils.data.Dataset):
             "values": self.values, "window": self.window, "orient": self.orient,
             "spacing": self.spacing,
             "metadata": list(self.metadata_keys)})
-        try:
-            sample = self.cache.load(key)
-        except CacheError as exc:
-            log.warning("rebuilding corrupt cache entry of %s: %s", row["path"], exc)
-            sample = None
-        if sample is None:
-            sample = self._decode(row, self._frames[index])
-            try:
-                self.cache.store(key, sample)
-            except OSError as exc:
-                log.warning("could not write the cache entry of %s: %s", row["path"], exc)
-        return sample
+        return load_or_build(self.cache, key, lambda: self._decode(row, self._frames[index]),
+                             str(row["path"]))
 
     def _decode(self, row: pd.Series, frames) -> dict:
         wanted = frames if isinstance(frames, list) else [frames]
