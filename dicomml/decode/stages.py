@@ -430,6 +430,21 @@ def modality(stored: np.ndarray, params: ValueParams) -> np.ndarray:
     return np.asarray(stored, np.float64) * params.slope + params.intercept
 
 
+def ramp(center: float, width: float, function: str = "LINEAR") -> tuple[float, float]:
+    """The centre and width of the straight part of a window, for the ramp ``(x - centre) /
+    width + 0.5``: PS3.3 C.11.2.1.2 shifts a LINEAR window by half a value and narrows it by
+    one (``c - 0.5``, ``w - 1``; a width of 0 left: a step at the centre); LINEAR_EXACT
+    (C.11.2.1.3.2) takes them as given. The one place the rule is written: the numpy stages
+    here and the torch ``transforms.Windows`` both use it.
+
+    >>> ramp(40, 80), ramp(40, 80, "LINEAR_EXACT")
+    ((39.5, 79.0), (40.0, 80.0))
+    """
+    if function == "LINEAR":
+        return center - 0.5, width - 1.0
+    return float(center), float(width)
+
+
 def window_values(x: np.ndarray, window: Window, y_range: tuple[float, float]) -> np.ndarray:
     """PS3.3 C.11.2.1.2 (LINEAR), C.11.2.1.3.2 (LINEAR_EXACT), C.11.2.1.3.1 (SIGMOID) of
     modality values ``x`` onto ``y_range`` (float64)."""
@@ -438,9 +453,7 @@ def window_values(x: np.ndarray, window: Window, y_range: tuple[float, float]) -
     x = np.asarray(x, np.float64)
     if window.function == "SIGMOID":
         return span / (1.0 + np.exp(-4.0 * (x - window.center) / window.width)) + y_min
-    center, width = window.center, window.width
-    if window.function == "LINEAR":
-        center, width = center - 0.5, width - 1.0
+    center, width = ramp(window.center, window.width, window.function)
     if width <= 0:  # LINEAR with width 1: a step at the centre
         return np.where(x <= center, y_min, y_max)
     out = ((x - center) / width + 0.5) * span + y_min
@@ -545,9 +558,7 @@ def linear_map(params: ValueParams, stage: str, voi, normalize: bool
         check_window(voi, params.path)
         if voi.function == "SIGMOID":
             return None
-        center, width = voi.center, voi.width
-        if voi.function == "LINEAR":
-            center, width = center - 0.5, width - 1.0
+        center, width = ramp(voi.center, voi.width, voi.function)
         if width <= 0:
             return None
         # y = ((x - center) / width + 0.5) * span + low, x = a * stored + b

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from dicomml.decode.stages import ramp
 from dicomml.transforms._base import Transform
 
 #: CT window presets, (center, width) in HU
@@ -143,7 +144,7 @@ class Windows(IntensityTransform):
         mask = padding_of(x, sample)
         channels = []
         for center, width in self.windows:
-            center, width = center - 0.5, width - 1.0
+            center, width = ramp(center, width, "LINEAR")
             if width <= 0:  # width 1: a step at the centre
                 y = (x > center).to(x.dtype)
             else:
