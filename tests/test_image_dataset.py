@@ -145,6 +145,26 @@ def test_pixel_spacing_rules(tags, plane, expected, rule):
     np.testing.assert_allclose(spacing, expected)
 
 
+@pytest.mark.parametrize("tags, expected", [
+    ({"ImagerPixelSpacing": [0.1, 0.1], "EstimatedRadiographicMagnificationFactor": 1.25},
+     [0.08, 0.08]),
+    ({"ImagerPixelSpacing": [0.1, 0.1], "PixelSpacing": [0.1, 0.1],
+      "EstimatedRadiographicMagnificationFactor": 1.25}, [0.08, 0.08]),
+    ({"ImagerPixelSpacing": [0.1, 0.1], "PixelSpacing": [0.09, 0.07]}, [0.09, 0.07]),
+])
+def test_load_series_and_the_image_dataset_agree_on_spacing(tmp_path, tags, expected):
+    """One spacing rule (dicomml.geometry.spacing) for a projection image: load_series took
+    Pixel Spacing, else Imager Pixel Spacing as it is (0.1 mm for the first two cases) while
+    DicomImageDataset undid the magnification (0.08 mm)."""
+    import dicomml
+
+    _write(tmp_path, "dx.dcm", _image(1), modality="DX", **tags)
+    volume = dicomml.load_series(tmp_path / "dx.dcm")
+    np.testing.assert_allclose(volume.spacing[1:], expected)
+    sample = dicomml.DicomImageDataset(dicomml.scan(tmp_path, progress=False))[0]
+    np.testing.assert_allclose(sample["spacing"], expected)
+
+
 def test_orientation_flips():
     assert orientation_flips("P\\L", "A") == (["columns"], "A\\L", [])
     assert orientation_flips("A\\R", "A") == ([], "A\\R", [])

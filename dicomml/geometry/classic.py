@@ -54,6 +54,7 @@ import pandas as pd
 
 from dicomml._numbers import declared_frames
 from dicomml.errors import InvalidTagError, MissingTagError
+from dicomml.geometry.spacing import SPACING_TAGS, pixel_spacing
 from dicomml.geometry.tagvalues import tag_number, tag_vector
 
 #: ``geometry`` of frames without Image Position / Orientation (Patient)
@@ -111,8 +112,7 @@ def _placement(ds, path, frames: int) -> dict:
     ipp, iop = _patient_geometry(ds, path)
     nothing = [math.nan] * frames
     if ipp is None or iop is None:
-        spacing = _spacing(ds, path, ("PixelSpacing", "ImagerPixelSpacing"), required=False,
-                           fallback=ultrasound_spacing(ds))
+        spacing = _projection_spacing(ds, path)
         positions = [(0.0, 0.0, float(k)) for k in range(frames)]
         note = None if ipp is None and iop is None else (
             "Image Position (Patient) without Image Orientation (Patient) or the reverse: "
@@ -259,8 +259,25 @@ def ultrasound_spacing(ds) -> tuple[float, float] | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _spacing(ds, path, keywords: tuple, *, required: bool,
-             fallback: tuple[float, float] | None = None) -> tuple[float, float]:
+def _projection_spacing(ds, path) -> tuple[float, float]:
+    """(row, column) spacing in mm of an image without patient geometry: the rule of
+    :func:`dicomml.geometry.spacing.pixel_spacing` in the patient plane (Imager Pixel Spacing
+    divided by the Estimated Radiographic Magnification Factor, a calibrated Pixel Spacing
+    as it is...), each spacing present checked first (typed errors naming the tag); else the
+    ultrasound regions' spacing, else 1 mm."""
+    values = {keyword: ds.get(keyword) for keyword in SPACING_TAGS}
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        if values[keyword] not in (None, ""):
+            values[keyword] = _spacing(ds, path, (keyword,), required=True)
+    factor = "EstimatedRadiographicMagnificationFactor"
+    values[factor] = tag_number(values[factor])
+    spacing, rule = pixel_spacing(values, "patient")
+    if rule.startswith("none"):
+        return ultrasound_spacing(ds) or (1.0, 1.0)
+    return float(spacing[0]), float(spacing[1])
+
+
+def _spacing(ds, path, keywords: tuple, *, required: bool) -> tuple[float, float]:
     for keyword in keywords:
         found = ds.get(keyword)
         if found not in (None, ""):
@@ -272,7 +289,7 @@ def _spacing(ds, path, keywords: tuple, *, required: bool,
     if required:
         raise MissingTagError("PixelSpacing is required to place the frames", path=path,
                               tag="PixelSpacing")
-    return fallback or (1.0, 1.0)
+    return 1.0, 1.0
 
 
 def _rescale(ds, path) -> dict:
