@@ -6,7 +6,8 @@ ask pandas for the column's array directly where its version allows, and fall ba
 ``frame[name]`` otherwise (duplicate column names, other pandas internals).
 
 ``absent(value)`` is the one test for a value a catalog row does not hold (None, the NaN
-that pandas fills in, or pandas' ``NA``).
+that pandas fills in, or pandas' ``NA``); ``plain(value)`` the one JSON-safe copy of a
+catalog value (for metadata and cache sidecars).
 
 Example
 -------
@@ -21,7 +22,7 @@ Example
 from __future__ import annotations
 
 import numpy as np
-from pandas import NA
+from pandas import NA, NaT
 
 
 def column_array(frame, name: str):
@@ -53,3 +54,18 @@ def absent(value) -> bool:
     missing catalog entry) and pandas' ``NA``; every other value, 0 and "" included, is
     present."""
     return value is None or (isinstance(value, float) and value != value) or value is NA
+
+
+def plain(value):
+    """A JSON-safe Python value: numpy scalars unwrapped, NaN/NA -> None, tuples -> lists."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if absent(value):
+        return None
+    if value is NaT:
+        return None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

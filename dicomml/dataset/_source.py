@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from dicomml._columns import absent
+from dicomml._columns import plain
 from dicomml.errors import CatalogError
 
 ID_COLUMNS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "AccessionNumber")
@@ -90,21 +90,6 @@ def _slice_counts(series: pd.DataFrame) -> pd.Series:
     if "n_instances" in series.columns:
         return pd.to_numeric(series["n_instances"], errors="coerce").fillna(0).astype(np.int64)
     raise CatalogError("catalog series table has neither n_frames nor n_instances")
-
-
-def plain(value):
-    """A JSON-safe Python value: numpy scalars unwrapped, NaN/NA -> None, tuples -> lists."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if absent(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 def plain_tree(value):

@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dicomml._columns import plain
 from dicomml.catalog.catalog import Catalog
 from dicomml.geometry.spacing import SPACING_PLANES, pixel_spacing
 
@@ -288,7 +289,7 @@ class DicomImageDataset(torch.utils.data.Dataset):
             "frame": frames,
             "orientation": orientation,
             "laterality": _text(row.get("ImageLaterality")) or _text(row.get("Laterality")),
-            "metadata": {k: _source.plain(row.get(k)) for k in self.metadata_keys},
+            "metadata": {k: plain(row.get(k)) for k in self.metadata_keys},
             "provenance": {"values": _source.plain_tree(record), "spacing": spacing_rule,
                            "affine": affine_kind, "frames": wanted,
                            "flip": flips + [f"unknown {axis}" for axis in unknown]},

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from dicomml._columns import absent, column_array
+from dicomml._columns import column_array, plain
 from dicomml.geometry.affine import series_affine
 from dicomml.geometry.resample import deshear, regularise_spacing
 from dicomml.geometry.stack import Stack, volume_order
@@ -66,19 +66,6 @@ _PER_FILE = {"path", "SOPInstanceUID", "InstanceNumber", "ImagePositionPatient",
              "pixel_data_offset", "pixel_data_length", "file_size", "mtime", "size"}
 
 
-def _plain(found):
-    """A JSON-friendly copy: numpy scalars/arrays and tuples to Python, NaN to None."""
-    if isinstance(found, np.generic):
-        return found.item()
-    if isinstance(found, np.ndarray):
-        return found.tolist()
-    if isinstance(found, tuple):
-        return [_plain(v) for v in found]
-    if absent(found):
-        return None
-    return found
-
-
 def _all_equal(values: list) -> bool:
     first = values[0]
     if isinstance(first, float) and np.isnan(first):
@@ -106,11 +93,11 @@ def series_metadata(instances: pd.DataFrame, key: str, stack: Stack, planes: pd.
             first = numbers[0]
             same = np.isnan(numbers).all() if first != first else (numbers == first).all()
             if same:
-                meta[name] = _plain(first.item())
+                meta[name] = plain(first.item())
             continue
         values = found.tolist()
         if _all_equal(values):
-            meta[name] = _plain(values[0])
+            meta[name] = plain(values[0])
     meta["findings"] = [f.to_dict() for f in stack.findings]
     meta["n_files"] = int(len(instances))
     meta["n_planes"] = int(stack.order.size)
@@ -124,7 +111,7 @@ def series_metadata(instances: pd.DataFrame, key: str, stack: Stack, planes: pd.
         meta["rescale"] = {"slope": planes["slope"].to_numpy()[used].tolist(),
                            "intercept": planes["intercept"].to_numpy()[used].tolist()}
     if stack.is_4d:
-        meta["volumes"] = [{k: _plain(v) for k, v in values.items()}
+        meta["volumes"] = [{k: plain(v) for k, v in values.items()}
                            for values in stack.volume_values]
         ordered_by, told_apart = volume_rule(planes, stack)
         for values in meta["volumes"]:
