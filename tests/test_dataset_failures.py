@@ -160,12 +160,12 @@ def test_failure_folder_is_removed_with_the_dataset(broken):
     catalog, good, bad = broken
     ds = DicomSeriesDataset(catalog, on_error="skip")
     _epoch(ds, batch_size=2, multiprocessing_context="fork")
-    folder = ds.source._log.folder
+    folder = ds.source._failures.log.folder
     assert os.listdir(folder)  # the workers' records
     del ds
     gc.collect()
     assert not os.path.exists(folder)
-    assert DicomSeriesDataset(catalog).source._log is None  # "raise" makes no folder
+    assert DicomSeriesDataset(catalog).source._failures.log is None  # "raise" makes no folder
 
 
 def test_slice_dataset_stale_catalog_fails_the_whole_series(tmp_path):

@@ -27,7 +27,7 @@ from dicomml.catalog.catalog import Catalog
 from dicomml.errors import DicommlError, LabelGeometryError
 
 from . import _pipeline, _shm, _source
-from ._failures import FailedSample, FailureLog, describe, failure_record
+from ._failures import FailedSample, Failures, describe
 from .cache import VolumeCache, entry_key, load_or_build
 from .labels import LabelReport, join_labels
 
@@ -95,8 +95,7 @@ class SeriesSource:
                 self.cache = cache_dir
             else:
                 self.cache = VolumeCache(cache_dir, mmap=cache_mmap)
-        self._failed: dict[int, dict] = {}  # this process's failure records, by index
-        self._log = FailureLog() if on_error == "skip" else None
+        self._failures = Failures(on_error)
         self._files: dict[str, list[str]] | None = None
 
     # --- labels ---------------------------------------------------------------------------------
@@ -152,9 +151,7 @@ class SeriesSource:
         (DataLoader workers included): one record per series, by index, with ``series_index``,
         ``series_key``, ``file``, ``error_type``, ``message`` and ``tag``
         (:mod:`dicomml.dataset._failures`)."""
-        records = {r["series_index"]: r for r in self._log.read()} if self._log else {}
-        records.update(self._failed)
-        return [records[i] for i in sorted(records)]
+        return self._failures.records()
 
     @property
     def failed(self) -> dict[int, str]:
@@ -248,7 +245,7 @@ class SeriesSource:
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for {n} series")
         if self.on_error == "skip":
-            known = self._failed.get(index) or (self._log.get(index) if self._log else None)
+            known = self._failures.known(index)
             if known is not None:
                 return FailedSample(known)
         try:
@@ -260,13 +257,7 @@ class SeriesSource:
 
     def skip(self, index: int, exc: BaseException) -> FailedSample:
         """Log and record that series ``index`` failed with ``exc``; its marker sample."""
-        record = failure_record(index, self._keys[index], exc)
-        self._failed[index] = record
-        if self._log is not None:
-            self._log.record(record)
-        log.warning("skipping series %s (index %d): %s", self._keys[index], index,
-                    describe(record))
-        return FailedSample(record)
+        return self._failures.add(index, self._keys[index], exc, "series")
 
     def warm(self, index: int) -> tuple[str, str]:
         """Fill the cache entry of series ``index``: ``(series_key, "cached" | "present")``."""
@@ -280,7 +271,6 @@ class SeriesSource:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_failed"] = {}  # per-process memory of failures; workers start fresh
         state["_files"] = None  # rebuilt on demand: keeps the pickle small
         state["catalog"] = _source.pack_catalog(self.catalog)
         return state

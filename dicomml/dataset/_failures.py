@@ -30,12 +30,15 @@ FailedSample(series 3 '1.2.3': TruncatedFileError: file ends inside Pixel Data)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 import weakref
 
 from dicomml.errors import DicommlError
+
+_log = logging.getLogger("dicomml.dataset")
 
 #: the keys of a failure record, in order
 RECORD_KEYS = ("series_index", "series_key", "file", "error_type", "message", "tag")
@@ -149,6 +152,43 @@ class FailureLog:
         """Remove the folder now (only the creating process does)."""
         if self._finalizer is not None:
             self._finalizer()
+
+
+class Failures:
+    """What one dataset has skipped: this process's records by index and, with
+    ``on_error="skip"``, the :class:`FailureLog` its DataLoader workers share (None with
+    ``"raise"``: nothing is skipped, no folder is made). A copy sent to a worker starts with
+    no records of its own and writes to the same log."""
+
+    def __init__(self, on_error: str):
+        self.local: dict[int, dict] = {}
+        self.log = FailureLog() if on_error == "skip" else None
+
+    def __getstate__(self) -> dict:
+        return {"local": {}, "log": self.log}
+
+    def known(self, index: int) -> dict | None:
+        """The record of sample ``index`` if it failed before, in any process."""
+        found = self.local.get(index)
+        if found is None and self.log is not None:
+            found = self.log.get(index)
+        return found
+
+    def add(self, index: int, key: str, exc: BaseException, what: str) -> FailedSample:
+        """Record and log (``what``: "series", "image") that sample ``index`` (``key``)
+        failed with ``exc``; its marker sample."""
+        record = failure_record(index, key, exc)
+        self.local[index] = record
+        if self.log is not None:
+            self.log.record(record)
+        _log.warning("skipping %s %s (index %d): %s", what, key, index, describe(record))
+        return FailedSample(record)
+
+    def records(self) -> list[dict]:
+        """Every record, from the shared log and this process, by index."""
+        found = {r["series_index"]: r for r in self.log.read()} if self.log else {}
+        found.update(self.local)
+        return [found[i] for i in sorted(found)]
 
 
 def _remove(folder: str, owner_pid: int) -> None:

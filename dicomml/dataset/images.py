@@ -70,7 +70,7 @@ from dicomml.geometry.spacing import SPACING_PLANES, pixel_spacing
 
 from . import _pipeline, _source
 from ._core import SERIES_ERRORS, _label_value, _refuse_inside_data
-from ._failures import FailedSample, FailureLog, describe, failure_record
+from ._failures import FailedSample, Failures
 from .cache import VolumeCache, entry_key, load_or_build
 from .labels import LabelReport, join_labels
 from .series import _check_index, _check_splits, _generator
@@ -186,8 +186,7 @@ class DicomImageDataset(torch.utils.data.Dataset):
             self.cache = cache_dir if isinstance(cache_dir, VolumeCache) \
                 else VolumeCache(cache_dir)
         self.seed, self.epoch = seed, 0
-        self._failed: dict[int, dict] = {}
-        self._log = FailureLog() if on_error == "skip" else None
+        self._failures = Failures(on_error)
 
     def _join(self, table, labels, label_column, on, keep_unlabeled):
         values, report = join_labels(table, labels, label_column=label_column, on=on,
@@ -236,7 +235,7 @@ class DicomImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict | FailedSample:
         index = _check_index(index, len(self))
         if self.on_error == "skip":
-            known = self._failed.get(index) or (self._log.get(index) if self._log else None)
+            known = self._failures.known(index)
             if known is not None:
                 return FailedSample(known)
         try:
@@ -300,27 +299,17 @@ class DicomImageDataset(torch.utils.data.Dataset):
 
     def _skip(self, index: int, exc: BaseException) -> FailedSample:
         sop, frames = self.position(index)
-        record = failure_record(index, f"{sop} frame {frames}", exc)
-        self._failed[index] = record
-        if self._log is not None:
-            self._log.record(record)
-        log.warning("skipping image %s (index %d): %s", sop, index, describe(record))
-        return FailedSample(record)
+        return self._failures.add(index, f"{sop} frame {frames}", exc, "image")
 
     def failures(self) -> list[dict]:
         """The samples skipped by ``on_error="skip"`` in any process (DataLoader workers
         included); records as :meth:`dicomml.DicomSeriesDataset.failures` (``series_index``:
         the sample index, ``series_key``: ``"<SOPInstanceUID> frame <n>"``)."""
-        records = {r["series_index"]: r for r in self._log.read()} if self._log else {}
-        records.update(self._failed)
-        return [records[i] for i in sorted(records)]
+        return self._failures.records()
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's random-transform draws (only matters with ``seed`` set)."""
         self.epoch = int(epoch)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_failed": {}}
 
     def __repr__(self) -> str:
         return (f"DicomImageDataset({len(self)} samples from {len(self._table)} images, "
