@@ -307,6 +307,9 @@ def test_cli_scan_and_info(mixed, tmp_path, capsys):
     info = capsys.readouterr().out
     assert "NotDicomError" in info and "series_key" in info
     assert main(["info", str(tmp_path / "nope.parquet")]) == 1
+    assert main(["info", str(root)]) == 0  # a DICOM folder: scanned, nothing written
+    assert capsys.readouterr().out == info
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.parquet"]
 
 
 def test_public_api_and_empty_folder(tmp_path):

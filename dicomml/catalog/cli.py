@@ -52,8 +52,9 @@ def register(subparsers) -> None:
         description="Print the patient, study and series counts of a catalog written by "
                     "'dicomml scan', its image series, the objects that are not images, and "
                     "the files that could not be indexed.")
-    q.add_argument("catalog", metavar="CATALOG", help="a catalog written by 'dicomml scan', or "
-                   "the URL of a DICOMweb server (scanned, nothing written)")
+    q.add_argument("catalog", metavar="CATALOG", help="a catalog written by 'dicomml scan', a "
+                   "folder of DICOM files or the URL of a DICOMweb server (both scanned, "
+                   "nothing written)")
     q.add_argument("--max-rows", type=int, default=50, metavar="N",
                    help="series rows to print (default 50)")
     _web_arguments(q)
@@ -121,8 +122,8 @@ def _info(args: argparse.Namespace) -> int:
     from .catalog import Catalog
 
     source = _source(args, args.catalog)
-    if isinstance(source, str):
-        cat = Catalog.load(args.catalog)
+    if isinstance(source, str):  # a catalog file or folder; a DICOM folder is scanned
+        cat = Catalog.open(args.catalog, progress=True)
     else:
         from .scanner import scan
 
