@@ -60,12 +60,10 @@ def plain(value):
     """A JSON-safe Python value: numpy scalars unwrapped, NaN/NA -> None, tuples -> lists."""
     if isinstance(value, np.generic):
         value = value.item()
-    if absent(value):
-        return None
-    if value is NaT:
+    if absent(value) or value is NaT:
         return None
     if isinstance(value, (list, tuple, np.ndarray)):
         return [plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, (bool, int, float, str)):
         return value
     return str(value)

@@ -26,8 +26,6 @@ def integer_string(value) -> int:
     when it is not exactly a whole number."""
     if isinstance(value, int):
         return value
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
     if isinstance(value, str):
         value = value.strip(" \x00")
         try:
@@ -51,7 +49,7 @@ def declared_frames(value) -> int:
     >>> declared_frames(None), declared_frames("0"), declared_frames(" 12 ")
     (1, 1, 12)
     """
-    if value is None or value == "" or value == b"":
+    if value is None or value == "":
         return 1
     frames = integer_string(value)
     if frames < 0:

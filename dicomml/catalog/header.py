@@ -590,7 +590,9 @@ class _Parser:
                 self._truncated(vpos, "a value")
             i = vpos - src.base
         raw = src.buf[i:i + length]
-        if kind == T.TEXT and self.charset is None:
+        if top and index == _I_FRAMES:
+            value = self._frames(raw)
+        elif kind == T.TEXT and self.charset is None:
             value = raw.strip(b" \x00").decode("latin-1")
             if "\\" in value:  # multi-valued: strip each value's padding
                 value = "\\".join(v.strip() for v in value.split("\\"))
@@ -598,8 +600,6 @@ class _Parser:
         else:
             value = _decode(raw, kind, self.structs, self.charset)
         if top:
-            if index == _I_FRAMES:
-                value = self._frames(raw)
             self.row[index] = value
             if index == _I_CHARSET and value and value not in ("ISO_IR 100", "ISO_IR 6"):
                 self.charset = value

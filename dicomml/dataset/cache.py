@@ -293,17 +293,15 @@ class VolumeCache:
         return sum(p.stat().st_size for p in self.root.glob("??/*") if p.is_file())
 
 
-def load_or_build(cache: VolumeCache | None, key: str, build, name: str) -> dict:
-    """The sample of cache entry ``key``, else ``build()`` (then stored under ``key``); just
-    ``build()`` without a cache. A corrupt entry is rebuilt and a failed write is logged
-    (naming ``name``, e.g. the series key): a full or read-only cache never stops training.
+def load_or_build(cache: VolumeCache, key: str, build, name: str) -> dict:
+    """The sample of cache entry ``key``, else ``build()`` (then stored under ``key``). A
+    corrupt entry is rebuilt and a failed write is logged (naming ``name``, e.g. the series
+    key): a full or read-only cache never stops training.
 
     >>> cache = VolumeCache(tempfile.mkdtemp())
     >>> load_or_build(cache, "k1", lambda: {"n": 1}, "demo"), "k1" in cache
     ({'n': 1}, True)
     """
-    if cache is None:
-        return build()
     try:
         sample = cache.load(key)
     except CacheError as exc:

@@ -119,7 +119,7 @@ def _placement(ds, path, frames: int) -> dict:
             "placeholder geometry")
         return dict(positions=positions, orientation=PLACEHOLDER_ORIENTATION, spacing=spacing,
                     temporal=nothing, geometry=NONE, note=note)
-    spacing = _spacing(ds, path, ("PixelSpacing",), required=True)
+    spacing = _spacing(ds, path, "PixelSpacing")
     normal = np.cross(iop[:3], iop[3:])
     offsets, temporal, note = _offsets(ds, path, frames, ipp, iop)
     positions = [tuple(float(v) for v in ipp + o * normal) for o in offsets]
@@ -268,7 +268,7 @@ def _projection_spacing(ds, path) -> tuple[float, float]:
     values = {keyword: ds.get(keyword) for keyword in SPACING_TAGS}
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         if values[keyword] not in (None, ""):
-            values[keyword] = _spacing(ds, path, (keyword,), required=True)
+            values[keyword] = _spacing(ds, path, keyword)
     factor = "EstimatedRadiographicMagnificationFactor"
     values[factor] = tag_number(values[factor])
     spacing, rule = pixel_spacing(values, "patient")
@@ -277,19 +277,18 @@ def _projection_spacing(ds, path) -> tuple[float, float]:
     return float(spacing[0]), float(spacing[1])
 
 
-def _spacing(ds, path, keywords: tuple, *, required: bool) -> tuple[float, float]:
-    for keyword in keywords:
-        found = ds.get(keyword)
-        if found not in (None, ""):
-            spacing = tag_vector(_as_list(found), 2, keyword, path=path)
-            if (spacing <= 0).any():
-                raise InvalidTagError(f"{keyword} must be positive (mm), got {spacing.tolist()}",
-                                      path=path, tag=keyword)
-            return float(spacing[0]), float(spacing[1])
-    if required:
-        raise MissingTagError("PixelSpacing is required to place the frames", path=path,
-                              tag="PixelSpacing")
-    return 1.0, 1.0
+def _spacing(ds, path, keyword: str) -> tuple[float, float]:
+    """``keyword`` (a spacing pair, mm) as two positive finite floats; a typed error naming
+    the tag when it is absent or not such a pair."""
+    found = ds.get(keyword)
+    if found in (None, ""):
+        raise MissingTagError(f"{keyword} is required to place the frames", path=path,
+                              tag=keyword)
+    spacing = tag_vector(_as_list(found), 2, keyword, path=path)
+    if (spacing <= 0).any():
+        raise InvalidTagError(f"{keyword} must be positive (mm), got {spacing.tolist()}",
+                              path=path, tag=keyword)
+    return float(spacing[0]), float(spacing[1])
 
 
 def _rescale(ds, path) -> dict:
