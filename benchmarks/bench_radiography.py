@@ -18,7 +18,7 @@ JPEG 2000 lossless, one fragment per frame with a Basic Offset Table). Then repo
 3. a 2-worker DataLoader epoch over ``--epoch-images`` (default 200) mammograms
    (``--epoch-syntax j2k,jpeg-lossless,uncompressed``; default j2k) (hard links
    of one file, so the page cache holds them: a decode benchmark): ``DicomImageDataset`` with
-   ``values="presentation"`` (before it existed: the window as ``transforms.ClipNormalize``) vs
+   ``values="presentation"`` vs
    a pydicom Dataset doing the pydicom chain above (target >= 3x).
 
 Usage::
@@ -32,7 +32,6 @@ Prints the load average at the start and the end: compare ratios, not times.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import shutil
 import tempfile
@@ -60,56 +59,15 @@ def phantom(rows: int, columns: int, seed: int = 0) -> np.ndarray:
 
 def write(path: str, frames: np.ndarray, syntax: str) -> str:
     """An MG image (or, several frames: a tomosynthesis-like object) of ``frames``."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import generate_uid
+    from dicomml.synth import write_projection
 
-    from dicomml.synth._encode import encode_pixel_data
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = ds.SeriesInstanceUID = generate_uid()
-    ds.PatientID, ds.Modality, ds.PresentationIntentType = "bench", "MG", "FOR PRESENTATION"
-    ds.Rows, ds.Columns = frames.shape[1:]
-    if len(frames) > 1:
-        ds.NumberOfFrames = len(frames)
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, "US"
-    ds.WindowCenter, ds.WindowWidth = WINDOW
-    ds.ImagerPixelSpacing = ds.PixelSpacing = [0.07, 0.07]
-    ds.PatientOrientation, ds.ImageLaterality = ["A", "R"], "L"
-    encoded = encode_pixel_data(frames, syntax, bits_stored=12)
-    ds.PixelData = encoded.value
-    ds["PixelData"].VR = encoded.vr
-    if encoded.encapsulated:
-        ds["PixelData"].is_undefined_length = True
-    ds.save_as(path, enforce_file_format=True)
+    write_projection(path, frames, syntax, patient_id="bench",
+                     PresentationIntentType="FOR PRESENTATION", RescaleSlope=1,
+                     RescaleIntercept=0, RescaleType="US", WindowCenter=WINDOW[0],
+                     WindowWidth=WINDOW[1], ImagerPixelSpacing=[0.07, 0.07],
+                     PixelSpacing=[0.07, 0.07], PatientOrientation=["A", "R"],
+                     ImageLaterality="L")
     return path
-
-
-def voi_linear(values: np.ndarray, centre: float, width: float) -> np.ndarray:
-    """PS3.3 C.11.2.1.2.1 LINEAR onto [0, 1] (the presentation stage where read_pixels has no
-    ``values=`` yet)."""
-    out = values - np.float32(centre - 0.5)
-    out *= np.float32(1.0 / (width - 1))
-    out += np.float32(0.5)
-    return np.clip(out, 0, 1, out=out)
-
-
-def dicomml_presentation():
-    """(label, path -> display values) for dicomml, with the values API when it is there."""
-    import dicomml
-
-    if "values" in inspect.signature(dicomml.read_pixels).parameters:
-        return ("read_pixels(values='presentation')",
-                lambda path: dicomml.read_pixels(path, values="presentation"))
-    return ("read_pixels(rescale=True) + VOI LINEAR",
-            lambda path: voi_linear(dicomml.read_pixels(path, rescale=True), *WINDOW))
 
 
 def pydicom_presentation(path):
@@ -137,10 +95,15 @@ def best_ms(run, repeat: int) -> float:
 
 
 def bench_images(folder: str, image: np.ndarray, repeat: int) -> None:
+    import dicomml
     from dicomml import syntaxes as ts
     from dicomml.decode.registry import decoders_for
 
-    label, present = dicomml_presentation()
+    label = "read_pixels(values='presentation')"
+
+    def present(path):
+        return dicomml.read_pixels(path, values="presentation")
+
     print(f"\n1. ms per {image.shape[0]}x{image.shape[1]} 12-bit image to display values "
           f"(dicomml: {label}); best of {repeat}")
     print(f"{'syntax':26s} {'MB':>6s} {'dicomml':>9s} {'bare':>9s} {'pydicom':>9s} "
@@ -214,15 +177,7 @@ def bench_epoch(folder: str, image: np.ndarray, count: int, workers: int,
         def __getitem__(self, i):
             return torch.from_numpy(pydicom_presentation(self.paths[i]).astype(np.float32))[None]
 
-    from dicomml import transforms as T
-    from dicomml.dataset.images import VALUES
-
-    if "presentation" in VALUES:  # the file's window, one table pass
-        ours = dicomml.DicomImageDataset(catalog, values="presentation")
-    else:  # the window as a transform: display values in [0, 1] as pydicom's
-        centre, width = WINDOW
-        ours = dicomml.DicomImageDataset(catalog, transform=T.ClipNormalize(
-            centre - 0.5 - (width - 1) / 2, centre - 0.5 + (width - 1) / 2))
+    ours = dicomml.DicomImageDataset(catalog, values="presentation")  # the file's window
     theirs = PydicomImages(sorted(os.path.join(data, f) for f in os.listdir(data)))
     seconds = {}
     for name, dataset, collate in (("dicomml", ours, dicomml.collate),
