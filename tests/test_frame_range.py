@@ -9,19 +9,18 @@ import os
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     RLELossless,
-    generate_uid,
 )
 
 import dicomml
 from dicomml.decode.located import load_frames, locate_file, locations_from_frame
 from dicomml.decode.reader import read_pixels
+from dicomml.synth import projection_dataset
 from dicomml.synth._encode import encode_pixel_data, supported_transfer_syntaxes
 
 FRAMES, ROWS, COLUMNS = 24, 96, 80
@@ -47,18 +46,9 @@ def _write(path, frames: np.ndarray, syntax: str, layout: str = "bot") -> str:
     """A DX-like multi-frame object; ``layout``: how encapsulated frames are stored:
     "bot" (offset table), "nobot" (empty table, one fragment per frame), "split" (offset
     table, each frame in two fragments), "extended" (extended offset table)."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.13.1.3"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientID, ds.Modality = "frames", "MG"
-    ds.Rows, ds.Columns, ds.NumberOfFrames = ROWS, COLUMNS, len(frames)
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds = projection_dataset(ROWS, COLUMNS, transfer_syntax=syntax, patient_id="frames",
+                            sop_class="1.2.840.10008.5.1.4.1.1.13.1.3",  # tomosynthesis
+                            NumberOfFrames=len(frames))
     if syntax in (ExplicitVRLittleEndian, ExplicitVRBigEndian):
         ds.PixelData = encode_pixel_data(frames, syntax, bits_stored=12).value
     else:

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 import torch
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 from test_decode_pydicom import JPEG_LOSSY_TOLERANCE
@@ -20,7 +20,7 @@ from test_decode_pydicom import JPEG_LOSSY_TOLERANCE
 import dicomml
 from dicomml.catalog.header import parse_file, row_as_dict
 from dicomml.dataset.images import orientation_flips, pixel_spacing
-from dicomml.synth._encode import encode_pixel_data
+from dicomml.synth import write_projection
 
 ROWS, COLUMNS = 40, 32
 
@@ -34,38 +34,19 @@ def _write(folder, name: str, stored: np.ndarray, *, modality: str = "MG",
            photometric: str = "MONOCHROME2", orientation=("A", "R"), laterality="L",
            view=None, syntax=ExplicitVRLittleEndian, patient="p1", **tags) -> Dataset:
     """A projection image (or multi-frame object) with the 2D attributes set."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = ds.SeriesInstanceUID = generate_uid()
-    ds.PatientID, ds.Modality = patient, modality
-    ds.Rows, ds.Columns = ROWS, COLUMNS
-    if len(stored) > 1:
-        ds.NumberOfFrames = len(stored)
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    attributes = {"PhotometricInterpretation": photometric}
     if orientation is not None:
-        ds.PatientOrientation = list(orientation)
+        attributes["PatientOrientation"] = list(orientation)
     if laterality is not None:
-        ds.ImageLaterality = laterality
+        attributes["ImageLaterality"] = laterality
     if view is not None:
         item = Dataset()
         item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = view
-        ds.ViewCodeSequence = [item]
-    for keyword, value in tags.items():
-        setattr(ds, keyword, value)
-    encoded = encode_pixel_data(stored, syntax, bits_stored=12)
-    ds.PixelData = encoded.value
-    ds["PixelData"].VR = encoded.vr
-    if encoded.encapsulated:
-        ds["PixelData"].is_undefined_length = True
-    path = os.path.join(folder, name)
-    ds.save_as(path, enforce_file_format=True)
-    return ds
+        attributes["ViewCodeSequence"] = [item]
+    uid = generate_uid()
+    return write_projection(os.path.join(folder, name), stored, syntax, modality=modality,
+                            patient_id=patient, StudyInstanceUID=uid, SeriesInstanceUID=uid,
+                            **{**attributes, **tags})
 
 
 # --- catalog columns ------------------------------------------------------------------------

@@ -10,6 +10,8 @@ the values and geometry a correct reader must produce, computed without any read
 :func:`write_colour_series` writes RGB, YBR_FULL and PALETTE COLOR series (trailing axis of 3
 samples in the truth). :func:`write_classic_multiframe` writes classic multi-frame objects (MR/CT, RT Dose, NM,
 and US/SC/XA cine without patient geometry) with the same kind of ground truth.
+:func:`write_projection` writes a projection image (mammogram, radiograph, tomosynthesis
+object) whose frames are the stored values given.
 
 Conventions: arrays are (slices, rows, columns) — (volumes, slices, rows, columns) for 4D —
 in ascending order along the slice normal ``cross(row cosine, column cosine)``; ``affine``
@@ -32,6 +34,7 @@ from ._corpus import write_corpus
 from ._encode import is_lossy, supported_transfer_syntaxes
 from ._geometry import ORIENTATIONS, PATIENT_POSITIONS, orientation_cosines
 from ._phantom import phantom
+from ._projection import projection_dataset, write_projection
 from ._series import SynthSeries, write_series
 
 __all__ = [
@@ -41,9 +44,11 @@ __all__ = [
     "is_lossy",
     "orientation_cosines",
     "phantom",
+    "projection_dataset",
     "supported_transfer_syntaxes",
     "write_classic_multiframe",
     "write_colour_series",
     "write_corpus",
+    "write_projection",
     "write_series",
 ]
