@@ -7,7 +7,8 @@ ask pandas for the column's array directly where its version allows, and fall ba
 
 ``absent(value)`` is the one test for a value a catalog row does not hold (None, the NaN
 that pandas fills in, or pandas' ``NA``); ``plain(value)`` the one JSON-safe copy of a
-catalog value (for metadata and cache sidecars).
+catalog value (for metadata and cache sidecars); ``is_url(path)`` the one test for a
+``path`` that is a DICOMweb instance URL rather than a file.
 
 Example
 -------
@@ -67,3 +68,13 @@ def plain(value):
     if isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def is_url(value) -> bool:
+    """True for an ``http://`` or ``https://`` string (a DICOMweb location, not a path; the
+    scheme in any case).
+
+    >>> is_url("HTTPS://pacs/dicom-web/studies/1"), is_url("/data/a.dcm"), is_url(None)
+    (True, False, False)
+    """
+    return isinstance(value, str) and value[:8].lower().startswith(("http://", "https://"))

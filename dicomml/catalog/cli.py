@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dicomml._columns import is_url
+
 
 def register(subparsers) -> None:
     """Add the ``scan`` and ``info`` subcommands to an argparse subparsers object."""
@@ -82,7 +84,7 @@ def _source(args: argparse.Namespace, root: str):
     $DICOMML_WEB_TOKEN)."""
     import os
 
-    if not root.startswith(("http://", "https://")):
+    if not is_url(root):
         return root
     from dicomml.web import DicomWebSource
 

@@ -30,6 +30,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from dicomml._columns import is_url
+
 from . import store
 from .catalog import Catalog
 from .parallel import parse_to_frames
@@ -53,8 +55,7 @@ def scan(root, *, catalog=None, workers: int | None = None, progress: bool = Tru
     :class:`dicomml.web.DicomWebSource`: ``query`` then holds QIDO-RS filters and rows carry
     instance URLs (:func:`dicomml.web.scan_dicomweb`; ``workers`` unused).
     """
-    if getattr(root, "is_dicomweb", False) or (
-            isinstance(root, str) and root.startswith(("http://", "https://"))):
+    if getattr(root, "is_dicomweb", False) or is_url(root):
         from dicomml.web import scan_dicomweb
 
         return scan_dicomweb(root, query=query, catalog=catalog, progress=progress)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from dicomml._columns import plain
+from dicomml._columns import column_list, is_url, plain
 from dicomml.errors import CatalogError
 
 ID_COLUMNS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "AccessionNumber")
@@ -47,13 +47,12 @@ def web_sources(catalog) -> tuple:
     """The :class:`~dicomml.web.DicomWebSource` objects serving the catalog's instance URLs
     (none for files on disk). A dataset holds them so that a ``spawn`` DataLoader worker,
     which unpickles the dataset in a fresh interpreter, finds its servers registered."""
-    paths = catalog.instances["path"]
-    urls = paths[paths.astype(str).str.startswith(("http://", "https://"))]
-    if urls.empty:
+    urls = {path for path in column_list(catalog.instances, "path") if is_url(path)}
+    if not urls:
         return ()
     from dicomml.web.source import sources_serving
 
-    return sources_serving(urls.unique().tolist())
+    return sources_serving(urls)
 
 
 def _first_per_series(instances: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

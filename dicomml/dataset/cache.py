@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dicomml._columns import is_url
 from dicomml.errors import CacheError, CatalogError
 
 from . import _shm
@@ -74,7 +75,7 @@ def file_fingerprint(paths: Iterable[str | os.PathLike]) -> list[list]:
     """
     rows = []
     for path in sorted(os.fspath(p) for p in paths):
-        if path.startswith(("http://", "https://")):  # a DICOMweb instance: immutable by UID
+        if is_url(path):  # a DICOMweb instance: immutable by UID
             rows.append([path, 0, 0])
             continue
         try:

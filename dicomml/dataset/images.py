@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dicomml._columns import plain
+from dicomml._columns import is_url, plain
 from dicomml.catalog.catalog import Catalog
 from dicomml.geometry.spacing import SPACING_PLANES, pixel_spacing
 
@@ -338,7 +338,7 @@ def _image_table(instances: pd.DataFrame) -> pd.DataFrame:
 def _stored_row(row: pd.Series) -> pd.Series:
     """``row`` itself, or for a DICOMweb instance URL the row of its file in the local store
     (retrieved first when absent): what the pixel and header reads open."""
-    if not str(row["path"]).startswith(("http://", "https://")):
+    if not is_url(row["path"]):
         return row
     from dicomml.decode.located import local_rows
 

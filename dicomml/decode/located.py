@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dicomml._columns import absent, column_list
+from dicomml._columns import absent, column_list, is_url
 from dicomml.decode import syntaxes as ts
 from dicomml.decode.fastheader import TruncatedData, parse_header, read_pixel_header
 from dicomml.decode.frames import EncodedPixels, load_encoded, native_frames, simple_frames
@@ -108,7 +108,7 @@ def _local_files(files: list[list]) -> list[list]:
     """The file columns (:data:`_FILE_COLUMNS` order, one list each) with rows whose path is a
     DICOMweb instance URL (a catalog from ``dicomml.scan(url)``) turned into the local store's
     file and its facts, retrieving what is not stored (:func:`dicomml.web.local_columns`)."""
-    if not any(isinstance(p, str) and p.startswith(("http://", "https://")) for p in files[0]):
+    if not any(is_url(p) for p in files[0]):
         return files
     from dicomml.web.fetch import local_columns
 
@@ -121,7 +121,7 @@ def local_rows(rows):
     transfer syntax, Pixel Data offset and length, size, mtime) those of the stored files:
     from here on they read as a scanned folder's rows. ``rows`` itself when none is a URL."""
     paths = column_list(rows, "path") if "path" in rows else []
-    if not any(isinstance(p, str) and p.startswith(("http://", "https://")) for p in paths):
+    if not any(is_url(p) for p in paths):
         return rows
     none = [None] * len(rows)
     files = _local_files([column_list(rows, c) if c in rows else none for c in _FILE_COLUMNS])

@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.parse
 
+from dicomml._columns import is_url
 from dicomml.errors import (
     DicomWebAuthError,
     DicomWebError,
@@ -41,11 +42,6 @@ from dicomml.errors import (
 RETRIED_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _REGISTRY: dict[str, DicomWebSource] = {}
 _REGISTRY_LOCK = threading.Lock()
-
-
-def is_url(value) -> bool:
-    """True for an ``http://`` or ``https://`` string (a DICOMweb location, not a path)."""
-    return isinstance(value, str) and value[:8].lower().startswith(("http://", "https://"))
 
 
 def _split_credentials(url: str):
